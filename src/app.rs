@@ -1,0 +1,659 @@
+//! The commands, end to end: `run`, `list`, `plugins`. This is the only place
+//! that knows the order of the stages; each stage lives in its own module.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::cli::{Cli, Command as Subcommand, ListArgs, RunArgs, SelectArgs};
+use crate::config::{
+    FlakyResult, Hooks, IgnoredMode, Isolation, MessageFormat, Profile, ProjectConfig,
+    WorkspaceReset,
+};
+use crate::error::{Error, Result, exit};
+use crate::events::Event;
+use crate::hooks::{RunContext, Scope, run_hook};
+use crate::model::{AttemptStatus, TestCase};
+use crate::plugin::{self, DiscoverContext, Plugin};
+use crate::process::Watchdog;
+use crate::report::console::{Console, Summary};
+use crate::report::{Collector, Counts, json};
+use crate::runner::Runner;
+use crate::schedule::partition::{self, Partition};
+use crate::schedule::timings::Timings;
+use crate::workspace::Layout;
+
+/// Runs the command line and returns the process exit code.
+pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
+    let cli = match Cli::parse_args(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
+        }
+    };
+    let result = match cli.command {
+        Subcommand::Run(args) => run(&args),
+        Subcommand::List(args) => list(&args),
+        Subcommand::Plugins => plugins(),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("error: {e}");
+        e.exit_code()
+    })
+}
+
+fn plugins() -> Result<i32> {
+    let mut stdout = std::io::stdout().lock();
+    for plugin in plugin::registered() {
+        let _ = writeln!(stdout, "{:<10} {}", plugin.name(), plugin.description());
+    }
+    Ok(exit::OK)
+}
+
+/// What `run` and `list` share: the source, the settings, the plugin and the tests.
+struct Prepared {
+    source: PathBuf,
+    settings: Profile,
+    project: ProjectConfig,
+    plugin: &'static dyn Plugin,
+}
+
+fn prepare(select: &SelectArgs, cli_layer: Profile) -> Result<Prepared> {
+    let cwd = std::env::current_dir()
+        .map_err(|e| Error::with_cause(crate::error::Kind::Usage, "no current directory", e))?;
+    let source = find_source(select, &cwd)?;
+    let project = ProjectConfig::load(&source)?;
+    let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
+    let settings = cli_layer
+        .overlay(Profile::from_env(|name| std::env::var(name).ok(), &cwd)?)
+        .overlay(project.profile(select.profile.as_deref(), ci)?);
+    let plugin = plugin::select(settings.plugin.as_deref(), &source)?;
+    Ok(Prepared {
+        source,
+        settings,
+        project,
+        plugin,
+    })
+}
+
+/// `--source`, else the Cargo workspace root above the current directory (or
+/// `--manifest-path`), else the current directory.
+fn find_source(select: &SelectArgs, cwd: &Path) -> Result<PathBuf> {
+    if let Some(dir) = &select.source {
+        return dir.canonicalize().map_err(|e| {
+            Error::with_cause(
+                crate::error::Kind::Usage,
+                format!("invalid --source {}", dir.display()),
+                e,
+            )
+        });
+    }
+    let has_manifest = select.cargo.manifest_path.is_some()
+        || cwd.ancestors().any(|d| d.join("Cargo.toml").is_file());
+    if has_manifest && select.plugin.as_deref().is_none_or(|p| p == "cargo") {
+        let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        command.args(["locate-project", "--workspace", "--message-format", "plain"]);
+        if let Some(manifest) = &select.cargo.manifest_path {
+            command.arg("--manifest-path").arg(manifest);
+        }
+        if let Ok(output) = command.output()
+            && output.status.success()
+        {
+            let manifest = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+            if let Some(root) = manifest.parent() {
+                return Ok(root.to_path_buf());
+            }
+        }
+    }
+    Ok(cwd.to_path_buf())
+}
+
+fn paratest_dir(source: &Path) -> PathBuf {
+    source.join(".paratest")
+}
+
+/// Creates `.paratest/` with a `.gitignore` that ignores it whole.
+fn ensure_paratest_dir(source: &Path) {
+    let dir = paratest_dir(source);
+    if std::fs::create_dir_all(&dir).is_ok() && !dir.join(".gitignore").exists() {
+        let _ = std::fs::write(dir.join(".gitignore"), "*\n");
+    }
+}
+
+fn discover(
+    prepared: &Prepared,
+    select: &SelectArgs,
+    test_args: &[String],
+    verbose_build: bool,
+) -> Result<Vec<TestCase>> {
+    let cargo = select.cargo.options();
+    let ctx = DiscoverContext {
+        source: &prepared.source,
+        cargo: &cargo,
+        ignored: select.ignored_mode(),
+        settings: prepared.project.plugins.get(prepared.plugin.name()),
+        test_args,
+        verbose_build,
+    };
+    let mut tests = prepared.plugin.discover(&ctx)?;
+    tests.retain(|test| matches_filters(test, select));
+    tests.sort_by(|a, b| a.id.cmp(&b.id));
+    if let Some(pair) = tests.windows(2).find(|pair| pair[0].id == pair[1].id) {
+        return Err(Error::cannot_run(format!(
+            "plugin `{}` reported the test `{}` twice",
+            prepared.plugin.name(),
+            pair[0].id
+        )));
+    }
+    Ok(tests)
+}
+
+/// `cargo test`'s filter rules: a test runs if its name contains any filter
+/// (equals one, with `--exact`); `--ignored` keeps only ignored tests.
+fn matches_filters(test: &TestCase, select: &SelectArgs) -> bool {
+    let by_name = select.filters.is_empty()
+        || select.filters.iter().any(|f| {
+            if select.exact {
+                test.name == *f || test.id == *f
+            } else {
+                test.name.contains(f.as_str()) || test.id.contains(f.as_str())
+            }
+        });
+    by_name && (select.ignored_mode() != IgnoredMode::Only || test.ignored)
+}
+
+/// The partition asked for, if any: `K/N`, or `auto` from the CI's variables.
+fn partition(settings: &Profile) -> Result<Option<Partition>> {
+    match settings.partition.as_deref() {
+        None => Ok(None),
+        Some("auto") => partition::from_ci_env(|name| std::env::var(name).ok())
+            .map(Some)
+            .map_err(|e| Error::usage(format!("--partition auto: {e}"))),
+        Some(text) => text.parse().map(Some).map_err(Error::usage),
+    }
+}
+
+fn timings_path(prepared: &Prepared) -> PathBuf {
+    prepared
+        .settings
+        .timings
+        .clone()
+        .unwrap_or_else(|| paratest_dir(&prepared.source).join("timings.json"))
+}
+
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The tests of this machine's shard, with their expected durations.
+struct Selection {
+    /// Indices into the test list, of the tests this shard runs (ignored ones included).
+    chosen: Vec<usize>,
+    expected: Vec<Duration>,
+    partition: Option<Partition>,
+    shard_of: Option<Vec<usize>>,
+}
+
+fn select_shard(tests: &[TestCase], timings: &Timings, partition: Option<Partition>) -> Selection {
+    let expected = timings.expected_durations(tests);
+    match partition {
+        None => Selection {
+            chosen: (0..tests.len()).collect(),
+            expected,
+            partition,
+            shard_of: None,
+        },
+        Some(p) => {
+            let shard_of = partition::shard_of(tests, &expected, p.total);
+            let chosen = (0..tests.len())
+                .filter(|&i| shard_of[i] == p.index)
+                .collect();
+            Selection {
+                chosen,
+                expected,
+                partition,
+                shard_of: Some(shard_of),
+            }
+        }
+    }
+}
+
+fn load_timings(path: &Path, warn: impl Fn(&str)) -> Timings {
+    let (timings, warning) = Timings::load(path);
+    if let Some(warning) = warning {
+        warn(&warning);
+    }
+    timings
+}
+
+fn list(args: &ListArgs) -> Result<i32> {
+    let prepared = prepare(&args.select, args.profile())?;
+    let format = prepared
+        .settings
+        .message_format
+        .unwrap_or(MessageFormat::Human);
+    let tests = discover(&prepared, &args.select, &[], false)?;
+    let timings = load_timings(&timings_path(&prepared), |w| eprintln!("warning: {w}"));
+    let shard = select_shard(&tests, &timings, partition(&prepared.settings)?);
+    let runnable: Vec<usize> = shard
+        .chosen
+        .iter()
+        .copied()
+        .filter(|&i| !skipped(&tests[i], &args.select))
+        .collect();
+    let order = ordered(&tests, &shard.expected, &runnable);
+    let workers = prepared
+        .settings
+        .workers
+        .unwrap_or_else(default_workers)
+        .max(1);
+    let in_order: Vec<Duration> = order.iter().map(|&i| shard.expected[i]).collect();
+    let plan = partition::plan(&in_order, workers);
+    let mut stdout = std::io::stdout().lock();
+    for (position, &index) in order.iter().enumerate() {
+        let test = &tests[index];
+        let expected = shard.expected[index];
+        if format == MessageFormat::Json {
+            let mut value = serde_json::json!({"id": test.id, "group": test.group, "expected_duration": expected.as_secs_f64()});
+            if let Some(shard_of) = &shard.shard_of {
+                value["shard"] = shard_of[index].into();
+            }
+            if args.plan {
+                value["worker"] = plan.worker_of[position].into();
+            }
+            let _ = writeln!(stdout, "{value}");
+        } else if args.plan {
+            let _ = writeln!(
+                stdout,
+                "w{:<3} {:>9}  {}",
+                plan.worker_of[position],
+                crate::report::seconds(expected),
+                test.id
+            );
+        } else {
+            let _ = writeln!(
+                stdout,
+                "{:>9}  {}",
+                crate::report::seconds(expected),
+                test.id
+            );
+        }
+    }
+    if format == MessageFormat::Human {
+        let shard_note = shard
+            .partition
+            .map(|p| format!(" in shard {p}"))
+            .unwrap_or_default();
+        eprintln!("{} tests{shard_note}", order.len());
+        if args.plan {
+            eprintln!(
+                "expected makespan {} with {workers} workers; lower bound {} ({:.2}x)",
+                crate::report::seconds(plan.makespan),
+                crate::report::seconds(plan.lower_bound),
+                plan.ratio()
+            );
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// Whether a test is reported as skipped instead of run.
+fn skipped(test: &TestCase, select: &SelectArgs) -> bool {
+    test.ignored && select.ignored_mode() == IgnoredMode::Skip
+}
+
+/// The queue order: longest expected first, ties by id.
+fn ordered(tests: &[TestCase], expected: &[Duration], chosen: &[usize]) -> Vec<usize> {
+    let mut order = chosen.to_vec();
+    order.sort_by(|&a, &b| {
+        expected[b]
+            .cmp(&expected[a])
+            .then_with(|| tests[a].id.cmp(&tests[b].id))
+    });
+    order
+}
+
+/// Installs the Ctrl-C / SIGTERM handler: the watchdog kills running tests
+/// and the workers stop taking new ones.
+fn handle_interrupts(watchdog: &Watchdog) {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
+        return;
+    };
+    let watchdog = watchdog.clone();
+    std::thread::Builder::new()
+        .name("paratest-signals".into())
+        .spawn(move || {
+            for _ in signals.forever() {
+                watchdog.interrupt();
+            }
+        })
+        .expect("cannot start the signal thread");
+}
+
+fn run_id() -> String {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("{:x}-{:x}", now.as_millis(), std::process::id())
+}
+
+fn run(args: &RunArgs) -> Result<i32> {
+    let wall = Instant::now();
+    let watchdog = Watchdog::start();
+    handle_interrupts(&watchdog);
+    let prepared = prepare(&args.select, args.profile())?;
+    let settings = &prepared.settings;
+    let source = prepared.source.clone();
+    let workers = settings.workers.unwrap_or_else(default_workers);
+    if workers == 0 {
+        return Err(Error::usage("--workers must be at least 1"));
+    }
+    let partition = partition(settings)?;
+    let isolation = settings.isolation.unwrap_or(Isolation::Copy);
+    let hooks = Hooks {
+        setup: settings.setup.clone(),
+        setup_workspace: settings.setup_workspace.clone(),
+        setup_test: settings.setup_test.clone(),
+        teardown_test: settings.teardown_test.clone(),
+        teardown_workspace: settings.teardown_workspace.clone(),
+        teardown: settings.teardown.clone(),
+    };
+    if isolation == Isolation::Empty && hooks.setup_workspace.is_none() {
+        return Err(Error::usage(
+            "--isolation empty needs --setup-workspace to fill each workspace",
+        ));
+    }
+    ensure_paratest_dir(&source);
+    let output = settings
+        .output
+        .clone()
+        .unwrap_or_else(|| paratest_dir(&source).join("logs"));
+    let junit_path = settings
+        .junit
+        .clone()
+        .unwrap_or_else(|| paratest_dir(&source).join("junit.xml"));
+    let timings_path = timings_path(&prepared);
+    clear_old_logs(&output);
+    let context = RunContext {
+        run_id: run_id(),
+        source: source.clone(),
+        output: output.clone(),
+        workers,
+        partition: partition.map(|p| p.to_string()),
+    };
+
+    // --setup runs before discovery; --teardown runs whatever happens after it.
+    if let Some(setup) = &hooks.setup
+        && let Err(e) = run_hook(
+            &watchdog,
+            "setup",
+            setup,
+            Scope::run(&context),
+            &output.join("hooks/setup.log"),
+        )
+    {
+        run_teardown(&watchdog, &hooks, &context);
+        if watchdog.is_interrupted() {
+            return Ok(exit::INTERRUPTED);
+        }
+        return Err(Error::cannot_run(e));
+    }
+    let result = run_tests(
+        args,
+        &prepared,
+        &context,
+        &hooks,
+        &watchdog,
+        &timings_path,
+        &junit_path,
+        partition,
+        wall,
+    );
+    run_teardown(&watchdog, &hooks, &context);
+    result
+}
+
+fn run_teardown(watchdog: &Watchdog, hooks: &Hooks, context: &RunContext) {
+    if let Some(teardown) = &hooks.teardown
+        && let Err(e) = run_hook(
+            watchdog,
+            "teardown",
+            teardown,
+            Scope::run(context),
+            &context.output.join("hooks/teardown.log"),
+        )
+    {
+        eprintln!("warning: {e}");
+    }
+}
+
+/// Removes the logs of a previous run (only files this tool names).
+fn clear_old_logs(output: &Path) {
+    let Ok(entries) = std::fs::read_dir(output) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path
+            .extension()
+            .is_some_and(|e| e == "stdout" || e == "stderr")
+        {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    let _ = std::fs::remove_dir_all(output.join("hooks"));
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_tests(
+    args: &RunArgs,
+    prepared: &Prepared,
+    context: &RunContext,
+    hooks: &Hooks,
+    watchdog: &Watchdog,
+    timings_path: &Path,
+    junit_path: &Path,
+    partition: Option<Partition>,
+    wall: Instant,
+) -> Result<i32> {
+    let settings = &prepared.settings;
+    let format = settings.message_format.unwrap_or(MessageFormat::Human);
+    let interactive_build = format == MessageFormat::Human;
+    let tests = match discover(prepared, &args.select, &args.test_args, interactive_build) {
+        Err(_) if watchdog.is_interrupted() => return Ok(exit::INTERRUPTED),
+        other => other?,
+    };
+    let timings = load_timings(timings_path, |w| eprintln!("warning: {w}"));
+    let shard = select_shard(&tests, &timings, partition);
+    let (skip, runnable): (Vec<usize>, Vec<usize>) = shard
+        .chosen
+        .iter()
+        .copied()
+        .partition(|&i| skipped(&tests[i], &args.select));
+    let order = ordered(&tests, &shard.expected, &runnable);
+    let workers = context.workers.min(order.len()).max(1);
+    let context = RunContext {
+        workers,
+        ..context.clone()
+    };
+
+    let retries = settings.retries.unwrap_or(0);
+    let mut console = Console::new(order.len(), retries);
+    if format == MessageFormat::Json {
+        json::run_started(
+            &context.run_id,
+            order.len(),
+            workers,
+            context.partition.as_deref(),
+        );
+    }
+    let shard_note = partition
+        .map(|p| format!(" (shard {p})"))
+        .unwrap_or_default();
+    console.line(&format!(
+        "Starting {} tests{shard_note} on {workers} workers ({} isolation), {} skipped",
+        order.len(),
+        match settings.isolation.unwrap_or(Isolation::Copy) {
+            Isolation::Copy => "copy",
+            Isolation::None => "no",
+            Isolation::Empty => "empty",
+        },
+        skip.len()
+    ));
+    if order.is_empty() {
+        console.line(if partition.is_some() {
+            "note: this shard has no test to run"
+        } else {
+            "note: no test matches"
+        });
+    }
+    let mut collector = Collector::new(&tests);
+    for &index in &skip {
+        collector.skip(index);
+        console.skipped(&tests[index]);
+        if format == MessageFormat::Json {
+            json::skipped(&tests[index]);
+        }
+    }
+
+    let workspace_root = match &settings.workspace_root {
+        Some(root) => root.clone(),
+        None => tempfile::Builder::new()
+            .prefix("paratest-")
+            .tempdir()
+            .map_err(|e| {
+                Error::with_cause(
+                    crate::error::Kind::CannotRun,
+                    "cannot create the workspace root",
+                    e,
+                )
+            })?
+            .keep(),
+    };
+    let mut excluded = vec![context.output.clone()];
+    excluded.extend(
+        args.select
+            .cargo
+            .target_dir
+            .iter()
+            .map(|d| std::path::absolute(d).unwrap_or_else(|_| d.clone())),
+    );
+    let layout = Layout {
+        isolation: settings.isolation.unwrap_or(Isolation::Copy),
+        source: prepared.source.clone(),
+        root: workspace_root.clone(),
+        excluded,
+    };
+    let runner = Runner {
+        tests: &tests,
+        order: order.clone(),
+        plugin: prepared.plugin,
+        layout,
+        context: context.clone(),
+        hooks: hooks.clone(),
+        retries,
+        timeout: settings.timeout.map(|t| t.0),
+        slow_timeout: Some(
+            settings
+                .slow_timeout
+                .map_or(Duration::from_secs(60), |t| t.0),
+        ),
+        fail_fast: settings.fail_fast.unwrap_or(false),
+        workspace_reset: settings.workspace_reset.unwrap_or(WorkspaceReset::Never),
+        keep_workspaces: settings.keep_workspaces.unwrap_or(false),
+        watchdog: watchdog.clone(),
+    };
+    let run_started = Instant::now();
+    let (sender, receiver) = crossbeam_channel::unbounded::<Event>();
+    let stats = std::thread::scope(|scope| {
+        let collector = &mut collector;
+        let console = &mut console;
+        let tests = &tests;
+        scope.spawn(move || {
+            for event in receiver {
+                console.event(tests, &event);
+                if format == MessageFormat::Json {
+                    json::event(tests, &event);
+                }
+                collector.record(&event);
+            }
+        });
+        let stats = runner.run(&sender);
+        drop(sender);
+        stats
+    });
+    let makespan = run_started.elapsed();
+    if !runner.keep_workspaces && settings.workspace_root.is_none() {
+        let _ = std::fs::remove_dir_all(&workspace_root);
+    }
+
+    let interrupted = watchdog.is_interrupted();
+    let outcomes = collector.outcomes();
+    let counts = Counts::of(&outcomes, stats.not_run);
+    let mut files = Vec::new();
+    match Ok::<(), String>(()) /*TMP*/ {
+        Ok(()) => files.push(("JUnit report", junit_path.to_path_buf())),
+        Err(e) => console.line(&format!("warning: cannot write the JUnit report {}: {e}", junit_path.display())),
+    }
+    files.push(("Logs", context.output.clone()));
+    if runner.keep_workspaces {
+        files.push(("Workspaces", workspace_root.clone()));
+    }
+    // Only passing attempts teach the scheduler: a failure is often fast.
+    let samples: Vec<(String, Duration)> = outcomes
+        .iter()
+        .flat_map(|o| {
+            o.attempts
+                .iter()
+                .filter(|a| a.status == AttemptStatus::Passed)
+                .map(|a| (o.test.id.clone(), a.duration))
+        })
+        .collect();
+    if !samples.is_empty()
+        && let Err(e) = Timings::record(timings_path, &samples)
+    {
+        console.line(&format!("warning: timings not saved: {e}"));
+    }
+    let actual: Vec<Duration> = outcomes
+        .iter()
+        .flat_map(|o| o.attempts.iter().map(|a| a.duration))
+        .collect();
+    let lower_bound = partition::lower_bound(&actual, workers);
+    let exit_code = if interrupted {
+        exit::INTERRUPTED
+    } else if counts.failed + counts.timed_out > 0
+        || (counts.flaky > 0 && settings.flaky_result == Some(FlakyResult::Fail))
+    {
+        exit::TESTS_FAILED
+    } else if stats.workers_lost == workers && !order.is_empty() {
+        console.line("error: no workspace could be made: every worker was dropped");
+        exit::CANNOT_RUN
+    } else {
+        exit::OK
+    };
+    console.summary(&Summary {
+        counts,
+        outcomes: &outcomes,
+        workers: &collector.workers,
+        wall: wall.elapsed(),
+        makespan: (!actual.is_empty()).then_some((makespan, lower_bound)),
+        files,
+        interrupted,
+    });
+    if format == MessageFormat::Json {
+        json::run_finished(
+            &counts,
+            wall.elapsed().as_secs_f64(),
+            exit_code,
+            interrupted,
+        );
+    }
+    Ok(exit_code)
+}

@@ -1,0 +1,382 @@
+//! The command line: every clap type lives here and nowhere else. Parsing
+//! ends in a [`Profile`] layer plus the few options that are not settings.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{
+    CargoOptions, FlakyResult, HumanDuration, IgnoredMode, Isolation, MessageFormat, Profile,
+    WorkspaceReset,
+};
+
+/// Run a project's tests in parallel, each worker in its own isolated workspace.
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo-paratest",
+    bin_name = "cargo paratest",
+    version,
+    about,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the tests (the default subcommand).
+    Run(RunArgs),
+    /// List the tests with their expected durations.
+    List(ListArgs),
+    /// List the registered plugins, one line each.
+    Plugins,
+}
+
+/// The names `run` is inserted before when no subcommand is given.
+const SUBCOMMANDS: &[&str] = &["run", "list", "plugins", "timings", "merge", "help"];
+
+impl Cli {
+    /// Parses `cargo paratest ...` and `cargo-paratest ...` alike; `run` is the default.
+    pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Cli, clap::Error> {
+        let mut args: Vec<OsString> = args.into_iter().collect();
+        // Cargo runs `cargo-paratest paratest ARGS...` for `cargo paratest ARGS...`.
+        if args.get(1).is_some_and(|a| a == "paratest") {
+            args.remove(1);
+        }
+        let needs_run = match args.get(1).and_then(|a| a.to_str()) {
+            None => true,
+            Some(first) => {
+                !SUBCOMMANDS.contains(&first)
+                    && !["-h", "--help", "-V", "--version"].contains(&first)
+            }
+        };
+        if needs_run {
+            args.insert(1.min(args.len()), "run".into());
+        }
+        Cli::try_parse_from(args)
+    }
+}
+
+/// Options shared by `run` and `list`: what to test and where.
+#[derive(Debug, Args)]
+pub struct SelectArgs {
+    /// Run only tests whose name contains one of these substrings.
+    #[arg(value_name = "FILTER")]
+    pub filters: Vec<String>,
+
+    /// Filters match test names exactly.
+    #[arg(long)]
+    pub exact: bool,
+
+    /// Run only ignored tests.
+    #[arg(long, conflicts_with = "include_ignored")]
+    pub ignored: bool,
+
+    /// Run ignored tests too.
+    #[arg(long)]
+    pub include_ignored: bool,
+
+    /// Plugin that discovers and runs tests [default: cargo where a Cargo.toml is found].
+    #[arg(long, value_name = "NAME")]
+    pub plugin: Option<String>,
+
+    /// The source: the project directory [default: the Cargo workspace root, else the current directory].
+    #[arg(long, value_name = "DIR")]
+    pub source: Option<PathBuf>,
+
+    /// Profile from paratest.toml [default: `default`, or `ci` where CI is set and it is defined].
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+
+    /// Timings file [default: .paratest/timings.json in the source].
+    #[arg(long, value_name = "PATH")]
+    pub timings: Option<PathBuf>,
+
+    /// Console format: `json` prints one JSON object per line on stdout.
+    #[arg(long, value_name = "FORMAT")]
+    pub message_format: Option<MessageFormat>,
+
+    #[command(flatten)]
+    pub cargo: CargoArgs,
+}
+
+/// Cargo's options, with Cargo's meaning.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Cargo options")]
+pub struct CargoArgs {
+    /// Path to Cargo.toml.
+    #[arg(long, value_name = "PATH")]
+    pub manifest_path: Option<PathBuf>,
+    /// Package to test (repeatable).
+    #[arg(short, long = "package", value_name = "SPEC")]
+    pub package: Vec<String>,
+    /// Test all packages of the Cargo workspace.
+    #[arg(long)]
+    pub workspace: bool,
+    /// Exclude packages (with --workspace).
+    #[arg(long, value_name = "SPEC")]
+    pub exclude: Vec<String>,
+    /// Features to activate (space or comma separated).
+    #[arg(short = 'F', long, value_name = "FEATURES")]
+    pub features: Vec<String>,
+    /// Activate all features.
+    #[arg(long)]
+    pub all_features: bool,
+    /// Do not activate the `default` feature.
+    #[arg(long)]
+    pub no_default_features: bool,
+    /// Build in release mode.
+    #[arg(long)]
+    pub release: bool,
+    /// Cargo build profile.
+    #[arg(long, value_name = "NAME")]
+    pub cargo_profile: Option<String>,
+    /// Build for the target triple.
+    #[arg(long, value_name = "TRIPLE")]
+    pub target: Option<String>,
+    /// Cargo's target directory.
+    #[arg(long, value_name = "DIR")]
+    pub target_dir: Option<PathBuf>,
+    /// Test only the library.
+    #[arg(long)]
+    pub lib: bool,
+    /// Test all binaries.
+    #[arg(long)]
+    pub bins: bool,
+    /// Test all integration tests.
+    #[arg(long)]
+    pub tests: bool,
+    /// Test only this integration test (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub test: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+
+    /// Number of workers = number of workspaces [default: available parallelism].
+    #[arg(short = 'j', long, visible_short_alias = 'w', value_name = "N")]
+    pub workers: Option<usize>,
+
+    /// How each workspace is made [default: copy].
+    #[arg(long, value_name = "MODE")]
+    pub isolation: Option<Isolation>,
+
+    /// Where workspaces are created [default: a fresh temporary directory].
+    #[arg(long, value_name = "DIR")]
+    pub workspace_root: Option<PathBuf>,
+
+    /// Do not delete the workspaces at the end.
+    #[arg(long)]
+    pub keep_workspaces: bool,
+
+    /// Shell command run once before discovery (cwd = the source).
+    #[arg(long, value_name = "CMD", help_heading = "Hooks")]
+    pub setup: Option<String>,
+    /// Run once per workspace after it is created (cwd = the workspace).
+    #[arg(long, value_name = "CMD", help_heading = "Hooks")]
+    pub setup_workspace: Option<String>,
+    /// Run before each test (cwd = the workspace).
+    #[arg(long, value_name = "CMD", help_heading = "Hooks")]
+    pub setup_test: Option<String>,
+    /// Run after each test, pass or fail.
+    #[arg(long, value_name = "CMD", help_heading = "Hooks")]
+    pub teardown_test: Option<String>,
+    /// Run once per workspace at the end, also after failures and interrupts.
+    #[arg(long, value_name = "CMD", help_heading = "Hooks")]
+    pub teardown_workspace: Option<String>,
+    /// Run once at the end, also after failures and interrupts.
+    #[arg(long, value_name = "CMD", help_heading = "Hooks")]
+    pub teardown: Option<String>,
+
+    /// Extra attempts for a failing test [default: 0].
+    #[arg(long, visible_alias = "retry", value_name = "N")]
+    pub retries: Option<u32>,
+
+    /// Whether a flaky test fails the run [default: pass].
+    #[arg(long, value_name = "RESULT")]
+    pub flaky_result: Option<FlakyResult>,
+
+    /// Rebuild a worker's workspace after a failed attempt [default: never].
+    #[arg(long, value_name = "WHEN")]
+    pub workspace_reset: Option<WorkspaceReset>,
+
+    /// Per-test limit (`90s`, `5m`); the whole process tree is killed.
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<HumanDuration>,
+
+    /// Print a notice for tests running longer than this [default: 60s].
+    #[arg(long, value_name = "DURATION")]
+    pub slow_timeout: Option<HumanDuration>,
+
+    /// Stop scheduling new tests after the first definite failure.
+    #[arg(long)]
+    pub fail_fast: bool,
+
+    /// JUnit XML report [default: .paratest/junit.xml in the source].
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
+
+    /// Directory for per-test logs [default: .paratest/logs/ in the source].
+    #[arg(long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+
+    /// Arguments passed to every test process.
+    #[arg(last = true, value_name = "TEST-ARGS")]
+    pub test_args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+
+    /// Show the plan: which worker each test is expected to run on.
+    #[arg(long)]
+    pub plan: bool,
+
+    /// Number of workers the plan assumes [default: available parallelism].
+    #[arg(short = 'j', long, visible_short_alias = 'w', value_name = "N")]
+    pub workers: Option<usize>,
+}
+
+impl SelectArgs {
+    pub fn ignored_mode(&self) -> IgnoredMode {
+        if self.ignored {
+            IgnoredMode::Only
+        } else if self.include_ignored {
+            IgnoredMode::Include
+        } else {
+            IgnoredMode::Skip
+        }
+    }
+
+    /// The settings this command line gives, as the top configuration layer.
+    fn profile(&self) -> Profile {
+        Profile {
+            plugin: self.plugin.clone(),
+            timings: self.timings.clone(),
+            message_format: self.message_format,
+            ..Profile::default()
+        }
+    }
+}
+
+impl CargoArgs {
+    pub fn options(&self) -> CargoOptions {
+        CargoOptions {
+            manifest_path: self.manifest_path.clone(),
+            packages: self.package.clone(),
+            workspace: self.workspace,
+            exclude: self.exclude.clone(),
+            features: self.features.clone(),
+            all_features: self.all_features,
+            no_default_features: self.no_default_features,
+            release: self.release,
+            cargo_profile: self.cargo_profile.clone(),
+            target: self.target.clone(),
+            target_dir: self.target_dir.clone(),
+            lib: self.lib,
+            bins: self.bins,
+            tests: self.tests,
+            test: self.test.clone(),
+        }
+    }
+}
+
+impl RunArgs {
+    /// The settings this command line gives; flags absent stay `None` so lower layers show through.
+    pub fn profile(&self) -> Profile {
+        Profile {
+            workers: self.workers,
+            isolation: self.isolation,
+            workspace_root: self.workspace_root.clone(),
+            keep_workspaces: self.keep_workspaces.then_some(true),
+            setup: self.setup.clone(),
+            setup_workspace: self.setup_workspace.clone(),
+            setup_test: self.setup_test.clone(),
+            teardown_test: self.teardown_test.clone(),
+            teardown_workspace: self.teardown_workspace.clone(),
+            teardown: self.teardown.clone(),
+            retries: self.retries,
+            timeout: self.timeout,
+            slow_timeout: self.slow_timeout,
+            junit: self.junit.clone(),
+            output: self.output.clone(),
+            fail_fast: self.fail_fast.then_some(true),
+            flaky_result: self.flaky_result,
+            workspace_reset: self.workspace_reset,
+            ..self.select.profile()
+        }
+    }
+}
+
+impl ListArgs {
+    pub fn profile(&self) -> Profile {
+        Profile {
+            workers: self.workers,
+            ..self.select.profile()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(line: &str) -> Cli {
+        Cli::parse_args(line.split_whitespace().map(OsString::from)).unwrap()
+    }
+
+    #[test]
+    fn run_is_the_default_subcommand_under_both_names() {
+        for line in [
+            "cargo-paratest paratest -j 4 foo",
+            "cargo-paratest -j 4 foo",
+            "cargo-paratest run -w 4 foo",
+        ] {
+            let Command::Run(run) = parse(line).command else {
+                panic!("{line}: not run")
+            };
+            assert_eq!(run.workers, Some(4), "{line}");
+            assert_eq!(run.select.filters, ["foo"], "{line}");
+        }
+        assert!(matches!(
+            parse("cargo-paratest paratest").command,
+            Command::Run(_)
+        ));
+        assert!(matches!(
+            parse("cargo-paratest paratest list").command,
+            Command::List(_)
+        ));
+    }
+
+    #[test]
+    fn test_args_follow_the_double_dash() {
+        let Command::Run(run) = parse("cargo-paratest foo -- --test-threads 1").command else {
+            panic!()
+        };
+        assert_eq!(run.test_args, ["--test-threads", "1"]);
+    }
+
+    #[test]
+    fn retry_alias_and_durations() {
+        let Command::Run(run) = parse("cargo-paratest --retry 2 --timeout 90s").command else {
+            panic!()
+        };
+        assert_eq!(run.retries, Some(2));
+        assert_eq!(run.timeout.unwrap().0.as_secs(), 90);
+        assert!(
+            Cli::parse_args(["cargo-paratest", "--timeout", "soon"].map(OsString::from)).is_err()
+        );
+        assert!(
+            Cli::parse_args(["cargo-paratest", "--isolation", "docker"].map(OsString::from))
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,236 @@
+//! What tests and hooks see: the `PARATEST_*` environment, the ParaTest
+//! placeholders (`{id}`, `{workspace}`, ...) and running a hook with `sh -c`.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::process::{Limits, Watchdog};
+
+/// Facts about the run that every test and hook sees.
+#[derive(Debug, Clone)]
+pub struct RunContext {
+    pub run_id: String,
+    pub source: PathBuf,
+    pub output: PathBuf,
+    pub workers: usize,
+    pub partition: Option<String>,
+}
+
+/// Where a command runs: the run itself, a worker's workspace, or one test attempt in it.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a> {
+    pub run: &'a RunContext,
+    pub worker: Option<(usize, &'a Path)>,
+    pub test: Option<(&'a str, u32)>,
+}
+
+impl<'a> Scope<'a> {
+    pub fn run(run: &'a RunContext) -> Self {
+        Scope {
+            run,
+            worker: None,
+            test: None,
+        }
+    }
+
+    pub fn worker(run: &'a RunContext, worker: usize, workspace: &'a Path) -> Self {
+        Scope {
+            run,
+            worker: Some((worker, workspace)),
+            test: None,
+        }
+    }
+
+    pub fn test(self, id: &'a str, attempt: u32) -> Self {
+        Scope {
+            test: Some((id, attempt)),
+            ..self
+        }
+    }
+
+    /// The `PARATEST_*` variables (SPEC "What tests and hooks see").
+    pub fn env(&self) -> Vec<(&'static str, OsString)> {
+        let run = self.run;
+        let mut env = vec![
+            ("PARATEST", "1".into()),
+            ("PARATEST_WORKERS", run.workers.to_string().into()),
+            ("PARATEST_SOURCE", run.source.clone().into()),
+            ("PARATEST_OUTPUT", run.output.clone().into()),
+            ("PARATEST_RUN_ID", run.run_id.clone().into()),
+        ];
+        if let Some(partition) = &run.partition {
+            env.push(("PARATEST_PARTITION", partition.into()));
+        }
+        if let Some((worker, workspace)) = self.worker {
+            env.push(("PARATEST_WORKER", worker.to_string().into()));
+            env.push(("PARATEST_WORKSPACE", workspace.into()));
+        }
+        if let Some((id, attempt)) = self.test {
+            env.push(("PARATEST_TEST", id.into()));
+            env.push(("PARATEST_ATTEMPT", attempt.to_string().into()));
+        }
+        env
+    }
+
+    /// Replaces the ParaTest placeholders, each value shell-quoted. A
+    /// placeholder whose value this scope lacks (`{test}` in a run hook) is
+    /// replaced by an empty quoted string.
+    pub fn expand(&self, template: &str) -> String {
+        let workspace = self
+            .worker
+            .map(|(_, w)| w.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let values = [
+            (
+                "{id}",
+                self.worker.map(|(n, _)| n.to_string()).unwrap_or_default(),
+            ),
+            ("{workspace}", workspace.clone()),
+            ("{path}", workspace),
+            ("{source}", self.run.source.to_string_lossy().into_owned()),
+            ("{output}", self.run.output.to_string_lossy().into_owned()),
+            (
+                "{test}",
+                self.test.map(|(id, _)| id.to_string()).unwrap_or_default(),
+            ),
+        ];
+        substitute(template, &values)
+    }
+
+    /// The directory hooks of this scope run in: the workspace, else the source.
+    pub fn cwd(&self) -> &Path {
+        self.worker
+            .map_or(&self.run.source, |(_, workspace)| workspace)
+    }
+}
+
+/// Replaces every `{name}` in `template` with the shell-quoted value, in one
+/// left-to-right pass so that a value containing `{id}` is never expanded again.
+pub fn substitute(template: &str, values: &[(&str, String)]) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    'scan: while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let tail = &rest[open..];
+        for (name, value) in values {
+            if tail.starts_with(name) {
+                out.push_str(&shell_words::quote(value));
+                rest = &tail[name.len()..];
+                continue 'scan;
+            }
+        }
+        out.push('{');
+        rest = &tail[1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Runs one hook with `sh -c` in its scope. Output goes to `log` (appended);
+/// a failure is returned as a message holding the exit status and the log's tail.
+pub fn run_hook(
+    watchdog: &Watchdog,
+    name: &str,
+    template: &str,
+    scope: Scope<'_>,
+    log: &Path,
+) -> Result<(), String> {
+    let command_line = scope.expand(template);
+    let fail = |why: String| format!("{name} hook `{template}` {why}");
+    if let Some(dir) = log.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| fail(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    let out = File::options()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| fail(format!("cannot open its log {}: {e}", log.display())))?;
+    let err = out.try_clone().map_err(|e| fail(e.to_string()))?;
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg(&command_line)
+        .current_dir(scope.cwd())
+        .envs(scope.env())
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err);
+    let limits = Limits {
+        cleanup: name.starts_with("teardown"),
+        ..Limits::default()
+    };
+    let exit = watchdog
+        .run(command, limits)
+        .map_err(|e| fail(format!("could not start: {e}")))?;
+    if exit.status.success() {
+        return Ok(());
+    }
+    let tail = crate::report::tail_lines(log, 10);
+    Err(fail(format!(
+        "failed ({}); log {}:\n{tail}",
+        exit.status,
+        log.display()
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context() -> RunContext {
+        RunContext {
+            run_id: "r1".into(),
+            source: "/src dir".into(),
+            output: "/out".into(),
+            workers: 3,
+            partition: None,
+        }
+    }
+
+    #[test]
+    fn placeholders_are_shell_quoted_and_expanded_once() {
+        let run = context();
+        let workspace = PathBuf::from("/ws/w 2");
+        let scope = Scope::worker(&run, 2, &workspace).test("a b;rm -rf x {id}", 1);
+        assert_eq!(
+            scope.expand("cd {workspace} && echo {id} {test} {source} {unknown} {"),
+            "cd '/ws/w 2' && echo 2 'a b;rm -rf x {id}' '/src dir' {unknown} {"
+        );
+        assert_eq!(scope.expand("{path}"), "'/ws/w 2'");
+    }
+
+    #[test]
+    fn quoted_values_survive_a_real_shell() {
+        let run = context();
+        let workspace = PathBuf::from("/tmp");
+        let nasty = "it's \"$HOME\" `x` ; $(y) \\ *";
+        let scope = Scope::worker(&run, 1, &workspace).test(nasty, 1);
+        let output = Command::new("sh")
+            .arg("-c")
+            .arg(scope.expand("printf %s {test}"))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8(output.stdout).unwrap(), nasty);
+    }
+
+    #[test]
+    fn env_grows_with_the_scope() {
+        let run = context();
+        let workspace = PathBuf::from("/ws/w1");
+        let names = |scope: Scope<'_>| scope.env().into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+        assert!(!names(Scope::run(&run)).contains(&"PARATEST_WORKER"));
+        let test = names(Scope::worker(&run, 1, &workspace).test("t", 2));
+        for name in [
+            "PARATEST",
+            "PARATEST_WORKER",
+            "PARATEST_WORKSPACE",
+            "PARATEST_TEST",
+            "PARATEST_ATTEMPT",
+        ] {
+            assert!(test.contains(&name), "{name}");
+        }
+    }
+}

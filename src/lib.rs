@@ -1,0 +1,23 @@
+//! cargo-paratest: run a project's tests in parallel, each worker in its own
+//! isolated workspace.
+//!
+//! The data flows one way:
+//! `cli` -> `config` -> `plugin` (discover) -> `schedule` -> `workspace` ->
+//! `runner` (with `process` and `hooks`) -> `events` -> `report` (console,
+//! JUnit, JSON) and the timings store. `app` strings the stages together.
+
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod hooks;
+pub mod model;
+pub mod plugin;
+pub mod process;
+pub mod report;
+pub mod runner;
+pub mod schedule;
+pub mod workspace;

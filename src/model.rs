@@ -1,0 +1,110 @@
+//! The nouns every stage shares: a discovered test, how to run it, and what
+//! one attempt of it produced.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+/// One unit the scheduler hands out: for Cargo one libtest test, for pytest
+/// one file (by default), for the command plugin one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestCase {
+    /// Unique over the run, stable between runs: the key of the timings file.
+    pub id: String,
+    /// The report group (JUnit `<testsuite>`): Cargo binary id, pytest file.
+    pub group: String,
+    /// The name inside its group (JUnit `<testcase name>`).
+    pub name: String,
+    /// What to execute.
+    pub invocation: Invocation,
+    /// Working directory, relative to the workspace root.
+    pub cwd: PathBuf,
+    /// Extra environment for the test process.
+    pub env: Vec<(String, EnvValue)>,
+    /// Marked ignored by the test framework and not asked for: reported as skipped, never run.
+    pub ignored: bool,
+}
+
+/// How a test process is started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invocation {
+    /// A program and its arguments, never seen by a shell.
+    Argv {
+        program: PathBuf,
+        args: Vec<OsString>,
+    },
+    /// A shell string written by the user or a plugin, run with `sh -c`.
+    Shell(String),
+}
+
+/// An environment value that may need to point into the worker's workspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvValue {
+    Literal(OsString),
+    /// A path relative to the workspace root, made absolute per workspace.
+    InWorkspace(PathBuf),
+}
+
+/// The result of one attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttemptStatus {
+    Passed,
+    Failed,
+    TimedOut,
+    Skipped,
+}
+
+/// The final result of a test over all its attempts (SPEC "Retries and results").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TestResult {
+    Passed,
+    Flaky,
+    Failed,
+    TimedOut,
+    Skipped,
+}
+
+impl TestResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TestResult::Passed => "passed",
+            TestResult::Flaky => "flaky",
+            TestResult::Failed => "failed",
+            TestResult::TimedOut => "timed-out",
+            TestResult::Skipped => "skipped",
+        }
+    }
+
+    /// Failed or timed out: what makes the run exit 1.
+    pub fn is_failure(self) -> bool {
+        matches!(self, TestResult::Failed | TestResult::TimedOut)
+    }
+}
+
+/// Everything known about one finished attempt of one test.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    /// 1 for the first attempt, 2 for the first retry, ...
+    pub number: u32,
+    /// 1-based worker that ran it.
+    pub worker: usize,
+    pub status: AttemptStatus,
+    pub started: SystemTime,
+    pub duration: Duration,
+    /// A one-line reason when not passed ("exit status 101", "timed out after 5s").
+    pub message: Option<String>,
+    /// Log files holding the attempt's full output.
+    pub stdout_path: PathBuf,
+    pub stderr_path: PathBuf,
+}
+
+/// A test with every attempt it had and its final result: what reports are made of.
+#[derive(Debug, Clone)]
+pub struct TestOutcome {
+    pub test: TestCase,
+    pub result: TestResult,
+    /// In order; empty for a test that was skipped without running.
+    pub attempts: Vec<Attempt>,
+}

@@ -1,0 +1,160 @@
+//! The plugin seam: a plugin discovers tests and says how to run each; the
+//! core does everything else (workspaces, scheduling, retries, reports).
+//!
+//! In-tree plugins register themselves with [`inventory::submit!`]; the set is
+//! listed by `cargo paratest plugins` and checked by a test that loops over
+//! [`registered`].
+
+pub mod cargo;
+
+use std::path::Path;
+use std::process::ExitStatus;
+
+use crate::config::{CargoOptions, IgnoredMode};
+use crate::error::Result;
+use crate::model::{AttemptStatus, TestCase};
+
+/// What a plugin gets to discover tests with.
+pub struct DiscoverContext<'a> {
+    /// The source: the project directory the user points at.
+    pub source: &'a Path,
+    /// Cargo's own options (`-p`, `--features`, ...), for plugins that build with Cargo.
+    pub cargo: &'a CargoOptions,
+    /// Whether ignored tests are skipped, run alone, or run too.
+    pub ignored: IgnoredMode,
+    /// `[plugin.NAME]` from `paratest.toml`, if any.
+    pub settings: Option<&'a toml::Table>,
+    /// Arguments after `--`, for the test processes.
+    pub test_args: &'a [String],
+    /// Whether to show the build tool's progress (human output on a terminal).
+    pub verbose_build: bool,
+}
+
+/// How a finished test process is judged.
+pub struct Finished<'a> {
+    pub status: ExitStatus,
+    /// The attempt's captured stdout, for plugins that read their result from it.
+    pub stdout_path: &'a Path,
+}
+
+/// A language or test framework.
+///
+/// Only [`Plugin::name`], [`Plugin::description`] and [`Plugin::discover`] are
+/// required; the defaults fit any runner whose exit code 0 means "passed".
+pub trait Plugin: Sync {
+    /// The name users type after `--plugin`: lowercase ASCII, digits and `-`.
+    fn name(&self) -> &'static str;
+
+    /// One line for `cargo paratest plugins`.
+    fn description(&self) -> &'static str;
+
+    /// Whether this plugin is the natural default for `source` (Cargo: a
+    /// `Cargo.toml` is there). The first registered plugin that says yes wins.
+    fn detects(&self, _source: &Path) -> bool {
+        false
+    }
+
+    /// Finds the tests. Errors are usage (exit 2) or build failures (exit 3).
+    fn discover(&self, ctx: &DiscoverContext<'_>) -> Result<Vec<TestCase>>;
+
+    /// Turns a finished attempt into a result; by default exit 0 passes.
+    fn judge(&self, _test: &TestCase, finished: &Finished<'_>) -> (AttemptStatus, Option<String>) {
+        judge_by_exit_status(finished.status)
+    }
+}
+
+/// Exit 0 passes; anything else fails with the exit code or signal as the reason.
+pub fn judge_by_exit_status(status: ExitStatus) -> (AttemptStatus, Option<String>) {
+    use std::os::unix::process::ExitStatusExt;
+    if status.success() {
+        (AttemptStatus::Passed, None)
+    } else if let Some(signal) = status.signal() {
+        (
+            AttemptStatus::Failed,
+            Some(format!("killed by signal {signal}")),
+        )
+    } else {
+        let code = status.code().unwrap_or(-1);
+        (AttemptStatus::Failed, Some(format!("exit status {code}")))
+    }
+}
+
+/// One entry of the in-tree registry.
+pub struct Registration(pub &'static dyn Plugin);
+
+inventory::collect!(Registration);
+
+/// Every in-tree plugin, in a stable order (by name).
+pub fn registered() -> Vec<&'static dyn Plugin> {
+    let mut plugins: Vec<&'static dyn Plugin> = inventory::iter::<Registration>
+        .into_iter()
+        .map(|r| r.0)
+        .collect();
+    plugins.sort_by_key(|p| p.name());
+    plugins
+}
+
+/// The plugin called `name`.
+pub fn find(name: &str) -> Option<&'static dyn Plugin> {
+    registered().into_iter().find(|p| p.name() == name)
+}
+
+/// Plugin selection: the named one, else the first that detects the source.
+pub fn select(name: Option<&str>, source: &Path) -> Result<&'static dyn Plugin> {
+    match name {
+        Some(name) => find(name).ok_or_else(|| {
+            let known: Vec<_> = registered().iter().map(|p| p.name()).collect();
+            crate::error::Error::usage(format!(
+                "unknown plugin `{name}` (known plugins: {})",
+                known.join(", ")
+            ))
+        }),
+        None => registered()
+            .into_iter()
+            .find(|p| p.detects(source))
+            .ok_or_else(|| {
+                crate::error::Error::usage(format!(
+                    "no plugin recognises {} (no Cargo.toml there); choose one with --plugin",
+                    source.display()
+                ))
+            }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_names_are_unique_and_valid() {
+        let plugins = registered();
+        assert!(!plugins.is_empty());
+        let mut seen = std::collections::HashSet::new();
+        for plugin in plugins {
+            let name = plugin.name();
+            assert!(seen.insert(name), "plugin `{name}` registered twice");
+            assert!(!name.is_empty());
+            assert!(
+                name.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+                "plugin name `{name}` must be lowercase ASCII, digits or `-`"
+            );
+            let description = plugin.description();
+            assert!(
+                !description.is_empty() && !description.contains('\n'),
+                "`{name}`: one-line description"
+            );
+        }
+    }
+
+    #[test]
+    fn cargo_is_registered_and_detects_cargo_projects() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(select(None, dir.path()).is_err());
+        std::fs::write(dir.path().join("Cargo.toml"), "").unwrap();
+        assert_eq!(select(None, dir.path()).unwrap().name(), "cargo");
+        let err = select(Some("nope"), dir.path()).unwrap_err();
+        assert!(err.to_string().contains("cargo"), "{err}");
+        assert_eq!(err.exit_code(), 2);
+    }
+}

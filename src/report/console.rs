@@ -1,0 +1,291 @@
+//! The human view: one line per finished test (above a progress bar on a
+//! terminal, plain lines in CI logs), then the summary. Everything goes to
+//! stderr, so stdout stays free for `--message-format json`.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use console::Style;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::{Counts, seconds, tail_lines};
+use crate::events::{Event, WorkerStats};
+use crate::model::{AttemptStatus, TestCase, TestOutcome, TestResult};
+
+/// How many lines of a failed test's output the summary shows.
+const FAILURE_TAIL_LINES: usize = 15;
+/// How many of the slowest tests the summary lists.
+const SLOWEST: usize = 5;
+
+pub struct Console {
+    progress: Option<ProgressBar>,
+    colors: bool,
+    retries: u32,
+}
+
+/// Whether to color stderr: `CARGO_TERM_COLOR`, then `NO_COLOR`, then whether it is a terminal.
+pub fn colors_enabled() -> bool {
+    match std::env::var("CARGO_TERM_COLOR").as_deref() {
+        Ok("always") => true,
+        Ok("never") => false,
+        _ => {
+            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::io::stderr().is_terminal()
+        }
+    }
+}
+
+impl Console {
+    /// A progress bar only on an interactive terminal; CI logs get plain lines.
+    pub fn new(total: usize, retries: u32) -> Console {
+        let colors = colors_enabled();
+        console::set_colors_enabled_stderr(colors);
+        let progress = std::io::stderr().is_terminal().then(|| {
+            let bar =
+                ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {wide_msg}",
+                )
+                .expect("valid template"),
+            );
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        Console {
+            progress,
+            colors,
+            retries,
+        }
+    }
+
+    /// A line above the progress bar (or on stderr).
+    pub fn line(&self, text: &str) {
+        match &self.progress {
+            Some(bar) => bar.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+
+    fn paint(&self, style: Style, text: &str) -> String {
+        if self.colors {
+            style.apply_to(text).to_string()
+        } else {
+            text.to_string()
+        }
+    }
+
+    pub fn event(&mut self, tests: &[TestCase], event: &Event) {
+        match event {
+            Event::TestStarted { index, worker, .. } => {
+                if let Some(bar) = &self.progress {
+                    bar.set_message(format!("w{worker}: {}", tests[*index].id));
+                }
+            }
+            Event::TestSlow {
+                index,
+                worker,
+                elapsed,
+                ..
+            } => {
+                let label = self.paint(Style::new().yellow(), "    SLOW");
+                self.line(&format!(
+                    "{label} [>{:>7}] w{worker} {}",
+                    seconds(*elapsed),
+                    tests[*index].id
+                ));
+            }
+            Event::AttemptFinished {
+                index,
+                attempt,
+                result,
+            } => {
+                let (label, style) = match (result, attempt.status) {
+                    (None, _) => ("   RETRY", Style::new().magenta()),
+                    (Some(TestResult::Flaky), _) => ("   FLAKY", Style::new().yellow()),
+                    (Some(TestResult::Passed), _) => ("    PASS", Style::new().green()),
+                    (Some(TestResult::Skipped), _) => ("    SKIP", Style::new().dim()),
+                    (Some(TestResult::TimedOut), _) | (_, AttemptStatus::TimedOut) => {
+                        ("   TIMEOUT", Style::new().red())
+                    }
+                    (Some(TestResult::Failed), _) => ("    FAIL", Style::new().red()),
+                };
+                let retry_note = match result {
+                    None => format!(
+                        " (attempt {} of {} failed)",
+                        attempt.number,
+                        self.retries + 1
+                    ),
+                    Some(TestResult::Flaky) => format!(" (passed on attempt {})", attempt.number),
+                    _ => String::new(),
+                };
+                let label = self.paint(style.bold(), label);
+                self.line(&format!(
+                    "{label} [{:>8}] w{} {}{retry_note}",
+                    seconds(attempt.duration),
+                    attempt.worker,
+                    tests[*index].id
+                ));
+                if let (Some(bar), Some(_)) = (&self.progress, result) {
+                    bar.inc(1);
+                }
+            }
+            Event::WorkspaceFailed { message, .. } => {
+                let label = self.paint(Style::new().red().bold(), "   ERROR");
+                self.line(&format!("{label} {message}"));
+            }
+            Event::Warning(message) => {
+                let label = self.paint(Style::new().yellow().bold(), " WARNING");
+                self.line(&format!("{label} {message}"));
+            }
+            Event::WorkspaceReady { .. } | Event::WorkerFinished { .. } => {}
+        }
+    }
+
+    /// Skipped (ignored) tests, one line each, as the run begins.
+    pub fn skipped(&self, test: &TestCase) {
+        let label = self.paint(Style::new().dim().bold(), "    SKIP");
+        self.line(&format!("{label} [{:>8}]    {}", "", test.id));
+    }
+
+    pub fn finish_progress(&self) {
+        if let Some(bar) = &self.progress {
+            bar.finish_and_clear();
+        }
+    }
+
+    /// The closing summary: counts, failures with the tail of their output,
+    /// the slowest tests and where each worker's time went.
+    pub fn summary(&self, summary: &Summary<'_>) {
+        self.finish_progress();
+        let counts = summary.counts;
+        let rule = "─".repeat(60);
+        eprintln!("{rule}");
+        for outcome in summary
+            .outcomes
+            .iter()
+            .filter(|o| o.result.is_failure() || o.result == TestResult::Flaky)
+        {
+            self.failure(outcome);
+        }
+        let mut slowest: Vec<&TestOutcome> = summary
+            .outcomes
+            .iter()
+            .filter(|o| !o.attempts.is_empty())
+            .collect();
+        slowest.sort_by_key(|o| std::cmp::Reverse(o.attempts.iter().map(|a| a.duration).max()));
+        if slowest.len() > 1 {
+            eprintln!("Slowest tests:");
+            for outcome in slowest.iter().take(SLOWEST) {
+                let longest = outcome
+                    .attempts
+                    .iter()
+                    .map(|a| a.duration)
+                    .max()
+                    .unwrap_or_default();
+                eprintln!("  {:>9} {}", seconds(longest), outcome.test.id);
+            }
+        }
+        if !summary.workers.is_empty() {
+            eprintln!("Workers:");
+            let mut workers = summary.workers.to_vec();
+            workers.sort_by_key(|(worker, _)| *worker);
+            for (worker, stats) in workers {
+                eprintln!(
+                    "  w{worker:<3} {:>3} tests  busy {:>9}  idle {:>9}  workspace {:>9}",
+                    stats.tests,
+                    seconds(stats.busy),
+                    seconds(stats.idle),
+                    seconds(stats.setup)
+                );
+            }
+        }
+        if let Some((makespan, lower_bound)) = summary.makespan {
+            let ratio = makespan.as_secs_f64() / lower_bound.as_secs_f64().max(1e-9);
+            eprintln!(
+                "Makespan {} against a lower bound of {} ({ratio:.2}x)",
+                seconds(makespan),
+                seconds(lower_bound)
+            );
+        }
+        for (what, path) in &summary.files {
+            eprintln!("{what}: {}", path.display());
+        }
+        let mut parts = vec![
+            format!("{} passed", counts.passed),
+            format!("{} failed", counts.failed + counts.timed_out),
+        ];
+        if counts.flaky > 0 {
+            parts.push(format!("{} flaky", counts.flaky));
+        }
+        if counts.timed_out > 0 {
+            parts.push(format!("{} timed out", counts.timed_out));
+        }
+        parts.push(format!("{} skipped", counts.skipped));
+        if counts.not_run > 0 {
+            parts.push(format!("{} not run", counts.not_run));
+        }
+        let failed = counts.failed + counts.timed_out > 0;
+        let style = if failed || summary.interrupted {
+            Style::new().red().bold()
+        } else {
+            Style::new().green().bold()
+        };
+        let head = if summary.interrupted {
+            "Interrupted"
+        } else {
+            "Summary"
+        };
+        let label = self.paint(style, head);
+        eprintln!(
+            "{label} [{}] {} tests run: {}",
+            seconds(summary.wall),
+            counts.run(),
+            parts.join(", ")
+        );
+    }
+
+    fn failure(&self, outcome: &TestOutcome) {
+        for attempt in &outcome.attempts {
+            if attempt.status == AttemptStatus::Passed {
+                continue;
+            }
+            let title = format!(
+                "--- {} {} (attempt {}, worker {}): {}",
+                outcome.result.as_str().to_uppercase(),
+                outcome.test.id,
+                attempt.number,
+                attempt.worker,
+                attempt.message.as_deref().unwrap_or("failed")
+            );
+            eprintln!("{}", self.paint(Style::new().red().bold(), &title));
+            if outcome.result == TestResult::Flaky {
+                continue;
+            }
+            for (stream, path) in [
+                ("stdout", &attempt.stdout_path),
+                ("stderr", &attempt.stderr_path),
+            ] {
+                let tail = tail_lines(path, FAILURE_TAIL_LINES);
+                if !tail.trim().is_empty() {
+                    eprintln!("  {stream} (last lines; full log {}):", path.display());
+                    for line in tail.lines() {
+                        eprintln!("    {line}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What the closing summary shows.
+pub struct Summary<'a> {
+    pub counts: Counts,
+    pub outcomes: &'a [TestOutcome],
+    pub workers: &'a [(usize, WorkerStats)],
+    pub wall: Duration,
+    /// The run's makespan and its lower bound, max(longest test, total / workers).
+    pub makespan: Option<(Duration, Duration)>,
+    pub files: Vec<(&'static str, std::path::PathBuf)>,
+    pub interrupted: bool,
+}

@@ -1,0 +1,490 @@
+//! The runner: one worker thread per workspace (on a rayon pool), all pulling
+//! from one queue, longest expected test first and retries behind first
+//! attempts. Workers never print: they send [`Event`]s.
+
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use crossbeam_channel::Sender;
+
+use crate::config::{Hooks, WorkspaceReset};
+use crate::events::{Event, WorkerStats};
+use crate::hooks::{RunContext, Scope, run_hook};
+use crate::model::{Attempt, AttemptStatus, EnvValue, Invocation, TestCase, TestResult};
+use crate::plugin::{Finished, Plugin};
+use crate::process::{Limits, Watchdog};
+use crate::workspace::Layout;
+
+/// Everything a run needs once the tests are known.
+pub struct Runner<'a> {
+    pub tests: &'a [TestCase],
+    /// Indices of the tests to run, in the order to hand them out.
+    pub order: Vec<usize>,
+    pub plugin: &'a dyn Plugin,
+    pub layout: Layout,
+    pub context: RunContext,
+    pub hooks: Hooks,
+    pub retries: u32,
+    pub timeout: Option<Duration>,
+    pub slow_timeout: Option<Duration>,
+    pub fail_fast: bool,
+    pub workspace_reset: WorkspaceReset,
+    pub keep_workspaces: bool,
+    pub watchdog: Watchdog,
+}
+
+/// What the run did besides the tests' own results.
+#[derive(Debug, Default)]
+pub struct RunStats {
+    /// Tests never started: fail-fast, interrupt, or no worker left.
+    pub not_run: usize,
+    /// Workers that could not make or set up their workspace.
+    pub workers_lost: usize,
+}
+
+/// One attempt waiting in the queue.
+#[derive(Debug, Clone, Copy)]
+struct Job {
+    index: usize,
+    attempt: u32,
+    /// An earlier attempt failed or timed out: a pass now is flaky.
+    failed_before: bool,
+}
+
+impl Runner<'_> {
+    /// Runs every test in `order` and returns when all workers are done and
+    /// every workspace is torn down.
+    pub fn run(&self, events: &Sender<Event>) -> RunStats {
+        let queue = Queue::new(self.order.iter().map(|&index| Job {
+            index,
+            attempt: 1,
+            failed_before: false,
+        }));
+        let workers = self.context.workers;
+        let started = Instant::now();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(workers)
+            .thread_name(|i| format!("paratest-worker-{}", i + 1))
+            .build()
+            .expect("cannot start the worker threads");
+        pool.scope(|scope| {
+            for worker in 1..=workers {
+                let queue = &queue;
+                scope.spawn(move |_| self.worker(worker, queue, events, started));
+            }
+        });
+        let state = queue.state.into_inner().unwrap();
+        RunStats {
+            not_run: state.first.len() + state.retries.len(),
+            workers_lost: state.lost,
+        }
+    }
+
+    fn worker(&self, worker: usize, queue: &Queue, events: &Sender<Event>, run_started: Instant) {
+        let mut stats = WorkerStats::default();
+        let setup_started = Instant::now();
+        let workspace = self.layout.path(worker);
+        let scope = Scope::worker(&self.context, worker, &workspace);
+        let ready = self.prepare(worker, scope);
+        stats.setup = setup_started.elapsed();
+        match ready {
+            Ok(()) => {
+                let _ = events.send(Event::WorkspaceReady {
+                    worker,
+                    path: workspace.clone(),
+                    took: stats.setup,
+                });
+                self.work(worker, &workspace, queue, events, &mut stats);
+            }
+            Err(message) => {
+                queue.lose_worker();
+                let _ = events.send(Event::WorkspaceFailed { worker, message });
+            }
+        }
+        if let Err(message) = self.finish(worker, scope) {
+            let _ = events.send(Event::Warning(message));
+        }
+        stats.idle = run_started
+            .elapsed()
+            .saturating_sub(stats.setup + stats.busy);
+        let _ = events.send(Event::WorkerFinished { worker, stats });
+    }
+
+    fn work(
+        &self,
+        worker: usize,
+        workspace: &Path,
+        queue: &Queue,
+        events: &Sender<Event>,
+        stats: &mut WorkerStats,
+    ) {
+        let scope = Scope::worker(&self.context, worker, workspace);
+        while let Some(job) = queue.next(&self.watchdog) {
+            let started = Instant::now();
+            let _ = events.send(Event::TestStarted {
+                index: job.index,
+                worker,
+                attempt: job.attempt,
+            });
+            let attempt = self.attempt(worker, workspace, job, events);
+            stats.busy += started.elapsed();
+            stats.tests += 1;
+            let failed = matches!(
+                attempt.status,
+                AttemptStatus::Failed | AttemptStatus::TimedOut
+            );
+            let interrupted = self.watchdog.is_interrupted();
+            let retry = failed && job.attempt <= self.retries && !interrupted;
+            let result = match attempt.status {
+                _ if retry => None,
+                AttemptStatus::Passed if job.failed_before => Some(TestResult::Flaky),
+                AttemptStatus::Passed => Some(TestResult::Passed),
+                AttemptStatus::Failed => Some(TestResult::Failed),
+                AttemptStatus::TimedOut => Some(TestResult::TimedOut),
+                AttemptStatus::Skipped => Some(TestResult::Skipped),
+            };
+            let _ = events.send(Event::AttemptFinished {
+                index: job.index,
+                attempt,
+                result,
+            });
+            let next = retry.then_some(Job {
+                attempt: job.attempt + 1,
+                failed_before: true,
+                ..job
+            });
+            queue.done(
+                next,
+                self.fail_fast && result.is_some_and(TestResult::is_failure),
+            );
+            if failed && !interrupted && self.workspace_reset == WorkspaceReset::OnFailure {
+                let reset = self
+                    .finish(worker, scope)
+                    .and_then(|()| self.prepare(worker, scope));
+                if let Err(message) = reset {
+                    queue.lose_worker();
+                    let _ = events.send(Event::WorkspaceFailed { worker, message });
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Makes the workspace and runs `--setup-workspace` in it.
+    fn prepare(&self, worker: usize, scope: Scope<'_>) -> Result<(), String> {
+        self.layout.create(worker).map_err(|e| {
+            format!(
+                "worker {worker}: cannot make its workspace {}: {e}",
+                self.layout.path(worker).display()
+            )
+        })?;
+        if let Some(hook) = &self.hooks.setup_workspace {
+            run_hook(
+                &self.watchdog,
+                "setup-workspace",
+                hook,
+                scope,
+                &self.hook_log("setup-workspace", worker),
+            )
+            .map_err(|e| format!("worker {worker}: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Runs `--teardown-workspace` and removes the workspace unless kept.
+    fn finish(&self, worker: usize, scope: Scope<'_>) -> Result<(), String> {
+        let mut problems = Vec::new();
+        if let Some(hook) = &self.hooks.teardown_workspace {
+            let log = self.hook_log("teardown-workspace", worker);
+            if let Err(e) = run_hook(&self.watchdog, "teardown-workspace", hook, scope, &log) {
+                problems.push(format!("worker {worker}: {e}"));
+            }
+        }
+        if !self.keep_workspaces
+            && let Err(e) = self.layout.remove(worker)
+        {
+            problems.push(format!("worker {worker}: cannot remove its workspace: {e}"));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("\n"))
+        }
+    }
+
+    fn hook_log(&self, hook: &str, worker: usize) -> PathBuf {
+        self.context
+            .output
+            .join("hooks")
+            .join(format!("{hook}.w{worker}.log"))
+    }
+
+    /// One attempt: `--setup-test`, the test, `--teardown-test`.
+    fn attempt(
+        &self,
+        worker: usize,
+        workspace: &Path,
+        job: Job,
+        events: &Sender<Event>,
+    ) -> Attempt {
+        let test = &self.tests[job.index];
+        let scope = Scope::worker(&self.context, worker, workspace).test(&test.id, job.attempt);
+        let (stdout_path, stderr_path) = log_paths(&self.context.output, &test.id, job.attempt);
+        let started = SystemTime::now();
+        let clock = Instant::now();
+        let mut attempt = Attempt {
+            number: job.attempt,
+            worker,
+            status: AttemptStatus::Failed,
+            started,
+            duration: Duration::ZERO,
+            message: None,
+            stdout_path,
+            stderr_path,
+        };
+        let hook_log = self.hook_log("test", worker);
+        if let Some(hook) = &self.hooks.setup_test
+            && let Err(e) = run_hook(&self.watchdog, "setup-test", hook, scope, &hook_log)
+        {
+            attempt.message = Some(e);
+            attempt.duration = clock.elapsed();
+            return attempt;
+        }
+        match self.spawn_test(job.index, workspace, scope, &attempt, events) {
+            Ok(exit) => {
+                attempt.duration = exit.duration;
+                if exit.timed_out {
+                    attempt.status = AttemptStatus::TimedOut;
+                    let limit = self.timeout.unwrap_or_default();
+                    attempt.message = Some(format!(
+                        "timed out after {}",
+                        humantime::format_duration(limit)
+                    ));
+                } else {
+                    let finished = Finished {
+                        status: exit.status,
+                        stdout_path: &attempt.stdout_path,
+                    };
+                    (attempt.status, attempt.message) = self.plugin.judge(test, &finished);
+                }
+            }
+            Err(e) => {
+                attempt.duration = clock.elapsed();
+                attempt.message = Some(format!("could not start the test: {e}"));
+            }
+        }
+        if let Some(hook) = &self.hooks.teardown_test
+            && let Err(e) = run_hook(&self.watchdog, "teardown-test", hook, scope, &hook_log)
+        {
+            let _ = events.send(Event::Warning(e));
+        }
+        attempt
+    }
+
+    fn spawn_test(
+        &self,
+        index: usize,
+        workspace: &Path,
+        scope: Scope<'_>,
+        attempt: &Attempt,
+        events: &Sender<Event>,
+    ) -> std::io::Result<crate::process::Exit> {
+        let test = &self.tests[index];
+        let mut command = match &test.invocation {
+            Invocation::Argv { program, args } => {
+                let mut command = Command::new(program);
+                command.args(args);
+                command
+            }
+            Invocation::Shell(line) => {
+                let mut command = Command::new("sh");
+                command.arg("-c").arg(line);
+                command
+            }
+        };
+        command
+            .current_dir(workspace.join(&test.cwd))
+            .envs(scope.env())
+            .stdin(Stdio::null());
+        for (name, value) in &test.env {
+            let value: OsString = match value {
+                EnvValue::Literal(value) => value.clone(),
+                EnvValue::InWorkspace(path) => workspace.join(path).into(),
+            };
+            command.env(name, value);
+        }
+        if let Some(dir) = attempt.stdout_path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        command
+            .stdout(File::create(&attempt.stdout_path)?)
+            .stderr(File::create(&attempt.stderr_path)?);
+        let (worker, number) = (attempt.worker, attempt.number);
+        let slow_events = events.clone();
+        let limits = Limits {
+            timeout: self.timeout,
+            slow_after: self.slow_timeout,
+            on_slow: Some(Box::new(move |elapsed| {
+                let _ = slow_events.send(Event::TestSlow {
+                    index,
+                    worker,
+                    attempt: number,
+                    elapsed,
+                });
+            })),
+            cleanup: false,
+        };
+        self.watchdog.run(command, limits)
+    }
+}
+
+/// Where an attempt's output goes: one file per stream, named after the test
+/// id made safe for any filesystem.
+pub fn log_paths(output: &Path, id: &str, attempt: u32) -> (PathBuf, PathBuf) {
+    let stem = format!("{}.{attempt}", safe_file_name(id));
+    (
+        output.join(format!("{stem}.stdout")),
+        output.join(format!("{stem}.stderr")),
+    )
+}
+
+/// A file name for a test id: safe characters kept, the rest `_`, long ids
+/// shortened, and a hash of the whole id so that different ids never collide.
+pub fn safe_file_name(id: &str) -> String {
+    let readable: String = id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(120)
+        .collect();
+    // FNV-1a: stable across Rust versions, unlike `DefaultHasher`.
+    let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{}-{:08x}", readable.trim_start_matches('.'), hash as u32)
+}
+
+/// The shared queue: first attempts in order, then retries.
+struct Queue {
+    state: Mutex<QueueState>,
+    changed: Condvar,
+}
+
+struct QueueState {
+    first: VecDeque<Job>,
+    retries: VecDeque<Job>,
+    /// Attempts handed out and not yet done: they may still queue a retry.
+    in_flight: usize,
+    stopped: bool,
+    lost: usize,
+}
+
+impl Queue {
+    fn new(jobs: impl IntoIterator<Item = Job>) -> Queue {
+        Queue {
+            state: Mutex::new(QueueState {
+                first: jobs.into_iter().collect(),
+                retries: VecDeque::new(),
+                in_flight: 0,
+                stopped: false,
+                lost: 0,
+            }),
+            changed: Condvar::new(),
+        }
+    }
+
+    /// The next attempt, waiting while a running attempt may still queue a retry.
+    fn next(&self, watchdog: &Watchdog) -> Option<Job> {
+        let mut state = self.state.lock().unwrap();
+        loop {
+            if state.stopped || watchdog.is_interrupted() {
+                return None;
+            }
+            if let Some(job) = state
+                .first
+                .pop_front()
+                .or_else(|| state.retries.pop_front())
+            {
+                state.in_flight += 1;
+                return Some(job);
+            }
+            if state.in_flight == 0 {
+                return None;
+            }
+            // The timeout lets an interrupt end the wait without a wake-up.
+            state = self
+                .changed
+                .wait_timeout(state, Duration::from_millis(100))
+                .unwrap()
+                .0;
+        }
+    }
+
+    /// An attempt is over; `retry` goes behind the first attempts.
+    fn done(&self, retry: Option<Job>, stop: bool) {
+        let mut state = self.state.lock().unwrap();
+        state.in_flight -= 1;
+        state.retries.extend(retry);
+        state.stopped |= stop;
+        self.changed.notify_all();
+    }
+
+    fn lose_worker(&self) {
+        self.state.lock().unwrap().lost += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn safe_file_names_are_distinct_and_tame() {
+        let a = safe_file_name("crate::it tests::a/b");
+        let b = safe_file_name("crate::it tests::a_b");
+        assert_ne!(a, b);
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)),
+            "{a}"
+        );
+        assert!(!safe_file_name("../../etc/passwd").starts_with('.'));
+        assert!(safe_file_name(&"x".repeat(1000)).len() < 140);
+    }
+
+    #[test]
+    fn retries_come_after_first_attempts() {
+        let watchdog = Watchdog::start();
+        let job = |index| Job {
+            index,
+            attempt: 1,
+            failed_before: false,
+        };
+        let queue = Queue::new([job(0), job(1)]);
+        let first = queue.next(&watchdog).unwrap();
+        queue.done(
+            Some(Job {
+                attempt: 2,
+                failed_before: true,
+                ..first
+            }),
+            false,
+        );
+        assert_eq!(queue.next(&watchdog).unwrap().index, 1);
+        queue.done(None, false);
+        let retry = queue.next(&watchdog).unwrap();
+        assert_eq!((retry.index, retry.attempt), (0, 2));
+        queue.done(None, true);
+        assert!(queue.next(&watchdog).is_none());
+    }
+}

@@ -1,0 +1,983 @@
+//! The timings store: past durations of each test, kept in
+//! `.paratest/timings.json`, and the expected duration derived from them.
+//!
+//! On disk (`format_version` 1):
+//!
+//! ```json
+//! {"format_version": 1,
+//!  "tests": {"<test id>": {"samples": [{"duration": 0.25, "recorded": 1700000000}]}}}
+//! ```
+//!
+//! `duration` is in seconds, `recorded` in Unix seconds; samples run oldest
+//! to newest and only the last [`MAX_SAMPLES`] of a test are kept.
+//!
+//! What happens to a file we cannot trust, so that it is never overwritten
+//! with less:
+//! - **newer `format_version`**: ignored when loading, and never written:
+//!   [`Timings::record`] and [`Timings::save_to`] refuse with a message. A
+//!   newer cargo-paratest keeps its history; this one runs unordered.
+//! - **corrupt or truncated**: ignored when loading; the next write first
+//!   moves it aside to `timings.json.corrupt` (replacing an older backup)
+//!   and then starts a fresh file. The bytes survive for a human to look at,
+//!   and timings start working again without a manual `timings clear`.
+//! - **unreadable** (permissions, a directory): ignored, and not written.
+//!
+//! Writers take an exclusive lock on a sibling `timings.json.lock` (left in
+//! place: removing a lock file races with the next locker), re-read the file
+//! under the lock, and replace it by renaming a temp file from the same
+//! directory, so concurrent runs lose no samples and readers never see half
+//! a file.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fs::{self, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::TestCase;
+
+/// The `format_version` this build reads and writes.
+pub const FORMAT_VERSION: u64 = 1;
+
+/// Samples kept per test: enough for a median to shrug off one bad run,
+/// few enough that the expectation follows a test that got slower.
+pub const MAX_SAMPLES: usize = 5;
+
+/// The expected duration of every test when nothing at all is known.
+///
+/// Its value barely matters: when no test has history every test gets the
+/// same number, so the queue falls back to test-id order and a partition to
+/// an even split by count. One second is simply a plausible figure to show
+/// in `list`.
+pub const DEFAULT_EXPECTED: Duration = Duration::from_secs(1);
+
+/// One recorded passing attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sample {
+    pub duration: Duration,
+    /// When it was recorded, in Unix seconds: what `merge` keeps the newest by.
+    pub recorded: u64,
+}
+
+/// Why a loaded file was ignored; it also decides what a later write may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadProblem {
+    /// The file exists but could not be read.
+    Unreadable(String),
+    /// Not JSON, truncated, or not the shape of format 1.
+    Corrupt(String),
+    /// Written by a newer cargo-paratest: this is its `format_version`.
+    Newer(u64),
+}
+
+/// Past durations by test id (ordered, so every output is deterministic).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Timings {
+    tests: BTreeMap<String, Vec<Sample>>,
+    problem: Option<LoadProblem>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RawSample {
+    duration: f64,
+    recorded: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RawTest {
+    samples: Vec<RawSample>,
+}
+
+/// Read first and alone, so that a newer format whose `tests` we could not
+/// parse is still recognised as newer rather than called corrupt.
+#[derive(Deserialize)]
+struct RawHeader {
+    format_version: u64,
+}
+
+#[derive(Deserialize)]
+struct RawFile {
+    tests: BTreeMap<String, RawTest>,
+}
+
+#[derive(Serialize)]
+struct RawFileOut<'a> {
+    format_version: u64,
+    tests: BTreeMap<&'a str, RawTest>,
+}
+
+impl Timings {
+    pub fn new() -> Timings {
+        Timings::default()
+    }
+
+    /// Reads the store. A missing file is an empty store without a warning;
+    /// a file that cannot be trusted is an empty store and a one-line
+    /// warning naming the path and the reason.
+    pub fn load(path: &Path) -> (Timings, Option<String>) {
+        match read(path) {
+            Ok(timings) => (timings, None),
+            Err(problem) => {
+                let warning = load_warning(path, &problem);
+                (
+                    Timings {
+                        tests: BTreeMap::new(),
+                        problem: Some(problem),
+                    },
+                    Some(warning),
+                )
+            }
+        }
+    }
+
+    /// Why the file this came from was ignored, if it was.
+    pub fn problem(&self) -> Option<&LoadProblem> {
+        self.problem.as_ref()
+    }
+
+    pub fn len(&self) -> usize {
+        self.tests.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tests.is_empty()
+    }
+
+    /// Kept samples of one test, oldest first; empty when never seen.
+    pub fn samples(&self, id: &str) -> &[Sample] {
+        self.tests.get(id).map_or(&[], Vec::as_slice)
+    }
+
+    /// Every test with its samples, by id.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[Sample])> {
+        self.tests
+            .iter()
+            .map(|(id, samples)| (id.as_str(), samples.as_slice()))
+    }
+
+    /// Appends one sample, dropping the oldest beyond [`MAX_SAMPLES`].
+    pub fn push(&mut self, id: impl Into<String>, sample: Sample) {
+        let samples = self.tests.entry(id.into()).or_default();
+        samples.push(sample);
+        if samples.len() > MAX_SAMPLES {
+            samples.drain(..samples.len() - MAX_SAMPLES);
+        }
+    }
+
+    /// The expected duration of one test: the median of its kept samples.
+    ///
+    /// Why the median: with five samples, one of them is often unlike the
+    /// others (a cold disk cache, a first build of a fixture, a loaded CI
+    /// machine). The median ignores one such outlier, or two, entirely. The
+    /// mean (pytest-split) is dragged by it: one 60 s hang among 1 s runs
+    /// makes the test look 13 s long for five runs. A high percentile (p85,
+    /// gotestsum) is deliberately pessimistic, and over five samples it is
+    /// practically the maximum, so every test is planned at its worst run
+    /// and the split follows noise rather than the typical cost.
+    pub fn expected(&self, id: &str) -> Option<Duration> {
+        median(
+            self.samples(id)
+                .iter()
+                .map(|sample| sample.duration)
+                .collect(),
+        )
+    }
+
+    /// Expected duration of each of `tests`, in the same order.
+    ///
+    /// A test never seen gets the median of the expected durations of the
+    /// known tests in `tests` (the typical test of this run), else of every
+    /// test in the store, else [`DEFAULT_EXPECTED`]. The median, not the
+    /// mean, so that one very long known test does not make every new test
+    /// look long.
+    pub fn expected_durations(&self, tests: &[TestCase]) -> Vec<Duration> {
+        let known: Vec<Option<Duration>> =
+            tests.iter().map(|test| self.expected(&test.id)).collect();
+        let fallback = median(known.iter().flatten().copied().collect())
+            .or_else(|| {
+                median(
+                    self.tests
+                        .keys()
+                        .filter_map(|id| self.expected(id))
+                        .collect(),
+                )
+            })
+            .unwrap_or(DEFAULT_EXPECTED);
+        known
+            .into_iter()
+            .map(|expected| expected.unwrap_or(fallback))
+            .collect()
+    }
+
+    /// Adds the durations of passing attempts to the store at `path`, under
+    /// its lock, and writes it back atomically. Also creates the directory
+    /// and, for `.paratest/`, its `.gitignore`.
+    ///
+    /// The message of an error (read-only directory, newer-format file) is
+    /// for the caller to show as a warning: losing timings never fails a run.
+    pub fn record(path: &Path, samples: &[(String, Duration)]) -> Result<(), String> {
+        Timings::record_at(path, samples, unix_now())
+    }
+
+    fn record_at(path: &Path, samples: &[(String, Duration)], recorded: u64) -> Result<(), String> {
+        with_lock(path, || {
+            let mut timings = read_for_update(path)?;
+            for (id, duration) in samples {
+                timings.push(
+                    id.clone(),
+                    Sample {
+                        duration: *duration,
+                        recorded,
+                    },
+                );
+            }
+            timings.write(path)
+        })
+    }
+
+    /// Writes these timings to `path` (the output of `timings merge` or
+    /// `timings import`), replacing what is there, with the same lock, atomic
+    /// rename and refusals as [`Timings::record`]. To add to an existing
+    /// store rather than replace it, [`Timings::merge`] with it first.
+    pub fn save_to(&self, path: &Path) -> Result<(), String> {
+        with_lock(path, || {
+            read_for_update(path)?;
+            self.write(path)
+        })
+    }
+
+    /// Removes the store (`timings clear`). A missing file is not an error.
+    pub fn clear(path: &Path) -> Result<(), String> {
+        match fs::remove_file(path) {
+            Err(error) if error.kind() != io::ErrorKind::NotFound => Err(format!(
+                "cannot remove timings file {}: {error}",
+                path.display()
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Joins stores written by several shards or machines: per test the
+    /// union of samples (an identical sample present in several inputs,
+    /// such as history every shard restored from one cache, counts once),
+    /// keeping the [`MAX_SAMPLES`] most recent by `recorded`.
+    pub fn merge(inputs: &[Timings]) -> Timings {
+        let mut tests: BTreeMap<String, Vec<Sample>> = BTreeMap::new();
+        for input in inputs {
+            for (id, samples) in &input.tests {
+                tests
+                    .entry(id.clone())
+                    .or_default()
+                    .extend_from_slice(samples);
+            }
+        }
+        Timings::normalized(tests)
+    }
+
+    /// Builds a store from imported durations: `(test id, duration,
+    /// recorded)`, in any order; as in `merge`, the newest samples win.
+    pub fn from_durations<I, S>(durations: I) -> Timings
+    where
+        I: IntoIterator<Item = (S, Duration, u64)>,
+        S: Into<String>,
+    {
+        let mut tests: BTreeMap<String, Vec<Sample>> = BTreeMap::new();
+        for (id, duration, recorded) in durations {
+            tests
+                .entry(id.into())
+                .or_default()
+                .push(Sample { duration, recorded });
+        }
+        Timings::normalized(tests)
+    }
+
+    /// Orders each test's samples by time (then duration, so the result
+    /// does not depend on input order), drops exact duplicates and keeps
+    /// the newest.
+    fn normalized(mut tests: BTreeMap<String, Vec<Sample>>) -> Timings {
+        for samples in tests.values_mut() {
+            samples.sort_unstable_by_key(|sample| (sample.recorded, sample.duration));
+            samples.dedup();
+            let excess = samples.len().saturating_sub(MAX_SAMPLES);
+            samples.drain(..excess);
+        }
+        Timings {
+            tests,
+            problem: None,
+        }
+    }
+
+    /// Replaces `path` by a temp file renamed over it. Only called under the
+    /// lock, after `read_for_update` said writing is allowed.
+    fn write(&self, path: &Path) -> Result<(), String> {
+        let failed = |error: &dyn std::fmt::Display| {
+            format!("cannot write timings file {}: {error}", path.display())
+        };
+        let tests = self
+            .tests
+            .iter()
+            .map(|(id, samples)| {
+                let samples = samples
+                    .iter()
+                    .map(|sample| RawSample {
+                        duration: sample.duration.as_secs_f64(),
+                        recorded: sample.recorded,
+                    })
+                    .collect();
+                (id.as_str(), RawTest { samples })
+            })
+            .collect();
+        let raw = RawFileOut {
+            format_version: FORMAT_VERSION,
+            tests,
+        };
+        let mut temp =
+            tempfile::NamedTempFile::new_in(directory_of(path)).map_err(|error| failed(&error))?;
+        {
+            let mut writer = BufWriter::new(temp.as_file_mut());
+            serde_json::to_writer(&mut writer, &raw).map_err(|error| failed(&error))?;
+            writer
+                .write_all(b"\n")
+                .and_then(|()| writer.flush())
+                .map_err(|error| failed(&error))?;
+        }
+        // Without this a crash soon after the rename can leave an empty file
+        // under the final name on some file systems.
+        temp.as_file().sync_all().map_err(|error| failed(&error))?;
+        temp.persist(path).map_err(|error| failed(&error.error))?;
+        Ok(())
+    }
+}
+
+/// Median; for an even count the mean of the two middle values.
+fn median(mut durations: Vec<Duration>) -> Option<Duration> {
+    if durations.is_empty() {
+        return None;
+    }
+    durations.sort_unstable();
+    let middle = durations.len() / 2;
+    if durations.len() % 2 == 1 {
+        Some(durations[middle])
+    } else {
+        Some((durations[middle - 1] + durations[middle]) / 2)
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
+}
+
+fn load_warning(path: &Path, problem: &LoadProblem) -> String {
+    let path = path.display();
+    match problem {
+        LoadProblem::Unreadable(reason) => format!("ignoring timings file {path}: {reason}"),
+        LoadProblem::Corrupt(reason) => {
+            format!(
+                "ignoring timings file {path}: {reason}; it will be kept as {path}.corrupt on the next write"
+            )
+        }
+        LoadProblem::Newer(version) => format!(
+            "ignoring timings file {path}: format_version {version} is newer than this cargo-paratest \
+             understands ({FORMAT_VERSION}); it will not be overwritten"
+        ),
+    }
+}
+
+/// Reads and checks a store; a missing file is an empty store.
+fn read(path: &Path) -> Result<Timings, LoadProblem> {
+    let text = match fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Timings::new()),
+        Err(error) if error.kind() == io::ErrorKind::InvalidData => {
+            return Err(LoadProblem::Corrupt("not UTF-8 text".to_owned()));
+        }
+        Err(error) => return Err(LoadProblem::Unreadable(error.to_string())),
+    };
+    parse(&text)
+}
+
+fn parse(text: &str) -> Result<Timings, LoadProblem> {
+    let header: RawHeader =
+        serde_json::from_str(text).map_err(|error| LoadProblem::Corrupt(json_reason(&error)))?;
+    if header.format_version > FORMAT_VERSION {
+        return Err(LoadProblem::Newer(header.format_version));
+    }
+    if header.format_version < FORMAT_VERSION {
+        return Err(LoadProblem::Corrupt(format!(
+            "unknown format_version {}",
+            header.format_version
+        )));
+    }
+    let raw: RawFile =
+        serde_json::from_str(text).map_err(|error| LoadProblem::Corrupt(json_reason(&error)))?;
+    let mut tests = BTreeMap::new();
+    for (id, raw_test) in raw.tests {
+        let mut samples = Vec::with_capacity(raw_test.samples.len());
+        for raw_sample in raw_test.samples {
+            let duration = Duration::try_from_secs_f64(raw_sample.duration).map_err(|_| {
+                LoadProblem::Corrupt(format!(
+                    "test `{id}` has an invalid duration {}",
+                    raw_sample.duration
+                ))
+            })?;
+            samples.push(Sample {
+                duration,
+                recorded: raw_sample.recorded,
+            });
+        }
+        // A file edited by hand or by another tool may hold more.
+        let excess = samples.len().saturating_sub(MAX_SAMPLES);
+        samples.drain(..excess);
+        tests.insert(id, samples);
+    }
+    Ok(Timings {
+        tests,
+        problem: None,
+    })
+}
+
+fn json_reason(error: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    match error.classify() {
+        Category::Eof => "truncated (unexpected end of file)".to_owned(),
+        Category::Syntax => format!("not valid JSON ({error})"),
+        Category::Data => format!("not a timings file ({error})"),
+        Category::Io => error.to_string(),
+    }
+}
+
+/// The current store under the lock, as the starting point of a write; an
+/// error when the file must not be replaced. A corrupt file is moved aside.
+fn read_for_update(path: &Path) -> Result<Timings, String> {
+    match read(path) {
+        Ok(timings) => Ok(timings),
+        Err(LoadProblem::Corrupt(_)) => {
+            let backup = with_suffix(path, ".corrupt");
+            fs::rename(path, &backup).map_err(|error| {
+                format!(
+                    "not updating corrupt timings file {}: cannot move it to {}: {error}",
+                    path.display(),
+                    backup.display()
+                )
+            })?;
+            Ok(Timings::new())
+        }
+        Err(LoadProblem::Newer(version)) => Err(format!(
+            "not updating timings file {}: it has format_version {version}, newer than this cargo-paratest \
+             writes ({FORMAT_VERSION})",
+            path.display()
+        )),
+        Err(LoadProblem::Unreadable(reason)) => Err(format!(
+            "not updating timings file {}: cannot read it: {reason}",
+            path.display()
+        )),
+    }
+}
+
+/// Runs `update` holding the exclusive lock of the store at `path`, after
+/// making sure its directory exists.
+fn with_lock<T>(path: &Path, update: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    prepare_directory(path)?;
+    let lock_path = with_suffix(path, ".lock");
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|error| {
+            format!(
+                "cannot write timings: cannot open lock file {}: {error}",
+                lock_path.display()
+            )
+        })?;
+    fs4::FileExt::lock(&lock).map_err(|error| {
+        format!(
+            "cannot write timings: cannot lock {}: {error}",
+            lock_path.display()
+        )
+    })?;
+    let result = update();
+    // Closing the file releases the lock too; this only makes the end of
+    // the critical section visible.
+    let _ = fs4::FileExt::unlock(&lock);
+    result
+}
+
+/// Creates the store's directory, and keeps `.paratest/` out of git without
+/// asking the user to edit their own `.gitignore`.
+fn prepare_directory(path: &Path) -> Result<(), String> {
+    let directory = directory_of(path);
+    fs::create_dir_all(directory).map_err(|error| {
+        format!(
+            "cannot write timings: cannot create {}: {error}",
+            directory.display()
+        )
+    })?;
+    if directory
+        .file_name()
+        .is_some_and(|name| name == ".paratest")
+    {
+        let gitignore = directory.join(".gitignore");
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&gitignore)
+        {
+            Ok(mut file) => file
+                .write_all(b"*\n")
+                .map_err(|error| format!("cannot write {}: {error}", gitignore.display()))?,
+            // Already there: it is ours, or the user's to keep.
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(error) => return Err(format!("cannot write {}: {error}", gitignore.display())),
+        }
+    }
+    Ok(())
+}
+
+fn directory_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    }
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = OsString::from(path.as_os_str());
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Invocation;
+    use std::process::Command;
+
+    fn secs(value: f64) -> Duration {
+        Duration::from_secs_f64(value)
+    }
+
+    fn test_case(id: &str) -> TestCase {
+        TestCase {
+            id: id.to_owned(),
+            group: "group".to_owned(),
+            name: id.to_owned(),
+            invocation: Invocation::Shell("true".to_owned()),
+            cwd: PathBuf::new(),
+            env: Vec::new(),
+            ignored: false,
+        }
+    }
+
+    fn store_in(dir: &tempfile::TempDir) -> PathBuf {
+        dir.path().join(".paratest").join("timings.json")
+    }
+
+    fn record_one(path: &Path, id: &str, seconds: f64) {
+        Timings::record(path, &[(id.to_owned(), secs(seconds))]).unwrap();
+    }
+
+    #[test]
+    fn missing_file_is_empty_without_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        let (timings, warning) = Timings::load(&store_in(&dir));
+        assert!(timings.is_empty());
+        assert_eq!(warning, None);
+        assert_eq!(timings.problem(), None);
+    }
+
+    #[test]
+    fn round_trip_through_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = store_in(&dir);
+        let original = Timings::from_durations([
+            ("a::one", secs(0.25), 100),
+            ("a::one", secs(1.5), 200),
+            ("b::two", secs(3.0), 150),
+            ("ünïcode \"quoted\"", secs(0.0), 1),
+        ]);
+        original.save_to(&path).unwrap();
+        let (loaded, warning) = Timings::load(&path);
+        assert_eq!(warning, None);
+        assert_eq!(loaded, original);
+        assert_eq!(
+            loaded.samples("a::one"),
+            &[
+                Sample {
+                    duration: secs(0.25),
+                    recorded: 100
+                },
+                Sample {
+                    duration: secs(1.5),
+                    recorded: 200
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn file_has_the_documented_shape() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = store_in(&dir);
+        Timings::record_at(&path, &[("t".to_owned(), secs(0.5))], 1_700_000_000).unwrap();
+        let value: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({"format_version": 1,
+                "tests": {"t": {"samples": [{"duration": 0.5, "recorded": 1_700_000_000u64}]}}})
+        );
+    }
+
+    #[test]
+    fn record_keeps_the_last_five_samples() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = store_in(&dir);
+        for second in 1..=7u64 {
+            Timings::record_at(
+                &path,
+                &[("t".to_owned(), Duration::from_secs(second))],
+                second,
+            )
+            .unwrap();
+        }
+        let (timings, _) = Timings::load(&path);
+        let kept: Vec<u64> = timings
+            .samples("t")
+            .iter()
+            .map(|sample| sample.duration.as_secs())
+            .collect();
+        assert_eq!(kept, [3, 4, 5, 6, 7]);
+    }
+
+    #[test]
+    fn record_creates_the_directory_and_its_gitignore() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = store_in(&dir);
+        record_one(&path, "t", 1.0);
+        assert_eq!(
+            fs::read_to_string(dir.path().join(".paratest/.gitignore")).unwrap(),
+            "*\n"
+        );
+        assert!(Timings::load(&path).0.expected("t").is_some());
+    }
+
+    #[test]
+    fn gitignore_of_the_user_is_kept_and_other_directories_get_none() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join(".paratest")).unwrap();
+        fs::write(dir.path().join(".paratest/.gitignore"), "mine\n").unwrap();
+        record_one(&store_in(&dir), "t", 1.0);
+        assert_eq!(
+            fs::read_to_string(dir.path().join(".paratest/.gitignore")).unwrap(),
+            "mine\n"
+        );
+
+        let elsewhere = dir.path().join("ci").join("timings.json");
+        record_one(&elsewhere, "t", 1.0);
+        assert!(!dir.path().join("ci/.gitignore").exists());
+    }
+
+    #[test]
+    fn unwritable_location_is_an_error_message() {
+        // A regular file where the directory should be: fails even as root,
+        // unlike a read-only directory.
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("blocker"), "").unwrap();
+        let path = dir.path().join("blocker").join("timings.json");
+        let error = Timings::record(&path, &[("t".to_owned(), secs(1.0))]).unwrap_err();
+        assert!(error.contains("blocker"), "{error}");
+        assert!(!error.contains('\n'), "{error}");
+    }
+
+    #[test]
+    fn corrupt_file_warns_and_is_backed_up_not_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = store_in(&dir);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let garbage = "{\"format_version\": 1, \"tests\": {\"a\": oops}}";
+        fs::write(&path, garbage).unwrap();
+
+        let (timings, warning) = Timings::load(&path);
+        let warning = warning.unwrap();
+        assert!(timings.is_empty());
+        assert!(matches!(timings.problem(), Some(LoadProblem::Corrupt(_))));
+        assert!(warning.contains(&path.display().to_string()), "{warning}");
+        assert!(warning.contains("not valid JSON"), "{warning}");
+        assert!(!warning.contains('\n'), "{warning}");
+
+        record_one(&path, "new", 2.0);
+        assert_eq!(
+            fs::read_to_string(with_suffix(&path, ".corrupt")).unwrap(),
+            garbage
+        );
+        let (after, warning) = Timings::load(&path);
+        assert_eq!(warning, None);
+        assert_eq!(after.expected("new"), Some(secs(2.0)));
+    }
+
+    #[test]
+    fn truncated_file_is_reported_as_truncated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = store_in(&dir);
+        Timings::from_durations([("a", secs(1.0), 1), ("b", secs(2.0), 1)])
+            .save_to(&path)
+            .unwrap();
+        let full = fs::read_to_string(&path).unwrap();
+        fs::write(&path, &full[..full.len() / 2]).unwrap();
+
+        let (timings, warning) = Timings::load(&path);
+        assert!(timings.is_empty());
+        assert!(warning.unwrap().contains("truncated"));
+    }
+
+    #[test]
+    fn wrong_shapes_are_corrupt() {
+        for text in [
+            "",
+            "[1, 2]",
+            "42",
+            "{}",
+            "{\"format_version\": \"1\", \"tests\": {}}",
+            "{\"format_version\": 0, \"tests\": {}}",
+            "{\"format_version\": 1}",
+            "{\"format_version\": 1, \"tests\": []}",
+            "{\"format_version\": 1, \"tests\": {\"a\": {\"samples\": [{\"duration\": -1, \"recorded\": 0}]}}}",
+            "{\"format_version\": 1, \"tests\": {\"a\": {\"samples\": [{\"duration\": 1}]}}}",
+        ] {
+            assert!(
+                matches!(parse(text), Err(LoadProblem::Corrupt(_))),
+                "accepted {text:?}"
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("timings.json");
+        fs::write(&path, [0xff, 0xfe, 0x00]).unwrap();
+        assert!(Timings::load(&path).1.unwrap().contains("not UTF-8"));
+    }
+
+    #[test]
+    fn unknown_fields_of_format_one_are_tolerated() {
+        let text = "{\"format_version\": 1, \"written_by\": \"x\", \
+                    \"tests\": {\"a\": {\"samples\": [{\"duration\": 2, \"recorded\": 5, \"worker\": 3}], \"note\": 1}}}";
+        assert_eq!(parse(text).unwrap().expected("a"), Some(secs(2.0)));
+    }
+
+    #[test]
+    fn newer_format_is_ignored_and_never_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = store_in(&dir);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let newer = "{\"format_version\": 2, \"tests\": [\"a shape we do not know\"]}";
+        fs::write(&path, newer).unwrap();
+
+        let (timings, warning) = Timings::load(&path);
+        assert!(timings.is_empty());
+        assert_eq!(timings.problem(), Some(&LoadProblem::Newer(2)));
+        assert!(warning.unwrap().contains("format_version 2"));
+
+        let error = Timings::record(&path, &[("t".to_owned(), secs(1.0))]).unwrap_err();
+        assert!(error.contains("newer"), "{error}");
+        let error = Timings::from_durations([("t", secs(1.0), 1)])
+            .save_to(&path)
+            .unwrap_err();
+        assert!(error.contains("newer"), "{error}");
+        assert_eq!(fs::read_to_string(&path).unwrap(), newer);
+    }
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        let odd = Timings::from_durations([
+            ("t", secs(9.0), 1),
+            ("t", secs(1.0), 2),
+            ("t", secs(2.0), 3),
+        ]);
+        assert_eq!(odd.expected("t"), Some(secs(2.0)));
+        let even = Timings::from_durations([
+            ("t", secs(1.0), 1),
+            ("t", secs(4.0), 2),
+            ("t", secs(2.0), 3),
+            ("t", secs(100.0), 4),
+        ]);
+        assert_eq!(even.expected("t"), Some(secs(3.0)));
+        assert_eq!(even.expected("never"), None);
+    }
+
+    #[test]
+    fn median_ignores_one_outlier() {
+        let timings = Timings::from_durations(
+            (0..5).map(|i| ("t", secs(if i == 2 { 60.0 } else { 1.0 }), i)),
+        );
+        assert_eq!(timings.expected("t"), Some(secs(1.0)));
+    }
+
+    #[test]
+    fn unknown_tests_get_the_median_of_known_ones() {
+        let timings = Timings::from_durations([
+            ("a", secs(1.0), 1),
+            ("b", secs(3.0), 1),
+            ("c", secs(10.0), 1),
+        ]);
+        let tests: Vec<TestCase> = ["a", "new", "b", "c"].into_iter().map(test_case).collect();
+        assert_eq!(
+            timings.expected_durations(&tests),
+            [secs(1.0), secs(3.0), secs(3.0), secs(10.0)]
+        );
+    }
+
+    #[test]
+    fn unknown_tests_fall_back_to_the_store_then_the_default() {
+        let tests: Vec<TestCase> = ["x", "y"].into_iter().map(test_case).collect();
+        let other = Timings::from_durations([("a", secs(2.0), 1), ("b", secs(4.0), 1)]);
+        assert_eq!(other.expected_durations(&tests), [secs(3.0), secs(3.0)]);
+        assert_eq!(
+            Timings::new().expected_durations(&tests),
+            [DEFAULT_EXPECTED, DEFAULT_EXPECTED]
+        );
+        assert!(Timings::new().expected_durations(&[]).is_empty());
+    }
+
+    #[test]
+    fn merge_unions_dedups_and_keeps_the_newest() {
+        let shared_history = [("t", secs(1.0), 10), ("t", secs(1.1), 20)];
+        let shard_one = Timings::from_durations(shared_history.into_iter().chain([
+            ("t", secs(1.2), 30),
+            ("t", secs(1.3), 50),
+            ("only_one", secs(7.0), 30),
+        ]));
+        let shard_two = Timings::from_durations(shared_history.into_iter().chain([
+            ("t", secs(1.4), 40),
+            ("t", secs(1.5), 60),
+            ("only_two", secs(8.0), 31),
+        ]));
+        let merged = Timings::merge(&[shard_one.clone(), shard_two.clone()]);
+        let recorded: Vec<u64> = merged
+            .samples("t")
+            .iter()
+            .map(|sample| sample.recorded)
+            .collect();
+        assert_eq!(recorded, [20, 30, 40, 50, 60]);
+        assert_eq!(merged.expected("only_one"), Some(secs(7.0)));
+        assert_eq!(merged.expected("only_two"), Some(secs(8.0)));
+        assert_eq!(Timings::merge(&[shard_two, shard_one]), merged);
+        assert_eq!(Timings::merge(&[]), Timings::new());
+    }
+
+    #[test]
+    fn from_durations_keeps_the_newest_five_in_time_order() {
+        let timings = Timings::from_durations(
+            (0..8u64)
+                .rev()
+                .map(|i| ("t".to_owned(), Duration::from_secs(i), i)),
+        );
+        let kept: Vec<u64> = timings
+            .samples("t")
+            .iter()
+            .map(|sample| sample.recorded)
+            .collect();
+        assert_eq!(kept, [3, 4, 5, 6, 7]);
+    }
+
+    #[test]
+    fn save_to_replaces_a_valid_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = store_in(&dir);
+        record_one(&path, "old", 1.0);
+        Timings::from_durations([("new", secs(2.0), 1)])
+            .save_to(&path)
+            .unwrap();
+        let (timings, _) = Timings::load(&path);
+        assert_eq!(timings.expected("old"), None);
+        assert_eq!(timings.expected("new"), Some(secs(2.0)));
+    }
+
+    #[test]
+    fn clear_removes_the_file_and_tolerates_its_absence() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = store_in(&dir);
+        record_one(&path, "t", 1.0);
+        Timings::clear(&path).unwrap();
+        assert!(!path.exists());
+        Timings::clear(&path).unwrap();
+    }
+
+    const CHILD_ENV: &str = "PARATEST_TIMINGS_TEST_WRITER";
+    const WRITES: usize = 50;
+
+    /// Writes `WRITES` samples under the name `writer`, each its own
+    /// locked read-modify-write, plus one to a test every writer shares.
+    fn write_many(path: &Path, writer: &str) {
+        for i in 0..WRITES {
+            let samples = [
+                (format!("{writer}::{i}"), Duration::from_millis(i as u64)),
+                ("shared".to_owned(), secs(1.0)),
+            ];
+            Timings::record(path, &samples).unwrap();
+        }
+    }
+
+    /// The other process of `concurrent_writers_lose_nothing` (re-invoked
+    /// test binary, as nextest does); a no-op in a normal run.
+    #[test]
+    fn concurrent_writer_child() {
+        if let Some(spec) = std::env::var_os(CHILD_ENV) {
+            let spec = spec.into_string().unwrap();
+            let (writer, path) = spec.split_once('=').unwrap();
+            write_many(Path::new(path), writer);
+        }
+    }
+
+    #[test]
+    fn concurrent_writers_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = store_in(&dir);
+        let exe = std::env::current_exe().unwrap();
+        let children: Vec<_> = ["process-a", "process-b"]
+            .into_iter()
+            .map(|writer| {
+                Command::new(&exe)
+                    .args([
+                        "--exact",
+                        "schedule::timings::tests::concurrent_writer_child",
+                        "--test-threads",
+                        "1",
+                    ])
+                    .env(CHILD_ENV, format!("{writer}={}", path.display()))
+                    .stdout(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        std::thread::scope(|scope| {
+            for writer in ["thread-a", "thread-b"] {
+                let path = &path;
+                scope.spawn(move || write_many(path, writer));
+            }
+        });
+        for mut child in children {
+            assert!(child.wait().unwrap().success());
+        }
+
+        let text = fs::read_to_string(&path).unwrap();
+        let (timings, warning) = Timings::load(&path);
+        assert_eq!(warning, None, "{text}");
+        for writer in ["process-a", "process-b", "thread-a", "thread-b"] {
+            for i in 0..WRITES {
+                assert!(
+                    !timings.samples(&format!("{writer}::{i}")).is_empty(),
+                    "lost {writer}::{i}"
+                );
+            }
+        }
+        assert_eq!(timings.len(), 4 * WRITES + 1);
+        assert_eq!(timings.samples("shared").len(), MAX_SAMPLES);
+        assert!(!with_suffix(&path, ".corrupt").exists());
+        // Only the store, its lock and the .gitignore: no temp file left behind.
+        assert_eq!(fs::read_dir(path.parent().unwrap()).unwrap().count(), 3);
+    }
+}

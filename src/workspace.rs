@@ -1,0 +1,215 @@
+//! Workspaces: one worker's isolated copy of the source (or an empty
+//! directory, or the source itself), made on demand and removed at the end.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use rayon::prelude::*;
+
+use crate::config::Isolation;
+
+/// Top-level entries of the source never copied into a workspace.
+pub const NEVER_COPIED: &[&str] = &["target", ".paratest", ".git"];
+
+/// How the workspaces of a run are made.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub isolation: Isolation,
+    pub source: PathBuf,
+    /// The directory holding one subdirectory per workspace.
+    pub root: PathBuf,
+    /// Absolute paths inside the source that are not copied either (a target
+    /// directory elsewhere in the tree, the workspace root itself).
+    pub excluded: Vec<PathBuf>,
+}
+
+impl Layout {
+    /// The path of worker `worker`'s workspace.
+    pub fn path(&self, worker: usize) -> PathBuf {
+        match self.isolation {
+            Isolation::None => self.source.clone(),
+            Isolation::Copy | Isolation::Empty => self.root.join(format!("w{worker}")),
+        }
+    }
+
+    /// Makes worker `worker`'s workspace, replacing whatever a previous run left there.
+    pub fn create(&self, worker: usize) -> io::Result<PathBuf> {
+        let path = self.path(worker);
+        match self.isolation {
+            Isolation::None => {}
+            Isolation::Empty => {
+                remove_if_present(&path)?;
+                fs::create_dir_all(&path)?;
+            }
+            Isolation::Copy => {
+                remove_if_present(&path)?;
+                copy_tree(&self.source, &path, &self.skip_list())?;
+            }
+        }
+        Ok(path)
+    }
+
+    /// Deletes a workspace (never the source).
+    pub fn remove(&self, worker: usize) -> io::Result<()> {
+        match self.isolation {
+            Isolation::None => Ok(()),
+            Isolation::Copy | Isolation::Empty => remove_if_present(&self.path(worker)),
+        }
+    }
+
+    fn skip_list(&self) -> Vec<PathBuf> {
+        let mut skip: Vec<PathBuf> = NEVER_COPIED
+            .iter()
+            .map(|name| self.source.join(name))
+            .collect();
+        skip.extend(self.excluded.iter().cloned());
+        skip.push(self.root.clone());
+        skip
+    }
+}
+
+fn remove_if_present(path: &Path) -> io::Result<()> {
+    match fs::remove_dir_all(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Copying runs on its own pool: the worker threads are busy waiting on tests.
+fn copy_pool() -> &'static rayon::ThreadPool {
+    static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let threads = std::thread::available_parallelism()
+            .map_or(4, |n| n.get())
+            .clamp(2, 16);
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("paratest-copy-{i}"))
+            .build()
+            .expect("cannot start the copy threads")
+    })
+}
+
+/// Copies `from` to `to` (which must not exist): directories and symlinks
+/// first, in one walk, then the files in parallel as copy-on-write reflinks
+/// where the filesystem has them, plain copies elsewhere. Permissions are kept.
+pub fn copy_tree(from: &Path, to: &Path, skip: &[PathBuf]) -> io::Result<()> {
+    let mut files = Vec::new();
+    fs::create_dir_all(to)?;
+    let mut pending = vec![PathBuf::new()];
+    while let Some(relative) = pending.pop() {
+        for entry in fs::read_dir(from.join(&relative))? {
+            let entry = entry?;
+            let path = entry.path();
+            if skip.iter().any(|s| *s == path) {
+                continue;
+            }
+            let relative = relative.join(entry.file_name());
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                fs::create_dir(to.join(&relative))?;
+                fs::set_permissions(to.join(&relative), entry.metadata()?.permissions())?;
+                pending.push(relative);
+            } else if kind.is_symlink() {
+                std::os::unix::fs::symlink(fs::read_link(&path)?, to.join(&relative))?;
+            } else if kind.is_file() {
+                files.push(relative);
+            }
+            // Sockets, FIFOs and devices are not part of a project's files.
+        }
+    }
+    copy_pool().install(|| {
+        files.par_iter().try_for_each(|relative| {
+            reflink_copy::reflink_or_copy(from.join(relative), to.join(relative))
+                .map(drop)
+                .map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!("cannot copy {}: {e}", from.join(relative).display()),
+                    )
+                })
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn copy_skips_build_state_and_keeps_modes_and_links() {
+        let source = tempfile::tempdir().unwrap();
+        let s = source.path();
+        for dir in [
+            "src/deep",
+            "target/debug",
+            ".git",
+            ".paratest",
+            "other-target",
+        ] {
+            fs::create_dir_all(s.join(dir)).unwrap();
+        }
+        fs::write(s.join("src/deep/a.txt"), "a").unwrap();
+        fs::write(s.join("run.sh"), "#!/bin/sh\n").unwrap();
+        fs::set_permissions(s.join("run.sh"), fs::Permissions::from_mode(0o755)).unwrap();
+        fs::write(s.join("target/debug/big"), "x").unwrap();
+        std::os::unix::fs::symlink("src/deep/a.txt", s.join("link")).unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let layout = Layout {
+            isolation: Isolation::Copy,
+            source: s.to_path_buf(),
+            root: root.path().to_path_buf(),
+            excluded: vec![s.join("other-target")],
+        };
+        let w = layout.create(3).unwrap();
+        assert_eq!(w, root.path().join("w3"));
+        assert_eq!(fs::read_to_string(w.join("src/deep/a.txt")).unwrap(), "a");
+        assert_eq!(fs::read_to_string(w.join("link")).unwrap(), "a");
+        assert_eq!(
+            fs::metadata(w.join("run.sh")).unwrap().permissions().mode() & 0o777,
+            0o755
+        );
+        for skipped in ["target", ".git", ".paratest", "other-target"] {
+            assert!(!w.join(skipped).exists(), "{skipped} was copied");
+        }
+        // A second create replaces the dirty copy.
+        fs::write(w.join("dirt"), "").unwrap();
+        layout.create(3).unwrap();
+        assert!(!w.join("dirt").exists());
+        layout.remove(3).unwrap();
+        assert!(!w.exists());
+    }
+
+    #[test]
+    fn none_is_the_source_and_is_never_removed() {
+        let source = tempfile::tempdir().unwrap();
+        let layout = Layout {
+            isolation: Isolation::None,
+            source: source.path().to_path_buf(),
+            root: source.path().join("unused"),
+            excluded: vec![],
+        };
+        assert_eq!(layout.create(1).unwrap(), source.path());
+        layout.remove(1).unwrap();
+        assert!(source.path().exists());
+    }
+
+    #[test]
+    fn workspace_root_inside_the_source_is_not_copied_into_itself() {
+        let source = tempfile::tempdir().unwrap();
+        fs::write(source.path().join("f"), "").unwrap();
+        let layout = Layout {
+            isolation: Isolation::Copy,
+            source: source.path().to_path_buf(),
+            root: source.path().join("ws"),
+            excluded: vec![],
+        };
+        let w1 = layout.create(1).unwrap();
+        let w2 = layout.create(2).unwrap();
+        assert!(w1.join("f").exists() && w2.join("f").exists());
+        assert!(!w2.join("ws").exists());
+    }
+}
