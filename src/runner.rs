@@ -308,13 +308,13 @@ impl Runner<'_> {
             }
         };
         command
-            .current_dir(workspace.join(&test.cwd))
+            .current_dir(in_workspace(workspace, &test.cwd))
             .envs(scope.env())
             .stdin(Stdio::null());
         for (name, value) in &test.env {
             let value: OsString = match value {
                 EnvValue::Literal(value) => value.clone(),
-                EnvValue::InWorkspace(path) => workspace.join(path).into(),
+                EnvValue::InWorkspace(path) => in_workspace(workspace, path).into(),
             };
             command.env(name, value);
         }
@@ -340,6 +340,16 @@ impl Runner<'_> {
             cleanup: false,
         };
         self.watchdog.run(command, limits)
+    }
+}
+
+/// `relative` inside `workspace`; an empty `relative` is the workspace itself
+/// (`join("")` would add a trailing `/` that tests comparing paths trip on).
+fn in_workspace(workspace: &Path, relative: &Path) -> PathBuf {
+    if relative.as_os_str().is_empty() {
+        workspace.to_path_buf()
+    } else {
+        workspace.join(relative)
     }
 }
 

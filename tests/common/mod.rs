@@ -1,0 +1,186 @@
+//! The integration-test harness: copies a fixture project to a temporary
+//! directory (the originals are never touched) and runs the real
+//! `cargo-paratest` binary against it.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// A private copy of one fixture project.
+pub struct Project {
+    _dir: tempfile::TempDir,
+    pub path: PathBuf,
+}
+
+impl Project {
+    pub fn copy(fixture: &str) -> Project {
+        let dir = tempfile::Builder::new()
+            .prefix("paratest-it-")
+            .tempdir()
+            .unwrap();
+        let path = dir.path().join(fixture);
+        copy_dir(&fixtures_dir().join(fixture), &path);
+        Project { _dir: dir, path }
+    }
+
+    /// A sibling directory of the project, for markers the tests leave.
+    pub fn scratch(&self, name: &str) -> PathBuf {
+        let path = self.path.parent().unwrap().join(name);
+        std::fs::create_dir_all(&path).unwrap();
+        path
+    }
+
+    pub fn paratest(&self) -> Paratest {
+        Paratest::new(&self.path)
+    }
+
+    pub fn read(&self, relative: &str) -> String {
+        std::fs::read_to_string(self.path.join(relative))
+            .unwrap_or_else(|e| panic!("{relative}: {e}"))
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name == "target" || name == ".paratest" {
+            continue;
+        }
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &to.join(&name));
+        } else {
+            std::fs::copy(entry.path(), to.join(&name)).unwrap();
+        }
+    }
+}
+
+/// One invocation of the binary under test.
+pub struct Paratest {
+    command: Command,
+}
+
+impl Paratest {
+    pub fn new(cwd: &Path) -> Paratest {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cargo-paratest"));
+        command
+            .arg("paratest")
+            .current_dir(cwd)
+            .stdin(Stdio::null());
+        // When this suite itself runs under cargo-paratest, the outer run's
+        // variables must not configure the runs under test.
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("PARATEST") {
+                command.env_remove(&name);
+            }
+        }
+        command
+            .env_remove("CI")
+            .env_remove("CARGO_TARGET_DIR")
+            .env("NO_COLOR", "1")
+            .env("RUST_BACKTRACE", "0");
+        Paratest { command }
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.command.args(args);
+        self
+    }
+
+    pub fn arg_path(mut self, path: &Path) -> Self {
+        self.command.arg(path);
+        self
+    }
+
+    pub fn env(mut self, name: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.command.env(name, value);
+        self
+    }
+
+    pub fn run(mut self) -> Run {
+        let output = self.command.output().expect("cannot run cargo-paratest");
+        Run { output }
+    }
+
+    pub fn spawn(mut self) -> std::process::Child {
+        self.command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cannot run cargo-paratest")
+    }
+}
+
+/// What one invocation printed and returned.
+pub struct Run {
+    pub output: Output,
+}
+
+impl Run {
+    pub fn code(&self) -> i32 {
+        self.output.status.code().expect("killed by a signal")
+    }
+
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    /// Asserts the exit code, showing both streams when it differs.
+    pub fn expect(self, code: i32) -> Run {
+        assert_eq!(
+            self.code(),
+            code,
+            "exit code\n--- stdout:\n{}\n--- stderr:\n{}",
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+
+    /// The `--message-format json` events.
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        self.stdout()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}")))
+            .collect()
+    }
+
+    /// `test-finished` events that carry a final result, by test id.
+    pub fn results(&self) -> std::collections::BTreeMap<String, String> {
+        self.events()
+            .into_iter()
+            .filter(|e| e["event"] == "test-finished" && e["retrying"] != true)
+            .map(|e| {
+                (
+                    e["id"].as_str().unwrap().to_string(),
+                    e["result"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// Whether a process is alive (zombies count as gone).
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
