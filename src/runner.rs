@@ -1,4 +1,4 @@
-//! The runner: one worker thread per workspace (on a rayon pool), all pulling
+//! The runner: one worker thread per workspace, all pulling
 //! from one queue, longest expected test first and retries behind first
 //! attempts. Workers never print: they send [`Event`]s.
 
@@ -67,15 +67,16 @@ impl Runner<'_> {
         }));
         let workers = self.context.workers;
         let started = Instant::now();
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(workers)
-            .thread_name(|i| format!("paratest-worker-{}", i + 1))
-            .build()
-            .expect("cannot start the worker threads");
-        pool.scope(|scope| {
+        // Plain threads, not a rayon pool: a rayon thread that blocks inside
+        // rayon (the parallel workspace copy) steals queued jobs, which would
+        // run a whole second worker nested inside the first.
+        std::thread::scope(|scope| {
             for worker in 1..=workers {
                 let queue = &queue;
-                scope.spawn(move |_| self.worker(worker, queue, events, started));
+                std::thread::Builder::new()
+                    .name(format!("paratest-worker-{worker}"))
+                    .spawn_scoped(scope, move || self.worker(worker, queue, events, started))
+                    .expect("cannot start a worker thread");
             }
         });
         let state = queue.state.into_inner().unwrap();

@@ -106,7 +106,7 @@ impl Console {
                     (Some(TestResult::Passed), _) => ("    PASS", Style::new().green()),
                     (Some(TestResult::Skipped), _) => ("    SKIP", Style::new().dim()),
                     (Some(TestResult::TimedOut), _) | (_, AttemptStatus::TimedOut) => {
-                        ("   TIMEOUT", Style::new().red())
+                        (" TIMEOUT", Style::new().red())
                     }
                     (Some(TestResult::Failed), _) => ("    FAIL", Style::new().red()),
                 };
@@ -245,7 +245,10 @@ impl Console {
         );
     }
 
+    /// One title line per failed attempt; the output tail of the last one
+    /// only (a flaky test's failure is shown by its title alone).
     fn failure(&self, outcome: &TestOutcome) {
+        let last = outcome.attempts.len();
         for attempt in &outcome.attempts {
             if attempt.status == AttemptStatus::Passed {
                 continue;
@@ -259,7 +262,7 @@ impl Console {
                 attempt.message.as_deref().unwrap_or("failed")
             );
             eprintln!("{}", self.paint(Style::new().red().bold(), &title));
-            if outcome.result == TestResult::Flaky {
+            if outcome.result == TestResult::Flaky || attempt.number as usize != last {
                 continue;
             }
             for (stream, path) in [

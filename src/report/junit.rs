@@ -1,0 +1,1112 @@
+//! Writes the run's one JUnit XML file: a `<testsuite>` per group, a
+//! `<testcase>` per test, retries kept the Maven Surefire way, and valid
+//! against the Jenkins xUnit schema (`../shared/junit/junit-10.xsd`).
+//!
+//! A testcase by result:
+//! - passed: an empty `<testcase>`;
+//! - flaky: a passing `<testcase>` with one `<flakyFailure>` per failed attempt;
+//! - failed or timed out: a `<failure>` describing the *last* attempt, that
+//!   attempt's `<system-out>`/`<system-err>` on the testcase, and one
+//!   `<rerunFailure>` per earlier attempt (so `1 + reruns` = attempts made).
+//!   The schema allows `<failure>` no child element, so its stack trace is
+//!   its text, while each `<rerunFailure>`/`<flakyFailure>` holds
+//!   `<stackTrace>`, `<system-out>`, `<system-err>`;
+//! - skipped: `<skipped>`.
+//!
+//! The report is built with `quick-junit`, then every element is stripped of
+//! the attributes the schema does not list (`quick-junit` always writes
+//! `skipped` on `<testsuites>`, which the schema forbids). The merge command
+//! reuses [`to_xml`] and [`write_xml`] so its output is held to the same rule.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::fs::{self, File};
+use std::io::{self, Read, Seek, SeekFrom, Write as _};
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use chrono::{DateTime, FixedOffset, Utc};
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestRerun, TestSuite};
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::{Reader, Writer};
+
+use crate::model::{Attempt, AttemptStatus, TestOutcome, TestResult};
+
+/// The most text kept from one output stream of one attempt, in bytes.
+pub const OUTPUT_LIMIT: usize = 64 * 1024;
+/// `type` of a failure that is not a timeout.
+pub const FAILURE_TYPE: &str = "test failure";
+/// `type` of a failure because the test ran past `--timeout`.
+pub const TIMEOUT_TYPE: &str = "timeout";
+
+/// Lines of each stream's tail appended to a stack trace, and their byte cap.
+const TRACE_TAIL_LINES: usize = 30;
+const TRACE_TAIL_BYTES: usize = 4 * 1024;
+/// Cap on the panic messages put in a stack trace (a backtrace can be long).
+const PANIC_BYTES: usize = 16 * 1024;
+const PANIC_LINES: usize = 200;
+
+/// Builds the report for a finished (or interrupted) run.
+///
+/// `timestamp` is when the run started; a suite's timestamp is its earliest
+/// attempt, or `timestamp` for a suite whose tests never ran.
+pub fn build_report(name: &str, outcomes: &[TestOutcome], timestamp: SystemTime) -> Report {
+    let mut groups: BTreeMap<&str, Vec<&TestOutcome>> = BTreeMap::new();
+    for outcome in outcomes {
+        groups
+            .entry(outcome.test.group.as_str())
+            .or_default()
+            .push(outcome);
+    }
+    let mut report = Report::new(xml_safe(name));
+    let mut total = Duration::ZERO;
+    for (group, members) in groups {
+        let suite = build_suite(group, members, timestamp);
+        total += suite.time.unwrap_or_default();
+        report.add_test_suite(suite);
+    }
+    report.set_time(total);
+    report
+}
+
+/// Builds the report and writes it to `path` atomically (see [`write_xml`]).
+pub fn write_report(
+    path: &Path,
+    name: &str,
+    outcomes: &[TestOutcome],
+    timestamp: SystemTime,
+) -> io::Result<()> {
+    write_xml(path, &build_report(name, outcomes, timestamp))
+}
+
+/// Serializes `report` and drops every attribute the Jenkins xUnit schema
+/// does not allow on its element, so the text validates whatever the
+/// `Report` holds.
+pub fn to_xml(report: &Report) -> io::Result<String> {
+    let raw = report.to_string().map_err(io::Error::other)?;
+    keep_schema_attributes(&raw)
+}
+
+/// Writes `report` to `path` through a temporary file in the same directory
+/// and a rename, so a reader never sees half a report; creates the parent
+/// directory.
+pub fn write_xml(path: &Path, report: &Report) -> io::Result<()> {
+    let xml = to_xml(report)?;
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    fs::create_dir_all(dir)?;
+    let mut temp = tempfile::Builder::new()
+        .prefix(".junit-")
+        .suffix(".xml.tmp")
+        .tempfile_in(dir)?;
+    temp.write_all(xml.as_bytes())?;
+    // Temp files are created 0600; a report is meant to be read by CI tooling.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        temp.as_file()
+            .set_permissions(fs::Permissions::from_mode(0o644))?;
+    }
+    temp.as_file().sync_all()?;
+    temp.persist(path).map_err(|err| err.error)?;
+    Ok(())
+}
+
+/// Removes the characters XML 1.0 forbids (C0 controls other than tab, line
+/// feed and carriage return; U+FFFE; U+FFFF).
+///
+/// `quick-junit`'s `XmlString` already drops the C0 controls but keeps
+/// U+FFFE/U+FFFF, which make a document ill-formed (see the tests).
+pub fn xml_safe(text: &str) -> String {
+    text.chars().filter(|&c| is_xml_char(c)).collect()
+}
+
+fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// Keeps at most `limit` bytes of `text`: its head and its tail, with a line
+/// `[... N bytes cut; full log: FULL_AT ...]` in between.
+pub fn bound_text(text: &str, limit: usize, full_at: &str) -> String {
+    if text.len() <= limit {
+        return text.to_owned();
+    }
+    splice(text, text, text.len() as u64, limit, full_at)
+}
+
+/// Joins the start of `head` and the end of `tail` (two windows of a text of
+/// `total_len` bytes) around the cut marker, in at most `limit` bytes.
+fn splice(head: &str, tail: &str, total_len: u64, limit: usize, full_at: &str) -> String {
+    // The marker is at most 54 bytes plus the path: "\n[... ", 20 digits,
+    // " bytes cut; full log: ", " ...]\n".
+    let marker_budget = 64 + full_at.len();
+    let head_budget = (limit / 4).min(limit.saturating_sub(marker_budget));
+    let tail_budget = limit.saturating_sub(head_budget + marker_budget);
+    let head = head_part(head, head_budget);
+    let tail = tail_part(tail, tail_budget);
+    let cut = total_len.saturating_sub((head.len() + tail.len()) as u64);
+    let newline = if head.is_empty() || head.ends_with('\n') {
+        ""
+    } else {
+        "\n"
+    };
+    format!("{head}{newline}[... {cut} bytes cut; full log: {full_at} ...]\n{tail}")
+}
+
+/// The first `budget` bytes of `text`, ending at a line end when one is near.
+fn head_part(text: &str, budget: usize) -> &str {
+    let mut end = budget.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let head = &text[..end];
+    match head.rfind('\n') {
+        Some(i) if i >= end / 2 && end < text.len() => &head[..=i],
+        _ => head,
+    }
+}
+
+/// The last `budget` bytes of `text`, starting at a line start when one is near.
+fn tail_part(text: &str, budget: usize) -> &str {
+    let mut start = text.len().saturating_sub(budget);
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    let tail = &text[start..];
+    match tail.find('\n') {
+        Some(i) if start > 0 && i < tail.len() / 2 => &tail[i + 1..],
+        _ => tail,
+    }
+}
+
+/// Bytes from a log as report text: ANSI escapes removed before cutting (so a
+/// sequence cut in half cannot swallow the marker later), invalid UTF-8
+/// replaced, forbidden characters removed.
+fn clean_log_bytes(raw: &[u8]) -> String {
+    xml_safe(&String::from_utf8_lossy(&strip_ansi_escapes::strip(raw)))
+}
+
+/// Reads a log as bounded report text, reading at most about `2 * limit`
+/// bytes however big the file is. `None` when the log is missing or empty.
+fn read_log(path: &Path, limit: usize) -> Option<String> {
+    let mut file = File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    if len == 0 {
+        return None;
+    }
+    let full_at = path.display().to_string();
+    if len <= limit as u64 {
+        let mut raw = Vec::with_capacity(len as usize);
+        // `take`: a test's orphan may still be appending to the log.
+        file.by_ref().take(len).read_to_end(&mut raw).ok()?;
+        // Cleaning can grow the text (U+FFFD is 3 bytes), so bound it again.
+        return Some(bound_text(&clean_log_bytes(&raw), limit, &full_at));
+    }
+    let head_len = (limit / 4) as u64;
+    let tail_len = limit as u64;
+    let mut head = Vec::with_capacity(head_len as usize);
+    file.by_ref().take(head_len).read_to_end(&mut head).ok()?;
+    file.seek(SeekFrom::Start(len.saturating_sub(tail_len).max(head_len)))
+        .ok()?;
+    let mut tail = Vec::with_capacity(tail_len as usize);
+    file.take(tail_len).read_to_end(&mut tail).ok()?;
+    Some(splice(
+        &clean_log_bytes(&head),
+        &clean_log_bytes(&tail),
+        len,
+        limit,
+        &full_at,
+    ))
+}
+
+/// One attempt's two output streams, bounded and cleaned.
+struct AttemptLogs {
+    stdout: Option<String>,
+    stderr: Option<String>,
+}
+
+impl AttemptLogs {
+    fn read(attempt: &Attempt) -> Self {
+        AttemptLogs {
+            stdout: read_log(&attempt.stdout_path, OUTPUT_LIMIT),
+            stderr: read_log(&attempt.stderr_path, OUTPUT_LIMIT),
+        }
+    }
+
+    /// The panic messages (Rust libtest) or else `message`, then the tail of
+    /// each stream: what a reader of a CI summary needs first.
+    fn stack_trace(&self, message: &str) -> String {
+        let panics = [&self.stderr, &self.stdout]
+            .into_iter()
+            .flatten()
+            .map(|text| panic_messages(text))
+            .find(|panics| !panics.is_empty());
+        let mut trace = panics.unwrap_or_else(|| xml_safe(message));
+        for (label, text) in [("stderr", &self.stderr), ("stdout", &self.stdout)] {
+            let Some(text) = text else { continue };
+            let tail = tail_lines(text, TRACE_TAIL_LINES, TRACE_TAIL_BYTES);
+            if !tail.trim().is_empty() {
+                let _ = write!(trace, "\n\n--- last lines of {label} ---\n{tail}");
+            }
+        }
+        trace
+    }
+}
+
+/// The blocks libtest prints when a test panics: from
+/// `thread '...' panicked at` up to the `note: run with RUST_BACKTRACE` hint
+/// (a backtrace, when enabled, is kept up to a cap).
+fn panic_messages(output: &str) -> String {
+    let mut panics = String::new();
+    let mut lines_in_block = None;
+    for line in output.lines() {
+        if line.starts_with("thread '") && line.contains("' panicked at") {
+            if !panics.is_empty() {
+                panics.push('\n');
+            }
+            lines_in_block = Some(0);
+        } else if lines_in_block.is_some()
+            && line
+                .to_ascii_lowercase()
+                .starts_with("note: run with `rust_backtrace")
+        {
+            lines_in_block = None;
+        }
+        if let Some(count) = lines_in_block.as_mut() {
+            if *count < PANIC_LINES && panics.len() + line.len() < PANIC_BYTES {
+                panics.push_str(line);
+                panics.push('\n');
+            }
+            *count += 1;
+        }
+    }
+    panics.truncate(panics.trim_end().len());
+    panics
+}
+
+/// The last `lines` lines of `text`, at most `max_bytes` of them.
+fn tail_lines(text: &str, lines: usize, max_bytes: usize) -> &str {
+    let trimmed = text.trim_end();
+    let start = trimmed
+        .rmatch_indices('\n')
+        .nth(lines.saturating_sub(1))
+        .map_or(0, |(i, _)| i + 1);
+    tail_part(&trimmed[start..], max_bytes)
+}
+
+fn build_suite(group: &str, mut members: Vec<&TestOutcome>, run_started: SystemTime) -> TestSuite {
+    members.sort_by(|a, b| {
+        (a.test.name.as_str(), a.test.id.as_str()).cmp(&(b.test.name.as_str(), b.test.id.as_str()))
+    });
+    let mut suite = TestSuite::new(xml_safe(group));
+    let started = members
+        .iter()
+        .flat_map(|outcome| outcome.attempts.iter().map(|attempt| attempt.started))
+        .min()
+        .unwrap_or(run_started);
+    suite.set_timestamp(to_datetime(started));
+    let mut time = Duration::ZERO;
+    for (name, outcome) in unique_names(members) {
+        let case = build_case(name, group, outcome);
+        time += case.time.unwrap_or_default();
+        suite.add_test_case(case);
+    }
+    suite.set_time(time);
+    suite
+}
+
+/// Gives each test of a group one testcase name: a test reported twice (same
+/// id) keeps its last outcome; two tests sharing a name get their id appended,
+/// since consumers key testcases on (classname, name) and would drop one.
+fn unique_names(mut sorted: Vec<&TestOutcome>) -> Vec<(String, &TestOutcome)> {
+    // `sort_by` is stable, so the last report of an id is last among equals.
+    sorted.reverse();
+    sorted.dedup_by(|later, earlier| later.test.id == earlier.test.id);
+    sorted.reverse();
+    let mut uses: HashMap<&str, usize> = HashMap::new();
+    for outcome in &sorted {
+        *uses.entry(outcome.test.name.as_str()).or_default() += 1;
+    }
+    sorted
+        .into_iter()
+        .map(|outcome| {
+            let name = if uses[outcome.test.name.as_str()] > 1 {
+                format!("{} [{}]", outcome.test.name, outcome.test.id)
+            } else {
+                outcome.test.name.clone()
+            };
+            (xml_safe(&name), outcome)
+        })
+        .collect()
+}
+
+fn build_case(name: String, group: &str, outcome: &TestOutcome) -> TestCase {
+    let attempts = &outcome.attempts;
+    let last = attempts.last();
+    let mut output = None;
+    let status = match outcome.result {
+        TestResult::Passed => TestCaseStatus::success(),
+        TestResult::Flaky => {
+            let mut status = TestCaseStatus::success();
+            status.add_reruns(
+                attempts
+                    .iter()
+                    .filter(|attempt| is_failure(attempt.status))
+                    .map(rerun),
+            );
+            status
+        }
+        TestResult::Failed | TestResult::TimedOut => {
+            let timed_out = outcome.result == TestResult::TimedOut;
+            let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            status.set_type(if timed_out {
+                TIMEOUT_TYPE
+            } else {
+                FAILURE_TYPE
+            });
+            match last {
+                Some(attempt) => {
+                    let message = failure_message(attempt, timed_out);
+                    let logs = AttemptLogs::read(attempt);
+                    status.set_message(xml_safe(&message));
+                    status.set_description(logs.stack_trace(&message));
+                    output = Some(logs);
+                    let earlier = &attempts[..attempts.len() - 1];
+                    status.add_reruns(
+                        earlier
+                            .iter()
+                            .filter(|attempt| is_failure(attempt.status))
+                            .map(rerun),
+                    );
+                }
+                None => {
+                    status.set_message("no attempt was recorded");
+                }
+            }
+            status
+        }
+        TestResult::Skipped => {
+            let mut status = TestCaseStatus::skipped();
+            let message = match last.and_then(|attempt| attempt.message.as_deref()) {
+                Some(message) => message,
+                None if outcome.test.ignored => "ignored",
+                None => "skipped",
+            };
+            status.set_message(xml_safe(message));
+            status
+        }
+    };
+    let mut case = TestCase::new(name, status);
+    case.set_classname(xml_safe(group));
+    if let Some(attempt) = last {
+        case.set_time(attempt.duration);
+    }
+    if let Some(logs) = output {
+        if let Some(stdout) = logs.stdout {
+            case.set_system_out(stdout);
+        }
+        if let Some(stderr) = logs.stderr {
+            case.set_system_err(stderr);
+        }
+    }
+    case
+}
+
+fn is_failure(status: AttemptStatus) -> bool {
+    matches!(status, AttemptStatus::Failed | AttemptStatus::TimedOut)
+}
+
+/// A failed attempt as `<flakyFailure>`/`<rerunFailure>` (the testcase's
+/// status decides which). No `timestamp`/`time`: the schema forbids them.
+fn rerun(attempt: &Attempt) -> TestRerun {
+    let timed_out = attempt.status == AttemptStatus::TimedOut;
+    let message = failure_message(attempt, timed_out);
+    let logs = AttemptLogs::read(attempt);
+    let mut rerun = TestRerun::new(NonSuccessKind::Failure);
+    rerun
+        .set_type(if timed_out {
+            TIMEOUT_TYPE
+        } else {
+            FAILURE_TYPE
+        })
+        .set_message(xml_safe(&message))
+        .set_stack_trace(logs.stack_trace(&message));
+    if let Some(stdout) = logs.stdout {
+        rerun.set_system_out(stdout);
+    }
+    if let Some(stderr) = logs.stderr {
+        rerun.set_system_err(stderr);
+    }
+    rerun
+}
+
+/// The one-line reason: a timeout always says it timed out and after how long.
+fn failure_message(attempt: &Attempt, timed_out: bool) -> String {
+    match &attempt.message {
+        Some(message) if !timed_out || message.contains("timed out") => message.clone(),
+        _ if timed_out => format!("timed out after {}", seconds(attempt.duration)),
+        _ => "test failed".to_owned(),
+    }
+}
+
+/// `2.5s`, `5s`: humans read this in CI summaries.
+fn seconds(duration: Duration) -> String {
+    let text = format!("{:.3}", duration.as_secs_f64());
+    format!("{}s", text.trim_end_matches('0').trim_end_matches('.'))
+}
+
+fn to_datetime(time: SystemTime) -> DateTime<FixedOffset> {
+    DateTime::<Utc>::from(time).fixed_offset()
+}
+
+/// Attributes the Jenkins xUnit schema (junit-10.xsd) allows on each element.
+fn schema_attributes(element: &[u8]) -> &'static [&'static [u8]] {
+    match element {
+        b"testsuites" => &[b"name", b"time", b"tests", b"failures", b"errors"],
+        b"testsuite" => &[
+            b"name",
+            b"tests",
+            b"failures",
+            b"errors",
+            b"group",
+            b"time",
+            b"skipped",
+            b"timestamp",
+            b"hostname",
+            b"id",
+            b"package",
+            b"file",
+            b"log",
+            b"url",
+        ],
+        b"testcase" => &[b"name", b"time", b"classname", b"group"],
+        b"failure" | b"error" | b"skipped" | b"rerunFailure" | b"rerunError" | b"flakyFailure"
+        | b"flakyError" => &[b"type", b"message"],
+        b"property" => &[b"name", b"value"],
+        _ => &[],
+    }
+}
+
+/// Copies the XML event by event, keeping only schema attributes; text is
+/// copied as already escaped.
+fn keep_schema_attributes(xml: &str) -> io::Result<String> {
+    let mut reader = Reader::from_str(xml);
+    let mut writer = Writer::new(Vec::with_capacity(xml.len()));
+    loop {
+        let event = reader.read_event().map_err(io::Error::other)?;
+        match event {
+            Event::Eof => break,
+            Event::Start(element) => writer.write_event(Event::Start(filtered(&element)?))?,
+            Event::Empty(element) => writer.write_event(Event::Empty(filtered(&element)?))?,
+            other => writer.write_event(other)?,
+        }
+    }
+    String::from_utf8(writer.into_inner()).map_err(io::Error::other)
+}
+
+fn filtered(element: &BytesStart<'_>) -> io::Result<BytesStart<'static>> {
+    let name = element.name();
+    let allowed = schema_attributes(name.as_ref());
+    let mut kept = BytesStart::new(String::from_utf8_lossy(name.as_ref()).into_owned());
+    for attribute in element.attributes() {
+        let attribute = attribute.map_err(io::Error::other)?;
+        if allowed.contains(&attribute.key.as_ref()) {
+            kept.push_attribute(attribute);
+        }
+    }
+    Ok(kept)
+}
+
+/// Helpers shared by the JUnit tests: the schema check and a sample run.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use crate::model::{Attempt, AttemptStatus, Invocation, TestCase, TestOutcome, TestResult};
+
+    /// The Jenkins xUnit schema every report must satisfy.
+    pub fn schema() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/junit/junit-10.xsd")
+    }
+
+    /// Runs `xmllint --schema`; `None` (with a note) when xmllint or the
+    /// schema is missing, `Some(Err(output))` when the file does not validate.
+    pub fn xmllint(file: &Path) -> Option<Result<(), String>> {
+        let schema = schema();
+        if !schema.exists() {
+            eprintln!("note: {} missing; schema check skipped", schema.display());
+            return None;
+        }
+        let output = match Command::new("xmllint")
+            .arg("--noout")
+            .arg("--schema")
+            .arg(&schema)
+            .arg(file)
+            .output()
+        {
+            Ok(output) => output,
+            Err(_) => {
+                eprintln!(
+                    "note: xmllint not installed (apt-get install libxml2-utils); schema check skipped"
+                );
+                return None;
+            }
+        };
+        if output.status.success() {
+            Some(Ok(()))
+        } else {
+            Some(Err(String::from_utf8_lossy(&output.stderr).into_owned()))
+        }
+    }
+
+    /// Asserts `file` validates, unless xmllint is absent.
+    pub fn assert_schema_valid(file: &Path) {
+        if let Some(Err(errors)) = xmllint(file) {
+            panic!("{} fails junit-10.xsd:\n{errors}", file.display());
+        }
+    }
+
+    pub const T0: u64 = 1_700_000_000;
+
+    /// One attempt whose logs are written under `dir`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn attempt(
+        dir: &Path,
+        slug: &str,
+        number: u32,
+        status: AttemptStatus,
+        millis: u64,
+        message: Option<&str>,
+        stdout: &[u8],
+        stderr: &[u8],
+    ) -> Attempt {
+        let stdout_path = dir.join(format!("{slug}-{number}.out"));
+        let stderr_path = dir.join(format!("{slug}-{number}.err"));
+        std::fs::write(&stdout_path, stdout).unwrap();
+        std::fs::write(&stderr_path, stderr).unwrap();
+        Attempt {
+            number,
+            worker: 1,
+            status,
+            started: UNIX_EPOCH + Duration::from_secs(T0 + u64::from(number)),
+            duration: Duration::from_millis(millis),
+            message: message.map(str::to_owned),
+            stdout_path,
+            stderr_path,
+        }
+    }
+
+    pub fn outcome(
+        group: &str,
+        name: &str,
+        result: TestResult,
+        attempts: Vec<Attempt>,
+    ) -> TestOutcome {
+        TestOutcome {
+            test: TestCase {
+                id: format!("{group}::{name}"),
+                group: group.to_owned(),
+                name: name.to_owned(),
+                invocation: Invocation::Shell("true".to_owned()),
+                cwd: PathBuf::new(),
+                env: Vec::new(),
+                ignored: result == TestResult::Skipped,
+            },
+            result,
+            attempts,
+        }
+    }
+
+    pub fn run_started() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(T0)
+    }
+
+    fn panic_text(test: &str, message: &str) -> Vec<u8> {
+        format!(
+            "thread '{test}' panicked at src/lib.rs:42:9:\n{message}\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n"
+        )
+        .into_bytes()
+    }
+
+    /// A small run with every result, logs in `dir`: what the golden file holds.
+    pub fn small_run(dir: &Path) -> Vec<TestOutcome> {
+        use AttemptStatus as A;
+        use TestResult as R;
+        let g = "demo::lib";
+        vec![
+            outcome(
+                g,
+                "tests::adds",
+                R::Passed,
+                vec![attempt(dir, "adds", 1, A::Passed, 12, None, b"ok\n", b"")],
+            ),
+            outcome(
+                g,
+                "tests::flaky_network",
+                R::Flaky,
+                vec![
+                    attempt(
+                        dir,
+                        "flaky",
+                        1,
+                        A::Failed,
+                        250,
+                        Some("exit status 101"),
+                        b"connecting\n",
+                        &panic_text("tests::flaky_network", "connection refused"),
+                    ),
+                    attempt(
+                        dir,
+                        "flaky",
+                        2,
+                        A::TimedOut,
+                        1000,
+                        Some("timed out after 1s"),
+                        b"connecting\n",
+                        b"",
+                    ),
+                    attempt(dir, "flaky", 3, A::Passed, 300, None, b"connected\n", b""),
+                ],
+            ),
+            outcome(
+                g,
+                "tests::always_fails",
+                R::Failed,
+                (1..=3)
+                    .map(|n| {
+                        attempt(
+                            dir,
+                            "always",
+                            n,
+                            A::Failed,
+                            40 + u64::from(n),
+                            Some("exit status 101"),
+                            format!("attempt {n}\n").as_bytes(),
+                            &panic_text(
+                                "tests::always_fails",
+                                "assertion `left == right` failed\n  left: 1\n right: 2",
+                            ),
+                        )
+                    })
+                    .collect(),
+            ),
+            outcome(
+                g,
+                "tests::hangs",
+                R::TimedOut,
+                (1..=2)
+                    .map(|n| attempt(dir, "hangs", n, A::TimedOut, 2000, None, b"serving\n", b""))
+                    .collect(),
+            ),
+            outcome(g, "tests::ignored_slow", R::Skipped, Vec::new()),
+            outcome(
+                "a_first::smoke",
+                "boots",
+                R::Passed,
+                vec![attempt(dir, "boots", 1, A::Passed, 5, None, b"", b"")],
+            ),
+        ]
+    }
+
+    /// Output with everything that breaks naive XML writers, and 20,000 lines.
+    pub fn nasty_output() -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(b"FIRST LINE\n");
+        out.extend_from_slice(b"controls: \x00\x01\x07\x08\x0b\x0c\x1b[31mred\x1b[0m \x7f end\n");
+        out.extend_from_slice(b"cdata end ]]> and <tag> & &amp; \"quotes\" 'apos'\n");
+        out.extend_from_slice(b"invalid utf8: \xff\xfe\xc3\x28 end\n");
+        out.extend_from_slice("nonchars: \u{FFFE}\u{FFFF} end\n".as_bytes());
+        for i in 0..20_000 {
+            out.extend_from_slice(format!("line {i:05} <&]]> \x01\n").as_bytes());
+        }
+        out.extend_from_slice(b"LAST LINE\n");
+        out
+    }
+
+    /// The small run plus a group whose test prints `nasty_output`.
+    pub fn full_run(dir: &Path) -> Vec<TestOutcome> {
+        let mut outcomes = small_run(dir);
+        let nasty = nasty_output();
+        outcomes.push(outcome(
+            "demo::noisy",
+            "prints_garbage",
+            TestResult::Failed,
+            vec![attempt(
+                dir,
+                "garbage",
+                1,
+                AttemptStatus::Failed,
+                777,
+                Some("exit status 101\u{1}\u{FFFF}"),
+                &nasty,
+                &[
+                    nasty.as_slice(),
+                    &panic_text("prints_garbage", "bad <xml> & ]]> \u{1b}[1mbold"),
+                ]
+                .concat(),
+            )],
+        ));
+        outcomes.push(outcome(
+            "demo::noisy",
+            "quiet",
+            TestResult::Passed,
+            vec![attempt(
+                dir,
+                "quiet",
+                1,
+                AttemptStatus::Passed,
+                1,
+                None,
+                b"",
+                b"",
+            )],
+        ));
+        outcomes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::*;
+    use super::*;
+    use crate::report::junit_read::{self, ReadOutcome, RerunKind};
+    use std::process::Command;
+
+    #[test]
+    fn quick_junit_keeps_non_characters_so_we_strip_them() {
+        // quick-junit drops C0 controls itself ...
+        assert_eq!(quick_junit::XmlString::new("a\u{1}b").as_str(), "ab");
+        // ... but not U+FFFE/U+FFFF, which XML 1.0 forbids: hence `xml_safe`.
+        assert_eq!(
+            quick_junit::XmlString::new("a\u{FFFF}b").as_str(),
+            "a\u{FFFF}b"
+        );
+        assert_eq!(
+            xml_safe("a\u{0}\u{1}\t\n\r\u{FFFE}\u{FFFF}b\u{10000}"),
+            "a\t\n\rb\u{10000}"
+        );
+    }
+
+    #[test]
+    fn bound_text_keeps_head_tail_and_says_what_was_cut() {
+        let text: String = (0..10_000).map(|i| format!("line {i}\n")).collect();
+        let bounded = bound_text(&text, 4096, "/logs/x.out");
+        assert!(bounded.len() <= 4096, "{}", bounded.len());
+        assert!(bounded.starts_with("line 0\n"));
+        assert!(bounded.ends_with("line 9999\n"));
+        let marker = bounded
+            .lines()
+            .find(|line| line.starts_with("[... "))
+            .unwrap();
+        assert!(marker.ends_with("bytes cut; full log: /logs/x.out ...]"));
+        let cut: usize = marker[5..].split(' ').next().unwrap().parse().unwrap();
+        assert_eq!(cut + bounded.len() - marker.len() - 1, text.len());
+        assert_eq!(bound_text("short", 4096, "x"), "short");
+    }
+
+    #[test]
+    fn huge_log_is_read_bounded_with_exact_cut_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.out");
+        let text: String = (0..200_000).map(|i| format!("line {i:06}\n")).collect();
+        fs::write(&path, &text).unwrap();
+        let read = read_log(&path, OUTPUT_LIMIT).unwrap();
+        assert!(read.len() <= OUTPUT_LIMIT);
+        assert!(read.starts_with("line 000000\n"));
+        assert!(read.ends_with("line 199999\n"));
+        let marker = read.lines().find(|line| line.starts_with("[... ")).unwrap();
+        assert!(marker.contains(&path.display().to_string()));
+        let cut: usize = marker[5..].split(' ').next().unwrap().parse().unwrap();
+        assert_eq!(cut + read.len() - marker.len() - 1, text.len());
+        assert_eq!(read_log(&dir.path().join("missing"), OUTPUT_LIMIT), None);
+    }
+
+    #[test]
+    fn panic_message_is_extracted_from_libtest_output() {
+        let stderr = "noise\nthread 'it::works' panicked at tests/it.rs:3:5:\nassertion failed: x\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\nmore noise\n";
+        assert_eq!(
+            panic_messages(stderr),
+            "thread 'it::works' panicked at tests/it.rs:3:5:\nassertion failed: x"
+        );
+        assert_eq!(panic_messages("no panic here\n"), "");
+    }
+
+    #[test]
+    fn timeout_message_says_after_how_long() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = attempt(
+            dir.path(),
+            "t",
+            1,
+            AttemptStatus::TimedOut,
+            2500,
+            None,
+            b"",
+            b"",
+        );
+        assert_eq!(failure_message(&a, true), "timed out after 2.5s");
+        assert_eq!(seconds(Duration::from_secs(5)), "5s");
+    }
+
+    /// Expected (tests, failures, errors, skipped) per suite of `full_run`.
+    const EXPECTED: [(&str, [usize; 4]); 3] = [
+        ("a_first::smoke", [1, 0, 0, 0]),
+        ("demo::lib", [5, 2, 0, 1]),
+        ("demo::noisy", [2, 1, 0, 0]),
+    ];
+
+    fn write_full_run(dir: &Path) -> PathBuf {
+        let outcomes = full_run(dir);
+        let path = dir.join("out/nested/junit.xml");
+        write_report(&path, "paratest-run", &outcomes, run_started()).unwrap();
+        path
+    }
+
+    use std::path::PathBuf;
+
+    #[test]
+    fn report_has_exact_structure_when_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_full_run(dir.path());
+        let xml = fs::read_to_string(&path).unwrap();
+        assert!(
+            xml.len() < 8 * OUTPUT_LIMIT,
+            "report is {} bytes",
+            xml.len()
+        );
+
+        // quick-junit's own strict parser accepts it and sees the counts.
+        let parsed = Report::deserialize_from_str(&xml).unwrap();
+        assert_eq!((parsed.tests, parsed.failures, parsed.errors), (8, 3, 0));
+        let names: Vec<&str> = parsed.test_suites.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, EXPECTED.map(|(name, _)| name));
+        for (suite, (_, [tests, failures, errors, skipped])) in
+            parsed.test_suites.iter().zip(EXPECTED)
+        {
+            assert_eq!(
+                (suite.tests, suite.failures, suite.errors, suite.skipped),
+                (tests, failures, errors, skipped),
+                "{}",
+                suite.name
+            );
+            assert_eq!(suite.test_cases.len(), tests);
+            let mut case_names: Vec<&str> =
+                suite.test_cases.iter().map(|c| c.name.as_str()).collect();
+            let in_order = case_names.clone();
+            case_names.sort();
+            assert_eq!(in_order, case_names, "testcases sorted by name");
+            case_names.dedup();
+            assert_eq!(case_names.len(), tests, "no duplicate testcase");
+        }
+
+        // Our tolerant reader sees the attempts.
+        let read = junit_read::read_report(&path).unwrap();
+        let lib = read.suites.iter().find(|s| s.name == "demo::lib").unwrap();
+        let case = |name: &str| lib.cases.iter().find(|c| c.name == name).unwrap();
+        let flaky = case("tests::flaky_network");
+        assert_eq!(flaky.outcome, ReadOutcome::Passed);
+        assert_eq!(flaky.reruns.len(), 2);
+        assert!(
+            flaky
+                .reruns
+                .iter()
+                .all(|r| r.kind == RerunKind::FlakyFailure)
+        );
+        assert_eq!(flaky.reruns[1].ty.as_deref(), Some(TIMEOUT_TYPE));
+        assert!(
+            flaky.reruns[0]
+                .stack_trace
+                .as_deref()
+                .unwrap()
+                .contains("connection refused")
+        );
+        assert_eq!(flaky.time, Some(0.3));
+        let failed = case("tests::always_fails");
+        assert_eq!(failed.outcome, ReadOutcome::Failed);
+        assert_eq!(failed.reruns.len(), 2);
+        assert!(
+            failed
+                .reruns
+                .iter()
+                .all(|r| r.kind == RerunKind::RerunFailure)
+        );
+        assert_eq!(failed.system_out.as_deref(), Some("attempt 3\n"));
+        assert_eq!(failed.reruns[0].system_out.as_deref(), Some("attempt 1\n"));
+        assert!(
+            failed
+                .detail
+                .as_deref()
+                .unwrap()
+                .starts_with("thread 'tests::always_fails' panicked")
+        );
+        let hangs = case("tests::hangs");
+        assert_eq!(hangs.ty.as_deref(), Some(TIMEOUT_TYPE));
+        assert_eq!(hangs.message.as_deref(), Some("timed out after 2s"));
+        assert_eq!(hangs.reruns.len(), 1);
+        assert_eq!(case("tests::ignored_slow").outcome, ReadOutcome::Skipped);
+        assert_eq!(case("tests::ignored_slow").time, None);
+        assert_eq!(lib.time, Some(0.012 + 0.3 + 0.043 + 2.0));
+
+        // The nasty output is bounded, cleaned, and still has its ends.
+        let noisy = read
+            .suites
+            .iter()
+            .find(|s| s.name == "demo::noisy")
+            .unwrap();
+        let garbage = &noisy.cases[0];
+        let out = garbage.system_out.as_deref().unwrap();
+        assert!(out.len() <= OUTPUT_LIMIT);
+        assert!(out.starts_with("FIRST LINE\n"));
+        assert!(out.ends_with("LAST LINE\n"));
+        assert!(out.contains("cdata end ]]> and <tag> & &amp;"));
+        assert!(out.contains("invalid utf8: \u{FFFD}"));
+        assert!(out.contains("bytes cut; full log: "));
+        assert!(!out.contains(|c: char| !is_xml_char(c) || c == '\u{1b}'));
+        assert_eq!(garbage.message.as_deref(), Some("exit status 101"));
+        let err = garbage.system_err.as_deref().unwrap();
+        assert!(err.len() <= OUTPUT_LIMIT);
+        assert!(garbage.detail.as_deref().unwrap().starts_with(
+            "thread 'prints_garbage' panicked at src/lib.rs:42:9:\nbad <xml> & ]]> bold"
+        ));
+    }
+
+    #[test]
+    fn report_validates_against_jenkins_xunit_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_full_run(dir.path());
+        assert_schema_valid(&path);
+    }
+
+    #[test]
+    fn raw_quick_junit_output_fails_the_schema_and_our_filter_fixes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut report = build_report("r", &small_run(dir.path()), run_started());
+        // What nextest does: timestamps and times on reruns, counts on the root.
+        for suite in &mut report.test_suites {
+            for case in &mut suite.test_cases {
+                if let TestCaseStatus::Success { flaky_runs } = &mut case.status {
+                    for run in flaky_runs {
+                        run.set_timestamp(to_datetime(run_started()));
+                        run.set_time(Duration::from_secs(1));
+                    }
+                }
+            }
+        }
+        let raw = dir.path().join("raw.xml");
+        fs::write(&raw, report.to_string().unwrap()).unwrap();
+        let filtered = dir.path().join("filtered.xml");
+        fs::write(&filtered, to_xml(&report).unwrap()).unwrap();
+        match xmllint(&raw) {
+            None => return,
+            Some(result) => {
+                let errors = result.expect_err("quick-junit's raw output should fail junit-10.xsd");
+                assert!(errors.contains("skipped"), "{errors}");
+                assert!(errors.contains("timestamp"), "{errors}");
+            }
+        }
+        assert_schema_valid(&filtered);
+    }
+
+    #[test]
+    fn golden_report() {
+        let dir = tempfile::tempdir().unwrap();
+        let report = build_report("paratest-run", &small_run(dir.path()), run_started());
+        let xml = to_xml(&report)
+            .unwrap()
+            .replace(&dir.path().display().to_string(), "$LOGS");
+        let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/junit/golden/report.xml");
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            fs::write(&golden, &xml).unwrap();
+        }
+        let expected = fs::read_to_string(&golden)
+            .expect("golden file missing: run with UPDATE_GOLDEN=1 to create it");
+        assert_eq!(
+            xml, expected,
+            "JUnit output changed; if intended, rerun with UPDATE_GOLDEN=1"
+        );
+        assert_schema_valid(&golden);
+    }
+
+    #[test]
+    fn junitparser_reads_the_same_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_full_run(dir.path());
+        let script = r#"
+import json, sys
+from junitparser import JUnitXml
+xml = JUnitXml.fromfile(sys.argv[1])
+suites = []
+for suite in xml:
+    cases = list(suite)
+    suites.append([suite.name, suite.tests, suite.failures, suite.errors, suite.skipped,
+                   len(cases), sum(1 for c in cases if c.is_passed), sum(1 for c in cases if c.is_skipped)])
+print(json.dumps({"root": [xml.tests, xml.failures, xml.errors], "suites": suites}))
+"#;
+        let output = match Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .arg(&path)
+            .output()
+        {
+            Ok(output) if output.status.success() => output,
+            Ok(output) if String::from_utf8_lossy(&output.stderr).contains("No module named") => {
+                eprintln!(
+                    "note: junitparser not installed (pip install junitparser); check skipped"
+                );
+                return;
+            }
+            Ok(output) => panic!(
+                "junitparser failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            ),
+            Err(_) => {
+                eprintln!("note: python3 not found; junitparser check skipped");
+                return;
+            }
+        };
+        let seen: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(seen["root"], serde_json::json!([8, 3, 0]));
+        let passed = [1, 2, 1]; // flaky counts as passed
+        for ((suite, (name, counts)), passed) in seen["suites"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(EXPECTED)
+            .zip(passed)
+        {
+            let [tests, failures, errors, skipped] = counts;
+            assert_eq!(
+                suite,
+                &serde_json::json!([
+                    name, tests, failures, errors, skipped, tests, passed, skipped
+                ])
+            );
+        }
+    }
+
+    #[test]
+    fn duplicate_names_get_distinct_testcases_and_repeated_ids_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = attempt(dir.path(), "a", 1, AttemptStatus::Passed, 1, None, b"", b"");
+        let mut first = outcome("g", "same", TestResult::Failed, vec![a.clone()]);
+        let again = outcome("g", "same", TestResult::Passed, vec![a.clone()]);
+        first.test.id = "g::same".into();
+        let mut other = outcome("g", "same", TestResult::Passed, vec![a]);
+        other.test.id = "g::other".into();
+        let report = build_report("r", &[first, again, other], run_started());
+        let names: Vec<&str> = report.test_suites[0]
+            .test_cases
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(names, ["same [g::other]", "same [g::same]"]);
+        assert_eq!(
+            report.test_suites[0].failures, 0,
+            "the last report of g::same wins"
+        );
+    }
+}
