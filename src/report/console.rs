@@ -213,7 +213,7 @@ impl Console {
         }
         let mut parts = vec![
             format!("{} passed", counts.passed),
-            format!("{} failed", counts.failed + counts.timed_out),
+            format!("{} failed", counts.failed),
         ];
         if counts.flaky > 0 {
             parts.push(format!("{} flaky", counts.flaky));
