@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::cli::{Cli, Command as Subcommand, ListArgs, RunArgs, SelectArgs};
+use crate::cli::{
+    Cli, Command as Subcommand, ListArgs, RunArgs, SelectArgs, TimingsAction, TimingsArgs,
+};
 use crate::config::{
     FlakyResult, Hooks, IgnoredMode, Isolation, MessageFormat, Profile, ProjectConfig,
     WorkspaceReset,
@@ -41,6 +43,7 @@ pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
         Subcommand::Run(args) => run(&args),
         Subcommand::List(args) => list(&args),
         Subcommand::Plugins => plugins(),
+        Subcommand::Timings(args) => timings_command(&args),
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e}");
@@ -54,6 +57,121 @@ fn plugins() -> Result<i32> {
         let _ = writeln!(stdout, "{:<10} {}", plugin.name(), plugin.description());
     }
     Ok(exit::OK)
+}
+
+fn timings_command(args: &TimingsArgs) -> Result<i32> {
+    let path = match &args.timings {
+        Some(path) => path.clone(),
+        None => {
+            let cwd = std::env::current_dir().map_err(|e| {
+                Error::with_cause(crate::error::Kind::Usage, "no current directory", e)
+            })?;
+            let select = SelectArgs::for_source(args.source.clone());
+            paratest_dir(&find_source(&select, &cwd)?).join("timings.json")
+        }
+    };
+    let fail = |e: String| Error::usage(e);
+    match &args.action {
+        TimingsAction::Show { message_format } => {
+            let (timings, warning) = Timings::load(&path);
+            if let Some(warning) = warning {
+                return Err(Error::usage(warning));
+            }
+            let mut rows: Vec<(Duration, usize, &str)> = timings
+                .iter()
+                .map(|(id, samples)| (timings.expected(id).unwrap_or_default(), samples.len(), id))
+                .collect();
+            rows.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.2.cmp(b.2)));
+            let mut stdout = std::io::stdout().lock();
+            for (expected, samples, id) in &rows {
+                let _ = if *message_format == Some(MessageFormat::Json) {
+                    writeln!(
+                        stdout,
+                        "{}",
+                        serde_json::json!({"id": id, "expected_duration": expected.as_secs_f64(), "samples": samples})
+                    )
+                } else {
+                    writeln!(
+                        stdout,
+                        "{:>9}  {samples} samples  {id}",
+                        crate::report::seconds(*expected)
+                    )
+                };
+            }
+            eprintln!("{} tests in {}", rows.len(), path.display());
+        }
+        TimingsAction::Merge { inputs, output } => {
+            let mut loaded = Vec::new();
+            for input in inputs {
+                let (timings, warning) = Timings::load(input);
+                if let Some(warning) = warning {
+                    return Err(Error::usage(format!("cannot merge: {warning}")));
+                }
+                if !input.exists() {
+                    return Err(Error::usage(format!(
+                        "cannot merge: {} does not exist",
+                        input.display()
+                    )));
+                }
+                loaded.push(timings);
+            }
+            let merged = Timings::merge(&loaded);
+            merged.save_to(output).map_err(fail)?;
+            eprintln!(
+                "merged {} files: {} tests in {}",
+                inputs.len(),
+                merged.len(),
+                output.display()
+            );
+        }
+        TimingsAction::Import { reports, output } => {
+            let imported = import_timings(reports)?;
+            let target = output.as_deref().unwrap_or(&path);
+            let result = if output.is_some() {
+                imported.clone()
+            } else {
+                let (existing, warning) = Timings::load(target);
+                if let Some(warning) = warning {
+                    return Err(Error::usage(format!("cannot import into it: {warning}")));
+                }
+                Timings::merge(&[existing, imported.clone()])
+            };
+            result.save_to(target).map_err(fail)?;
+            eprintln!(
+                "imported {} tests from {} reports into {}",
+                imported.len(),
+                reports.len(),
+                target.display()
+            );
+        }
+        TimingsAction::Clear => {
+            Timings::clear(&path).map_err(fail)?;
+            eprintln!("cleared {}", path.display());
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// Timings from JUnit reports. A test's id is `SUITE NAME`, which is what
+/// cargo-paratest's and nextest's reports give for Cargo tests (suite = binary id).
+fn import_timings(reports: &[PathBuf]) -> Result<Timings> {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let mut durations = Vec::new();
+    for path in reports {
+        let report = crate::report::junit_read::read_report(path)
+            .map_err(|e| Error::usage(e.to_string()))?;
+        for (suite, name, seconds) in crate::report::junit_read::durations(&report) {
+            durations.push((
+                format!("{suite} {name}"),
+                Duration::from_secs_f64(seconds.max(0.0)),
+                now,
+            ));
+        }
+    }
+    Ok(Timings::from_durations(durations))
 }
 
 /// What `run` and `list` share: the source, the settings, the plugin and the tests.
@@ -598,9 +716,17 @@ fn run_tests(
     let outcomes = collector.outcomes();
     let counts = Counts::of(&outcomes, stats.not_run);
     let mut files = Vec::new();
-    match Ok::<(), String>(()) /*TMP*/ {
+    match crate::report::junit::write_report(
+        junit_path,
+        "cargo-paratest",
+        &outcomes,
+        SystemTime::now(),
+    ) {
         Ok(()) => files.push(("JUnit report", junit_path.to_path_buf())),
-        Err(e) => console.line(&format!("warning: cannot write the JUnit report {}: {e}", junit_path.display())),
+        Err(e) => console.line(&format!(
+            "warning: cannot write the JUnit report {}: {e}",
+            junit_path.display()
+        )),
     }
     files.push(("Logs", context.output.clone()));
     if runner.keep_workspaces {

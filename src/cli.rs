@@ -33,6 +33,52 @@ pub enum Command {
     List(ListArgs),
     /// List the registered plugins, one line each.
     Plugins,
+    /// Show, import, merge or clear the remembered test durations.
+    Timings(TimingsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TimingsArgs {
+    #[command(subcommand)]
+    pub action: TimingsAction,
+
+    /// Timings file [default: .paratest/timings.json in the source].
+    #[arg(long, value_name = "PATH", global = true)]
+    pub timings: Option<PathBuf>,
+
+    /// The source whose timings file is meant [default: the Cargo workspace root, else the current directory].
+    #[arg(long, value_name = "DIR", global = true)]
+    pub source: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TimingsAction {
+    /// Tests slowest first, with their expected duration and number of samples.
+    Show {
+        /// `json`: one object per line.
+        #[arg(long, value_name = "FORMAT")]
+        message_format: Option<MessageFormat>,
+    },
+    /// Build timings from JUnit reports of any tool (ours, nextest, pytest, Surefire).
+    Import {
+        /// JUnit XML reports.
+        #[arg(required = true, value_name = "REPORT.xml")]
+        reports: Vec<PathBuf>,
+        /// Write here instead of adding to the timings file.
+        #[arg(short, long, value_name = "OUT")]
+        output: Option<PathBuf>,
+    },
+    /// Join the timings files written by several shards.
+    Merge {
+        /// Timings files.
+        #[arg(required = true, value_name = "FILE.json")]
+        inputs: Vec<PathBuf>,
+        /// The merged file.
+        #[arg(short, long, value_name = "OUT", required = true)]
+        output: PathBuf,
+    },
+    /// Delete the timings file.
+    Clear,
 }
 
 /// The names `run` is inserted before when no subcommand is given.
@@ -246,6 +292,22 @@ pub struct ListArgs {
 }
 
 impl SelectArgs {
+    /// Selection options that only name a source (for commands without tests).
+    pub fn for_source(source: Option<PathBuf>) -> SelectArgs {
+        let mut args = SelectArgs::parse_from_defaults();
+        args.source = source;
+        args
+    }
+
+    fn parse_from_defaults() -> SelectArgs {
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            select: SelectArgs,
+        }
+        Wrapper::parse_from(["select"]).select
+    }
+
     pub fn ignored_mode(&self) -> IgnoredMode {
         if self.ignored {
             IgnoredMode::Only

@@ -636,13 +636,14 @@ impl<'a> Parser<'a> {
     }
 
     fn push_text(&mut self, text: &str) {
-        match self.stack.last_mut() {
-            Some(
-                Frame::Status { text: buffer, .. }
-                | Frame::Rerun(_, buffer)
-                | Frame::Capture(_, buffer),
-            ) => buffer.push_str(text),
-            _ => {}
+        // Text anywhere else (indentation, ignored elements) is dropped.
+        if let Some(
+            Frame::Status { text: buffer, .. }
+            | Frame::Rerun(_, buffer)
+            | Frame::Capture(_, buffer),
+        ) = self.stack.last_mut()
+        {
+            buffer.push_str(text);
         }
     }
 }
@@ -878,7 +879,7 @@ mod tests {
 
     #[test]
     fn tolerates_missing_attributes_nesting_entities_and_bad_bytes() {
-        let xml = b"<testsuites><testsuite><testsuite name='inner'>\
+        let xml = b"<testsuites><testsuite name='outer'><testsuite name='inner'>\
             <testcase name='a &amp; b &#x41;&#66; &nbsp;' time='oops'>\
             <failure>x &lt; y &unknown; \xff</failure><error message='second'/></testcase>\
             <testcase/></testsuite></testsuite><testcase name='loose'/></testsuites>";
@@ -918,7 +919,7 @@ mod tests {
         .unwrap_err();
         let text = err.to_string();
         assert!(
-            text.starts_with("x.xml: malformed XML at byte 36 (line 3, column 3)"),
+            text.starts_with("x.xml: malformed XML at byte 38 (line 3, column 3)"),
             "{text}"
         );
 
@@ -1017,7 +1018,10 @@ mod tests {
                 .map(|c| c.reruns.len())
                 .sum()
         };
-        assert_eq!(reruns(&again), inputs.iter().map(|(_, r)| reruns(r)).sum());
+        assert_eq!(
+            reruns(&again),
+            inputs.iter().map(|(_, r)| reruns(r)).sum::<usize>()
+        );
         assert_eq!(
             again.suites.iter().map(|s| s.cases.len()).sum::<usize>(),
             expected_tests

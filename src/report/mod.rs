@@ -4,8 +4,8 @@
 
 pub mod console;
 pub mod json;
-//TMP pub mod junit;
-//TMP pub mod junit_read;
+pub mod junit;
+pub mod junit_read;
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
