@@ -7,7 +7,8 @@ use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::cli::{
-    Cli, Command as Subcommand, ListArgs, RunArgs, SelectArgs, TimingsAction, TimingsArgs,
+    Cli, Command as Subcommand, ListArgs, MergeArgs, RunArgs, SelectArgs, TimingsAction,
+    TimingsArgs,
 };
 use crate::config::{
     FlakyResult, Hooks, IgnoredMode, Isolation, MessageFormat, Profile, ProjectConfig,
@@ -44,6 +45,7 @@ pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
         Subcommand::List(args) => list(&args),
         Subcommand::Plugins => plugins(),
         Subcommand::Timings(args) => timings_command(&args),
+        Subcommand::Merge(args) => merge_reports(&args),
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e}");
@@ -149,6 +151,34 @@ fn timings_command(args: &TimingsArgs) -> Result<i32> {
             eprintln!("cleared {}", path.display());
         }
     }
+    Ok(exit::OK)
+}
+
+/// `merge`: every input is read before anything is written, so a malformed
+/// input (exit 2, naming the file and the position) leaves no output file.
+fn merge_reports(args: &MergeArgs) -> Result<i32> {
+    use crate::report::{junit, junit_read};
+    let mut reports = Vec::new();
+    for path in &args.inputs {
+        let report = junit_read::read_report(path).map_err(|e| Error::usage(e.to_string()))?;
+        reports.push((path.clone(), report));
+    }
+    let merged = junit_read::merge(&reports).map_err(Error::usage)?;
+    junit::write_xml(&args.output, &merged).map_err(|e| {
+        Error::with_cause(
+            crate::error::Kind::CannotRun,
+            format!("cannot write {}", args.output.display()),
+            e,
+        )
+    })?;
+    eprintln!(
+        "merged {} reports: {} tests, {} failures, {} errors into {}",
+        args.inputs.len(),
+        merged.tests,
+        merged.failures,
+        merged.errors,
+        args.output.display()
+    );
     Ok(exit::OK)
 }
 

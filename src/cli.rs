@@ -28,13 +28,25 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the tests (the default subcommand).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List the tests with their expected durations.
-    List(ListArgs),
+    List(Box<ListArgs>),
     /// List the registered plugins, one line each.
     Plugins,
     /// Show, import, merge or clear the remembered test durations.
     Timings(TimingsArgs),
+    /// Merge JUnit reports (shards of a run, or other tools') into one.
+    Merge(MergeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The merged report.
+    #[arg(short, long, value_name = "OUT.xml", required = true)]
+    pub output: PathBuf,
+    /// JUnit XML reports to merge.
+    #[arg(required = true, value_name = "IN.xml")]
+    pub inputs: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -140,6 +152,10 @@ pub struct SelectArgs {
     /// Timings file [default: .paratest/timings.json in the source].
     #[arg(long, value_name = "PATH")]
     pub timings: Option<PathBuf>,
+
+    /// Only shard K of N (1-based), balanced by expected time; `auto` reads the CI's variables.
+    #[arg(long, value_name = "K/N|auto")]
+    pub partition: Option<String>,
 
     /// Console format: `json` prints one JSON object per line on stdout.
     #[arg(long, value_name = "FORMAT")]
@@ -323,6 +339,7 @@ impl SelectArgs {
         Profile {
             plugin: self.plugin.clone(),
             timings: self.timings.clone(),
+            partition: self.partition.clone(),
             message_format: self.message_format,
             ..Profile::default()
         }

@@ -115,9 +115,9 @@ pub fn substitute(template: &str, values: &[(&str, String)]) -> String {
         out.push_str(&rest[..open]);
         let tail = &rest[open..];
         for (name, value) in values {
-            if tail.starts_with(name) {
+            if let Some(after) = tail.strip_prefix(name) {
                 out.push_str(&shell_words::quote(value));
-                rest = &tail[name.len()..];
+                rest = after;
                 continue 'scan;
             }
         }

@@ -103,7 +103,7 @@ pub fn copy_tree(from: &Path, to: &Path, skip: &[PathBuf]) -> io::Result<()> {
         for entry in fs::read_dir(from.join(&relative))? {
             let entry = entry?;
             let path = entry.path();
-            if skip.iter().any(|s| *s == path) {
+            if skip.contains(&path) {
                 continue;
             }
             let relative = relative.join(entry.file_name());

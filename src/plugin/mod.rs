@@ -153,7 +153,9 @@ mod tests {
         assert!(select(None, dir.path()).is_err());
         std::fs::write(dir.path().join("Cargo.toml"), "").unwrap();
         assert_eq!(select(None, dir.path()).unwrap().name(), "cargo");
-        let err = select(Some("nope"), dir.path()).unwrap_err();
+        let Err(err) = select(Some("nope"), dir.path()) else {
+            panic!("an unknown plugin was found")
+        };
         assert!(err.to_string().contains("cargo"), "{err}");
         assert_eq!(err.exit_code(), 2);
     }

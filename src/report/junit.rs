@@ -5,9 +5,10 @@
 //! A testcase by result:
 //! - passed: an empty `<testcase>`;
 //! - flaky: a passing `<testcase>` with one `<flakyFailure>` per failed attempt;
-//! - failed or timed out: a `<failure>` describing the *last* attempt, that
+//! - failed or timed out: a `<failure>` describing the *first* attempt, that
 //!   attempt's `<system-out>`/`<system-err>` on the testcase, and one
-//!   `<rerunFailure>` per earlier attempt (so `1 + reruns` = attempts made).
+//!   `<rerunFailure>` per extra attempt (so `1 + reruns` = attempts made),
+//!   in Maven Surefire's order, which nextest follows too.
 //!   The schema allows `<failure>` no child element, so its stack trace is
 //!   its text, while each `<rerunFailure>`/`<flakyFailure>` holds
 //!   `<stackTrace>`, `<system-out>`, `<system-err>`;
@@ -373,29 +374,29 @@ fn build_case(name: String, group: &str, outcome: &TestOutcome) -> TestCase {
             status
         }
         TestResult::Failed | TestResult::TimedOut => {
-            let timed_out = outcome.result == TestResult::TimedOut;
             let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
-            status.set_type(if timed_out {
-                TIMEOUT_TYPE
-            } else {
-                FAILURE_TYPE
-            });
-            match last {
+            match attempts.first() {
                 Some(attempt) => {
+                    let timed_out = attempt.status == AttemptStatus::TimedOut;
+                    status.set_type(if timed_out {
+                        TIMEOUT_TYPE
+                    } else {
+                        FAILURE_TYPE
+                    });
                     let message = failure_message(attempt, timed_out);
                     let logs = AttemptLogs::read(attempt);
                     status.set_message(xml_safe(&message));
                     status.set_description(logs.stack_trace(&message));
                     output = Some(logs);
-                    let earlier = &attempts[..attempts.len() - 1];
                     status.add_reruns(
-                        earlier
+                        attempts[1..]
                             .iter()
                             .filter(|attempt| is_failure(attempt.status))
                             .map(rerun),
                     );
                 }
                 None => {
+                    status.set_type(FAILURE_TYPE);
                     status.set_message("no attempt was recorded");
                 }
             }
@@ -948,8 +949,10 @@ mod tests {
                 .iter()
                 .all(|r| r.kind == RerunKind::RerunFailure)
         );
-        assert_eq!(failed.system_out.as_deref(), Some("attempt 3\n"));
-        assert_eq!(failed.reruns[0].system_out.as_deref(), Some("attempt 1\n"));
+        // Surefire's order: <failure> is the first attempt, reruns follow.
+        assert_eq!(failed.system_out.as_deref(), Some("attempt 1\n"));
+        assert_eq!(failed.reruns[0].system_out.as_deref(), Some("attempt 2\n"));
+        assert_eq!(failed.reruns[1].system_out.as_deref(), Some("attempt 3\n"));
         assert!(
             failed
                 .detail

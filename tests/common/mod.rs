@@ -102,6 +102,12 @@ impl Paratest {
         self
     }
 
+    /// `--flag PATH`.
+    pub fn arg_path_pair(mut self, flag: &str, path: &Path) -> Self {
+        self.command.arg(flag).arg(path);
+        self
+    }
+
     pub fn env(mut self, name: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
         self.command.env(name, value);
         self
