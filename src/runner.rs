@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::Sender;
 
-use crate::config::{Hooks, WorkspaceReset};
+use crate::config::{Hooks, Isolation, WorkspaceReset};
 use crate::events::{Event, WorkerStats};
 use crate::hooks::{RunContext, Scope, run_hook};
 use crate::model::{Attempt, AttemptStatus, EnvValue, Invocation, TestCase, TestResult};
@@ -163,15 +163,25 @@ impl Runner<'_> {
                 next,
                 self.fail_fast && result.is_some_and(TestResult::is_failure),
             );
-            if failed && !interrupted && self.workspace_reset == WorkspaceReset::OnFailure {
-                let reset = self
-                    .finish(worker, scope)
-                    .and_then(|()| self.prepare(worker, scope));
-                if let Err(message) = reset {
-                    queue.lose_worker();
-                    let _ = events.send(Event::WorkspaceFailed { worker, message });
-                    return;
-                }
+            // A test that deleted its workspace must not fail every test after it.
+            let vanished = self.layout.isolation != Isolation::None && !workspace.exists();
+            let reset = if vanished {
+                let _ = events.send(Event::Warning(format!(
+                    "worker {worker}: its workspace {} disappeared during {}; making it again",
+                    workspace.display(),
+                    self.tests[job.index].id
+                )));
+                self.prepare(worker, scope)
+            } else if failed && !interrupted && self.workspace_reset == WorkspaceReset::OnFailure {
+                self.finish(worker, scope)
+                    .and_then(|()| self.prepare(worker, scope))
+            } else {
+                Ok(())
+            };
+            if let Err(message) = reset {
+                queue.lose_worker();
+                let _ = events.send(Event::WorkspaceFailed { worker, message });
+                return;
             }
         }
     }
@@ -272,6 +282,9 @@ impl Runner<'_> {
                         stdout_path: &attempt.stdout_path,
                     };
                     (attempt.status, attempt.message) = self.plugin.judge(test, &finished);
+                    if attempt.status != AttemptStatus::Passed && self.watchdog.is_interrupted() {
+                        attempt.message = Some("interrupted (Ctrl-C or SIGTERM)".to_string());
+                    }
                 }
             }
             Err(e) => {

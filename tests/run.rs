@@ -582,6 +582,12 @@ fn interrupt_kills_tests_runs_teardowns_and_exits_130() {
     assert!(
         marks.join("teardown-workspace-1").exists() && marks.join("teardown-workspace-2").exists()
     );
+    let junit = std::fs::read_to_string(project.path.join(".paratest/junit.xml"))
+        .expect("a partial report is written after an interrupt");
+    assert!(
+        junit.contains("name=\"hangs_with_child\""),
+        "the interrupted test is reported: {junit}"
+    );
     std::thread::sleep(Duration::from_millis(200));
     assert!(
         !alive(grandchild),
@@ -624,5 +630,38 @@ fn list_prints_every_test() {
         run.events()
             .iter()
             .all(|e| e["expected_duration"].is_number() && e["group"].is_string())
+    );
+}
+
+#[test]
+fn a_test_that_deletes_its_workspace_does_not_break_the_next_ones() {
+    let project = Project::copy("vandal");
+    let run = project
+        .paratest()
+        .args(["-j", "1", "--message-format", "json"])
+        .run()
+        .expect(0);
+    assert!(run.stderr().contains("disappeared"), "{}", run.stderr());
+    assert_eq!(run.results().values().filter(|r| *r == "passed").count(), 3);
+}
+
+#[test]
+fn workspace_reset_on_failure_gives_the_next_test_a_clean_copy() {
+    let project = Project::copy("failing");
+    let marks = project.scratch("marks");
+    project
+        .paratest()
+        .args(["-j", "1", "--workspace-reset", "on-failure"])
+        .args([
+            "--setup-workspace",
+            &format!("echo made >> {}/setups", marks.display()),
+        ])
+        .run()
+        .expect(1);
+    let setups = std::fs::read_to_string(marks.join("setups")).unwrap();
+    assert_eq!(
+        setups.lines().count(),
+        2,
+        "one set-up at the start, one after the failure"
     );
 }
