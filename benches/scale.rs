@@ -44,7 +44,7 @@ fn main() {
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("timings.json");
-    let (saved, save) = time(|| timings.save_to(&path).unwrap());
+    let ((), save) = time(|| timings.save_to(&path).unwrap());
     let size = std::fs::metadata(&path).unwrap().len();
     let (loaded, load) = time(|| Timings::load(&path));
     assert!(loaded.1.is_none() && loaded.0.len() == TESTS);
@@ -53,7 +53,6 @@ fn main() {
     let (shards, split) = time(|| partition::shard_of(&tests, &expected, 10));
     let (plan, planning) =
         time(|| partition::plan(&order.iter().map(|&i| expected[i]).collect::<Vec<_>>(), 8));
-    let _ = saved;
 
     let loads = partition::shard_loads(&expected, &shards, 10);
     let mean = loads.iter().sum::<Duration>().as_secs_f64() / 10.0;
