@@ -717,6 +717,10 @@ fn run_tests(
         workspace_reset: settings.workspace_reset.unwrap_or(WorkspaceReset::Never),
         keep_workspaces: settings.keep_workspaces.unwrap_or(false),
         watchdog: watchdog.clone(),
+        expected: shard.expected.clone(),
+        batching: prepared.plugin.batches()
+            && hooks.setup_test.is_none()
+            && hooks.teardown_test.is_none(),
     };
     let run_started = Instant::now();
     let (sender, receiver) = crossbeam_channel::unbounded::<Event>();

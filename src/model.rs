@@ -98,6 +98,23 @@ pub struct Attempt {
     /// Log files holding the attempt's full output.
     pub stdout_path: PathBuf,
     pub stderr_path: PathBuf,
+    /// The framework's own test cases inside this test, when the plugin
+    /// reads them (pytest: the functions of a file). Empty for Cargo.
+    pub cases: Vec<CaseResult>,
+}
+
+/// One framework test case inside a scheduled test, as its runner reported it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaseResult {
+    pub name: String,
+    pub classname: Option<String>,
+    /// Passed, Failed (failures and errors) or Skipped (skips and expected failures).
+    pub status: AttemptStatus,
+    pub duration: Duration,
+    /// The runner's one-line message (`AssertionError: ...`, `xfail: reason`).
+    pub message: Option<String>,
+    /// The traceback or longer text, if any.
+    pub detail: Option<String>,
 }
 
 /// A test with every attempt it had and its final result: what reports are made of.

@@ -16,7 +16,7 @@ use crate::config::{Hooks, Isolation, WorkspaceReset};
 use crate::events::{Event, WorkerStats};
 use crate::hooks::{RunContext, Scope, run_hook};
 use crate::model::{Attempt, AttemptStatus, EnvValue, Invocation, TestCase, TestResult};
-use crate::plugin::{Finished, Plugin};
+use crate::plugin::{Finished, Plugin, Verdict};
 use crate::process::{Limits, Watchdog};
 use crate::workspace::Layout;
 
@@ -36,6 +36,11 @@ pub struct Runner<'a> {
     pub workspace_reset: WorkspaceReset,
     pub keep_workspaces: bool,
     pub watchdog: Watchdog,
+    /// Expected duration of every test, by index.
+    pub expected: Vec<Duration>,
+    /// The plugin batches and no per-test hook is set: short first
+    /// attempts are handed out together (see [`Queue::next`]).
+    pub batching: bool,
 }
 
 /// What the run did besides the tests' own results.
@@ -60,11 +65,12 @@ impl Runner<'_> {
     /// Runs every test in `order` and returns when all workers are done and
     /// every workspace is torn down.
     pub fn run(&self, events: &Sender<Event>) -> RunStats {
-        let queue = Queue::new(self.order.iter().map(|&index| Job {
+        let jobs = self.order.iter().map(|&index| Job {
             index,
             attempt: 1,
             failed_before: false,
-        }));
+        });
+        let queue = Queue::new(jobs, &self.expected);
         let workers = self.context.workers;
         let started = Instant::now();
         // Plain threads, not a rayon pool: a rayon thread that blocks inside
@@ -125,54 +131,65 @@ impl Runner<'_> {
         stats: &mut WorkerStats,
     ) {
         let scope = Scope::worker(&self.context, worker, workspace);
-        while let Some(job) = queue.next(&self.watchdog) {
+        let batch_workers = self.batching.then_some(self.context.workers);
+        while let Some(jobs) = queue.next(&self.watchdog, batch_workers, &self.expected) {
             let started = Instant::now();
-            let _ = events.send(Event::TestStarted {
-                index: job.index,
-                worker,
-                attempt: job.attempt,
-            });
-            let attempt = self.attempt(worker, workspace, job, events);
+            for job in &jobs {
+                let (index, attempt) = (job.index, job.attempt);
+                let _ = events.send(Event::TestStarted {
+                    index,
+                    worker,
+                    attempt,
+                });
+            }
+            let attempts = self.attempt(worker, workspace, &jobs, events);
             stats.busy += started.elapsed();
-            stats.tests += 1;
-            let failed = matches!(
-                attempt.status,
-                AttemptStatus::Failed | AttemptStatus::TimedOut
-            );
+            stats.tests += jobs.len();
             let interrupted = self.watchdog.is_interrupted();
-            let retry = failed && job.attempt <= self.retries && !interrupted;
-            let result = match attempt.status {
-                _ if retry => None,
-                AttemptStatus::Passed if job.failed_before => Some(TestResult::Flaky),
-                AttemptStatus::Passed => Some(TestResult::Passed),
-                AttemptStatus::Failed => Some(TestResult::Failed),
-                AttemptStatus::TimedOut => Some(TestResult::TimedOut),
-                AttemptStatus::Skipped => Some(TestResult::Skipped),
-            };
-            let _ = events.send(Event::AttemptFinished {
-                index: job.index,
-                attempt,
-                result,
-            });
-            let next = retry.then_some(Job {
-                attempt: job.attempt + 1,
-                failed_before: true,
-                ..job
-            });
-            queue.done(
-                next,
-                self.fail_fast && result.is_some_and(TestResult::is_failure),
-            );
+            let mut any_failed = false;
+            for (job, attempt) in jobs.iter().zip(attempts) {
+                let failed = matches!(
+                    attempt.status,
+                    AttemptStatus::Failed | AttemptStatus::TimedOut
+                );
+                any_failed |= failed;
+                let retry = failed && job.attempt <= self.retries && !interrupted;
+                let result = match attempt.status {
+                    _ if retry => None,
+                    AttemptStatus::Passed if job.failed_before => Some(TestResult::Flaky),
+                    AttemptStatus::Passed => Some(TestResult::Passed),
+                    AttemptStatus::Failed => Some(TestResult::Failed),
+                    AttemptStatus::TimedOut => Some(TestResult::TimedOut),
+                    AttemptStatus::Skipped => Some(TestResult::Skipped),
+                };
+                let _ = events.send(Event::AttemptFinished {
+                    index: job.index,
+                    attempt,
+                    result,
+                });
+                let next = retry.then_some(Job {
+                    attempt: job.attempt + 1,
+                    failed_before: true,
+                    ..*job
+                });
+                queue.done(
+                    next,
+                    self.fail_fast && result.is_some_and(TestResult::is_failure),
+                );
+            }
             // A test that deleted its workspace must not fail every test after it.
             let vanished = self.layout.isolation != Isolation::None && !workspace.exists();
             let reset = if vanished {
                 let _ = events.send(Event::Warning(format!(
                     "worker {worker}: its workspace {} disappeared during {}; making it again",
                     workspace.display(),
-                    self.tests[job.index].id
+                    self.tests[jobs[0].index].id
                 )));
                 self.prepare(worker, scope)
-            } else if failed && !interrupted && self.workspace_reset == WorkspaceReset::OnFailure {
+            } else if any_failed
+                && !interrupted
+                && self.workspace_reset == WorkspaceReset::OnFailure
+            {
                 self.finish(worker, scope)
                     .and_then(|()| self.prepare(worker, scope))
             } else {
@@ -235,81 +252,143 @@ impl Runner<'_> {
             .join(format!("{hook}.w{worker}.log"))
     }
 
-    /// One attempt: `--setup-test`, the test, `--teardown-test`.
+    /// One attempt of `jobs` (one test, or a batch of short ones for a
+    /// plugin that batches): `--setup-test`, the process, `--teardown-test`.
+    /// Returns one attempt per job, in order.
     fn attempt(
         &self,
         worker: usize,
         workspace: &Path,
-        job: Job,
+        jobs: &[Job],
         events: &Sender<Event>,
-    ) -> Attempt {
-        let test = &self.tests[job.index];
-        let scope = Scope::worker(&self.context, worker, workspace).test(&test.id, job.attempt);
-        let (stdout_path, stderr_path) = log_paths(&self.context.output, &test.id, job.attempt);
-        let started = SystemTime::now();
+    ) -> Vec<Attempt> {
+        let tests: Vec<&TestCase> = jobs.iter().map(|job| &self.tests[job.index]).collect();
+        // A batch's tests are all first attempts; PARATEST_TEST lists their ids, one per line.
+        let ids = tests
+            .iter()
+            .map(|t| t.id.as_str())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let number = jobs[0].attempt;
+        let scope = Scope::worker(&self.context, worker, workspace).test(&ids, number);
+        let (stdout_path, stderr_path) = log_paths(&self.context.output, &tests[0].id, number);
+        let report_path = stdout_path.with_extension("report");
+        let _ = std::fs::remove_file(&report_path);
         let clock = Instant::now();
-        let mut attempt = Attempt {
-            number: job.attempt,
+        let template = Attempt {
+            number,
             worker,
             status: AttemptStatus::Failed,
-            started,
+            started: SystemTime::now(),
             duration: Duration::ZERO,
             message: None,
             stdout_path,
             stderr_path,
+            cases: Vec::new(),
+        };
+        let every = |status: AttemptStatus, message: String, duration: Duration| -> Vec<Attempt> {
+            let share = duration / jobs.len() as u32;
+            let message = Some(message);
+            jobs.iter()
+                .map(|job| Attempt {
+                    number: job.attempt,
+                    status,
+                    duration: share,
+                    message: message.clone(),
+                    ..template.clone()
+                })
+                .collect()
         };
         let hook_log = self.hook_log("test", worker);
         if let Some(hook) = &self.hooks.setup_test
             && let Err(e) = run_hook(&self.watchdog, "setup-test", hook, scope, &hook_log)
         {
-            attempt.message = Some(e);
-            attempt.duration = clock.elapsed();
-            return attempt;
+            return every(AttemptStatus::Failed, e, clock.elapsed());
         }
-        match self.spawn_test(job.index, workspace, scope, &attempt, events) {
+        let spawned = self.spawn(
+            jobs[0].index,
+            &tests,
+            workspace,
+            scope,
+            &template,
+            &report_path,
+            events,
+        );
+        let attempts = match spawned {
+            Err(e) => every(
+                AttemptStatus::Failed,
+                format!("could not start the test: {e}"),
+                clock.elapsed(),
+            ),
+            Ok(exit) if exit.timed_out => {
+                let limit = humantime::format_duration(
+                    self.timeout.unwrap_or_default() * jobs.len() as u32,
+                );
+                every(
+                    AttemptStatus::TimedOut,
+                    format!("timed out after {limit}"),
+                    exit.duration,
+                )
+            }
             Ok(exit) => {
-                attempt.duration = exit.duration;
-                if exit.timed_out {
-                    attempt.status = AttemptStatus::TimedOut;
-                    let limit = self.timeout.unwrap_or_default();
-                    attempt.message = Some(format!(
-                        "timed out after {}",
-                        humantime::format_duration(limit)
-                    ));
-                } else {
-                    let finished = Finished {
-                        status: exit.status,
-                        stdout_path: &attempt.stdout_path,
-                    };
-                    (attempt.status, attempt.message) = self.plugin.judge(test, &finished);
-                    if attempt.status != AttemptStatus::Passed && self.watchdog.is_interrupted() {
-                        attempt.message = Some("interrupted (Ctrl-C or SIGTERM)".to_string());
-                    }
+                let finished = Finished {
+                    status: exit.status,
+                    stdout_path: &template.stdout_path,
+                    stderr_path: &template.stderr_path,
+                    report_path: &report_path,
+                };
+                let mut verdicts = self.plugin.judge(&tests, &finished);
+                if verdicts.len() != jobs.len() {
+                    let message = format!(
+                        "plugin `{}` judged {} of {} tests",
+                        self.plugin.name(),
+                        verdicts.len(),
+                        jobs.len()
+                    );
+                    verdicts = vec![Verdict::new(AttemptStatus::Failed, Some(message)); jobs.len()];
                 }
+                let share = exit.duration / jobs.len() as u32;
+                let interrupted = self.watchdog.is_interrupted();
+                jobs.iter()
+                    .zip(verdicts)
+                    .map(|(job, verdict)| {
+                        let mut message = verdict.message;
+                        if verdict.status != AttemptStatus::Passed && interrupted {
+                            message = Some("interrupted (Ctrl-C or SIGTERM)".to_string());
+                        }
+                        Attempt {
+                            number: job.attempt,
+                            status: verdict.status,
+                            duration: verdict.duration.unwrap_or(share),
+                            message,
+                            cases: verdict.cases,
+                            ..template.clone()
+                        }
+                    })
+                    .collect()
             }
-            Err(e) => {
-                attempt.duration = clock.elapsed();
-                attempt.message = Some(format!("could not start the test: {e}"));
-            }
-        }
+        };
         if let Some(hook) = &self.hooks.teardown_test
             && let Err(e) = run_hook(&self.watchdog, "teardown-test", hook, scope, &hook_log)
         {
             let _ = events.send(Event::Warning(e));
         }
-        attempt
+        attempts
     }
 
-    fn spawn_test(
+    #[allow(clippy::too_many_arguments)]
+    fn spawn(
         &self,
         index: usize,
+        tests: &[&TestCase],
         workspace: &Path,
         scope: Scope<'_>,
         attempt: &Attempt,
+        report_path: &Path,
         events: &Sender<Event>,
     ) -> std::io::Result<crate::process::Exit> {
-        let test = &self.tests[index];
-        let mut command = match &test.invocation {
+        let test = tests[0];
+        let mut command = match self.plugin.invocation(tests, report_path) {
             Invocation::Argv { program, args } => {
                 let mut command = Command::new(program);
                 command.args(args);
@@ -341,7 +420,7 @@ impl Runner<'_> {
         let (worker, number) = (attempt.worker, attempt.number);
         let slow_events = events.clone();
         let limits = Limits {
-            timeout: self.timeout,
+            timeout: self.timeout.map(|t| t * tests.len() as u32),
             slow_after: self.slow_timeout,
             on_slow: Some(Box::new(move |elapsed| {
                 let _ = slow_events.send(Event::TestSlow {
@@ -411,13 +490,21 @@ struct QueueState {
     in_flight: usize,
     stopped: bool,
     lost: usize,
+    /// Expected time of the first attempts still queued.
+    remaining: Duration,
 }
 
+/// The smallest batch worth a process start-up (pytest's costs about 0.5 s).
+const MIN_BATCH: Duration = Duration::from_secs(1);
+
 impl Queue {
-    fn new(jobs: impl IntoIterator<Item = Job>) -> Queue {
+    fn new(jobs: impl IntoIterator<Item = Job>, expected: &[Duration]) -> Queue {
+        let first: VecDeque<Job> = jobs.into_iter().collect();
+        let remaining = first.iter().filter_map(|job| expected.get(job.index)).sum();
         Queue {
             state: Mutex::new(QueueState {
-                first: jobs.into_iter().collect(),
+                first,
+                remaining,
                 retries: VecDeque::new(),
                 in_flight: 0,
                 stopped: false,
@@ -427,20 +514,42 @@ impl Queue {
         }
     }
 
-    /// The next attempt, waiting while a running attempt may still queue a retry.
-    fn next(&self, watchdog: &Watchdog) -> Option<Job> {
+    /// The next attempt, waiting while a running attempt may still queue a
+    /// retry. When batching for `workers`, a first attempt comes with the
+    /// first attempts after it up to a target of expected time: the
+    /// remaining work over 4 x workers (guided self-scheduling: big batches
+    /// while much is left, small ones at the end so the workers finish
+    /// together), and at least [`MIN_BATCH`] so tiny tests share a start-up.
+    fn next(
+        &self,
+        watchdog: &Watchdog,
+        workers: Option<usize>,
+        expected: &[Duration],
+    ) -> Option<Vec<Job>> {
         let mut state = self.state.lock().unwrap();
         loop {
             if state.stopped || watchdog.is_interrupted() {
                 return None;
             }
-            if let Some(job) = state
-                .first
-                .pop_front()
-                .or_else(|| state.retries.pop_front())
-            {
+            if let Some(job) = state.first.pop_front() {
+                let mut batch = vec![job];
+                let mut total = expected.get(job.index).copied().unwrap_or_default();
+                if let Some(workers) = workers {
+                    let target = (state.remaining / (4 * workers.max(1) as u32)).max(MIN_BATCH);
+                    while let Some(next) = state.first.front()
+                        && total + expected[next.index] <= target
+                    {
+                        total += expected[next.index];
+                        batch.push(state.first.pop_front().expect("front exists"));
+                    }
+                }
+                state.remaining = state.remaining.saturating_sub(total);
+                state.in_flight += batch.len();
+                return Some(batch);
+            }
+            if let Some(job) = state.retries.pop_front() {
                 state.in_flight += 1;
-                return Some(job);
+                return Some(vec![job]);
             }
             if state.in_flight == 0 {
                 return None;
@@ -487,6 +596,39 @@ mod tests {
     }
 
     #[test]
+    fn batches_shrink_as_the_queue_drains() {
+        let watchdog = Watchdog::start();
+        // One 10 s test, then forty 0.5 s tests: 30 s in all, 2 workers.
+        let mut expected = vec![Duration::from_secs(10)];
+        expected.extend(std::iter::repeat_n(Duration::from_millis(500), 40));
+        let jobs = (0..expected.len()).map(|index| Job {
+            index,
+            attempt: 1,
+            failed_before: false,
+        });
+        let queue = Queue::new(jobs, &expected);
+        let mut sizes = Vec::new();
+        while let Some(batch) = queue.next(&watchdog, Some(2), &expected) {
+            sizes.push(batch.len());
+            queue.state.lock().unwrap().in_flight -= batch.len();
+        }
+        assert_eq!(sizes[0], 1, "a long test runs alone");
+        assert_eq!(
+            sizes.iter().sum::<usize>(),
+            41,
+            "every test handed out once"
+        );
+        assert!(
+            sizes[1] > *sizes.last().unwrap(),
+            "batches shrink: {sizes:?}"
+        );
+        assert!(
+            sizes.iter().skip(1).all(|&n| n >= 2),
+            "short tests share a start-up: {sizes:?}"
+        );
+    }
+
+    #[test]
     fn retries_come_after_first_attempts() {
         let watchdog = Watchdog::start();
         let job = |index| Job {
@@ -494,8 +636,9 @@ mod tests {
             attempt: 1,
             failed_before: false,
         };
-        let queue = Queue::new([job(0), job(1)]);
-        let first = queue.next(&watchdog).unwrap();
+        let queue = Queue::new([job(0), job(1)], &[]);
+        let next = |queue: &Queue| queue.next(&watchdog, None, &[]).map(|jobs| jobs[0]);
+        let first = next(&queue).unwrap();
         queue.done(
             Some(Job {
                 attempt: 2,
@@ -504,11 +647,11 @@ mod tests {
             }),
             false,
         );
-        assert_eq!(queue.next(&watchdog).unwrap().index, 1);
+        assert_eq!(next(&queue).unwrap().index, 1);
         queue.done(None, false);
-        let retry = queue.next(&watchdog).unwrap();
+        let retry = next(&queue).unwrap();
         assert_eq!((retry.index, retry.attempt), (0, 2));
         queue.done(None, true);
-        assert!(queue.next(&watchdog).is_none());
+        assert!(next(&queue).is_none());
     }
 }

@@ -12,7 +12,9 @@ use std::process::ExitStatus;
 
 use crate::config::{CargoOptions, IgnoredMode};
 use crate::error::Result;
-use crate::model::{AttemptStatus, TestCase};
+use std::time::Duration;
+
+use crate::model::{AttemptStatus, CaseResult, Invocation, TestCase};
 
 /// What a plugin gets to discover tests with.
 pub struct DiscoverContext<'a> {
@@ -30,11 +32,34 @@ pub struct DiscoverContext<'a> {
     pub verbose_build: bool,
 }
 
-/// How a finished test process is judged.
+/// A finished test process, as a plugin sees it to judge it.
 pub struct Finished<'a> {
     pub status: ExitStatus,
-    /// The attempt's captured stdout, for plugins that read their result from it.
     pub stdout_path: &'a Path,
+    pub stderr_path: &'a Path,
+    /// The report the plugin asked the process to write (see [`Plugin::invocation`]), if it did.
+    pub report_path: &'a Path,
+}
+
+/// A plugin's judgement of one test of a finished process.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub status: AttemptStatus,
+    pub message: Option<String>,
+    /// This test's own share of the process's time, when the runner reports it.
+    pub duration: Option<Duration>,
+    pub cases: Vec<CaseResult>,
+}
+
+impl Verdict {
+    pub fn new(status: AttemptStatus, message: Option<String>) -> Verdict {
+        Verdict {
+            status,
+            message,
+            duration: None,
+            cases: Vec::new(),
+        }
+    }
 }
 
 /// A language or test framework.
@@ -57,9 +82,25 @@ pub trait Plugin: Sync {
     /// Finds the tests. Errors are usage (exit 2) or build failures (exit 3).
     fn discover(&self, ctx: &DiscoverContext<'_>) -> Result<Vec<TestCase>>;
 
-    /// Turns a finished attempt into a result; by default exit 0 passes.
-    fn judge(&self, _test: &TestCase, finished: &Finished<'_>) -> (AttemptStatus, Option<String>) {
-        judge_by_exit_status(finished.status)
+    /// Whether one process may run several short tests (when its start-up
+    /// costs more than they do, as pytest's does). The runner then hands
+    /// [`Plugin::invocation`] a batch of first attempts; retries run alone.
+    fn batches(&self) -> bool {
+        false
+    }
+
+    /// The process that runs `tests` (one test, or a batch when
+    /// [`Plugin::batches`]). `report_path` is a fresh per-attempt path where
+    /// the process may write a report for [`Plugin::judge`] to read.
+    fn invocation(&self, tests: &[&TestCase], _report_path: &Path) -> Invocation {
+        tests[0].invocation.clone()
+    }
+
+    /// One verdict per test of the finished process, in order. By default
+    /// exit 0 passes them all.
+    fn judge(&self, tests: &[&TestCase], finished: &Finished<'_>) -> Vec<Verdict> {
+        let (status, message) = judge_by_exit_status(finished.status);
+        vec![Verdict::new(status, message); tests.len()]
     }
 }
 

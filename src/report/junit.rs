@@ -612,6 +612,7 @@ pub(crate) mod test_support {
             message: message.map(str::to_owned),
             stdout_path,
             stderr_path,
+            cases: Vec::new(),
         }
     }
 
