@@ -11,14 +11,14 @@ use crate::cli::{
     TimingsArgs,
 };
 use crate::config::{
-    FlakyResult, Hooks, IgnoredMode, Isolation, MessageFormat, Profile, ProjectConfig,
+    CONFIG_FILE, FlakyResult, Hooks, IgnoredMode, Isolation, MessageFormat, Profile, ProjectConfig,
     WorkspaceReset,
 };
 use crate::error::{Error, Result, exit};
 use crate::events::Event;
 use crate::hooks::{RunContext, Scope, run_hook};
 use crate::model::{AttemptStatus, TestCase};
-use crate::plugin::{self, DiscoverContext, Plugin};
+use crate::plugin::{self, DiscoverContext};
 use crate::process::Watchdog;
 use crate::report::console::{Console, Summary};
 use crate::report::{Collector, Counts, json};
@@ -209,7 +209,7 @@ struct Prepared {
     source: PathBuf,
     settings: Profile,
     project: ProjectConfig,
-    plugin: &'static dyn Plugin,
+    plugin: plugin::Selected,
 }
 
 fn prepare(select: &SelectArgs, cli_layer: Profile) -> Result<Prepared> {
@@ -221,7 +221,7 @@ fn prepare(select: &SelectArgs, cli_layer: Profile) -> Result<Prepared> {
     let settings = cli_layer
         .overlay(Profile::from_env(|name| std::env::var(name).ok(), &cwd)?)
         .overlay(project.profile(select.profile.as_deref(), ci)?);
-    let plugin = plugin::select(settings.plugin.as_deref(), &source)?;
+    let plugin = plugin::select(settings.plugin.as_deref(), &source, &project.plugins)?;
     Ok(Prepared {
         source,
         settings,
@@ -242,8 +242,19 @@ fn find_source(select: &SelectArgs, cwd: &Path) -> Result<PathBuf> {
             )
         });
     }
-    let has_manifest = select.cargo.manifest_path.is_some()
-        || cwd.ancestors().any(|d| d.join("Cargo.toml").is_file());
+    // The nearest directory with a paratest.toml or a Cargo.toml decides: a
+    // paratest.toml without Cargo.toml (a pytest or shell project inside a
+    // Rust repository) is a source of its own.
+    let nearest = cwd
+        .ancestors()
+        .find(|d| d.join(CONFIG_FILE).is_file() || d.join("Cargo.toml").is_file());
+    if select.cargo.manifest_path.is_none()
+        && let Some(dir) = nearest
+        && !dir.join("Cargo.toml").is_file()
+    {
+        return Ok(dir.to_path_buf());
+    }
+    let has_manifest = select.cargo.manifest_path.is_some() || nearest.is_some();
     if has_manifest && select.plugin.as_deref().is_none_or(|p| p == "cargo") {
         let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
         command.args(["locate-project", "--workspace", "--message-format", "plain"]);
@@ -288,6 +299,7 @@ fn discover(
         settings: prepared.project.plugins.get(prepared.plugin.name()),
         test_args,
         verbose_build,
+        patterns: &select.test_pattern,
     };
     let mut tests = prepared.plugin.discover(&ctx)?;
     tests.retain(|test| matches_filters(test, select));
@@ -582,6 +594,34 @@ fn run_teardown(watchdog: &Watchdog, hooks: &Hooks, context: &RunContext) {
     }
 }
 
+/// What the run teaches the timings store. Only passing attempts count: a
+/// failure is often fast, and would make the scheduler think the test is.
+/// A plugin's framework cases (pytest tests inside a file) are recorded too,
+/// under `GROUP::CASE` (pytest's node id), for a later finer granularity.
+fn timing_samples(outcomes: &[crate::model::TestOutcome]) -> Vec<(String, Duration)> {
+    let mut samples = Vec::new();
+    for outcome in outcomes {
+        for attempt in outcome
+            .attempts
+            .iter()
+            .filter(|a| a.status == AttemptStatus::Passed)
+        {
+            samples.push((outcome.test.id.clone(), attempt.duration));
+            for case in attempt
+                .cases
+                .iter()
+                .filter(|c| c.status == AttemptStatus::Passed)
+            {
+                let id = format!("{}::{}", outcome.test.group, case.name);
+                if id != outcome.test.id {
+                    samples.push((id, case.duration));
+                }
+            }
+        }
+    }
+    samples
+}
+
 /// Removes the logs of a previous run (only files this tool names).
 fn clear_old_logs(output: &Path) {
     let Ok(entries) = std::fs::read_dir(output) else {
@@ -702,7 +742,7 @@ fn run_tests(
     let runner = Runner {
         tests: &tests,
         order: order.clone(),
-        plugin: prepared.plugin,
+        plugin: &*prepared.plugin,
         layout,
         context: context.clone(),
         hooks: hooks.clone(),
@@ -766,26 +806,20 @@ fn run_tests(
     if runner.keep_workspaces {
         files.push(("Workspaces", workspace_root.clone()));
     }
-    // Only passing attempts teach the scheduler: a failure is often fast.
-    let samples: Vec<(String, Duration)> = outcomes
-        .iter()
-        .flat_map(|o| {
-            o.attempts
-                .iter()
-                .filter(|a| a.status == AttemptStatus::Passed)
-                .map(|a| (o.test.id.clone(), a.duration))
-        })
-        .collect();
+    let samples = timing_samples(&outcomes);
     if !samples.is_empty()
         && let Err(e) = Timings::record(timings_path, &samples)
     {
         console.line(&format!("warning: timings not saved: {e}"));
     }
-    let actual: Vec<Duration> = outcomes
+    // The bound counts what the workers were busy with (process start-ups
+    // included), not only what the tests report about themselves.
+    let longest = outcomes
         .iter()
         .flat_map(|o| o.attempts.iter().map(|a| a.duration))
-        .collect();
-    let lower_bound = partition::lower_bound(&actual, workers);
+        .max();
+    let busy: Duration = collector.workers.iter().map(|(_, stats)| stats.busy).sum();
+    let lower_bound = longest.unwrap_or_default().max(busy / workers as u32);
     let exit_code = if interrupted {
         exit::INTERRUPTED
     } else if counts.failed + counts.timed_out > 0
@@ -803,7 +837,7 @@ fn run_tests(
         outcomes: &outcomes,
         workers: &collector.workers,
         wall: wall.elapsed(),
-        makespan: (!actual.is_empty()).then_some((makespan, lower_bound)),
+        makespan: longest.map(|_| (makespan, lower_bound)),
         files,
         interrupted,
     });

@@ -141,6 +141,10 @@ pub struct SelectArgs {
     #[arg(long, value_name = "NAME")]
     pub plugin: Option<String>,
 
+    /// Files that are tests, for the command plugin (glob, repeatable; overrides its `pattern`).
+    #[arg(long, value_name = "GLOB")]
+    pub test_pattern: Vec<String>,
+
     /// The source: the project directory [default: the Cargo workspace root, else the current directory].
     #[arg(long, value_name = "DIR")]
     pub source: Option<PathBuf>,

@@ -6,6 +6,9 @@
 //! [`registered`].
 
 pub mod cargo;
+pub mod command;
+pub mod external;
+pub mod pytest;
 
 use std::path::Path;
 use std::process::ExitStatus;
@@ -30,6 +33,8 @@ pub struct DiscoverContext<'a> {
     pub test_args: &'a [String],
     /// Whether to show the build tool's progress (human output on a terminal).
     pub verbose_build: bool,
+    /// `--test-pattern` globs from the command line (the command plugin's `pattern`).
+    pub patterns: &'a [String],
 }
 
 /// A finished test process, as a plugin sees it to judge it.
@@ -140,19 +145,50 @@ pub fn find(name: &str) -> Option<&'static dyn Plugin> {
     registered().into_iter().find(|p| p.name() == name)
 }
 
-/// Plugin selection: the named one, else the first that detects the source.
-pub fn select(name: Option<&str>, source: &Path) -> Result<&'static dyn Plugin> {
+/// The plugin of a run: an in-tree one, or an external executable.
+pub enum Selected {
+    Registered(&'static dyn Plugin),
+    External(Box<dyn Plugin>),
+}
+
+impl std::ops::Deref for Selected {
+    type Target = dyn Plugin;
+
+    fn deref(&self) -> &(dyn Plugin + 'static) {
+        match self {
+            Selected::Registered(plugin) => *plugin,
+            Selected::External(plugin) => plugin.as_ref(),
+        }
+    }
+}
+
+/// Plugin selection: the named in-tree plugin, else an external one of that
+/// name (`paratest-plugin-NAME` on `PATH`, or `[plugin.NAME] command`); with
+/// no name, the first in-tree plugin that detects the source.
+pub fn select(
+    name: Option<&str>,
+    source: &Path,
+    plugins: &std::collections::BTreeMap<String, toml::Table>,
+) -> Result<Selected> {
     match name {
-        Some(name) => find(name).ok_or_else(|| {
+        Some(name) => {
+            if let Some(plugin) = find(name) {
+                return Ok(Selected::Registered(plugin));
+            }
+            if let Some(plugin) = external::ExternalPlugin::find(name, plugins.get(name))? {
+                return Ok(Selected::External(Box::new(plugin)));
+            }
             let known: Vec<_> = registered().iter().map(|p| p.name()).collect();
-            crate::error::Error::usage(format!(
-                "unknown plugin `{name}` (known plugins: {})",
+            Err(crate::error::Error::usage(format!(
+                "unknown plugin `{name}`: no in-tree plugin of that name (known: {}), \
+                 no `paratest-plugin-{name}` on PATH and no `command` in [plugin.{name}]",
                 known.join(", ")
-            ))
-        }),
+            )))
+        }
         None => registered()
             .into_iter()
             .find(|p| p.detects(source))
+            .map(Selected::Registered)
             .ok_or_else(|| {
                 crate::error::Error::usage(format!(
                     "no plugin recognises {} (no Cargo.toml there); choose one with --plugin",
@@ -191,10 +227,11 @@ mod tests {
     #[test]
     fn cargo_is_registered_and_detects_cargo_projects() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(select(None, dir.path()).is_err());
+        let none = std::collections::BTreeMap::new();
+        assert!(select(None, dir.path(), &none).is_err());
         std::fs::write(dir.path().join("Cargo.toml"), "").unwrap();
-        assert_eq!(select(None, dir.path()).unwrap().name(), "cargo");
-        let Err(err) = select(Some("nope"), dir.path()) else {
+        assert_eq!(select(None, dir.path(), &none).unwrap().name(), "cargo");
+        let Err(err) = select(Some("nope-not-on-path"), dir.path(), &none) else {
             panic!("an unknown plugin was found")
         };
         assert!(err.to_string().contains("cargo"), "{err}");

@@ -52,8 +52,9 @@ const PANIC_LINES: usize = 200;
 /// `timestamp` is when the run started; a suite's timestamp is its earliest
 /// attempt, or `timestamp` for a suite whose tests never ran.
 pub fn build_report(name: &str, outcomes: &[TestOutcome], timestamp: SystemTime) -> Report {
+    let outcomes: Vec<TestOutcome> = outcomes.iter().flat_map(case_outcomes).collect();
     let mut groups: BTreeMap<&str, Vec<&TestOutcome>> = BTreeMap::new();
-    for outcome in outcomes {
+    for outcome in &outcomes {
         groups
             .entry(outcome.test.group.as_str())
             .or_default()
@@ -357,6 +358,85 @@ fn unique_names(mut sorted: Vec<&TestOutcome>) -> Vec<(String, &TestOutcome)> {
         .collect()
 }
 
+/// A test whose plugin reported framework cases (pytest: the functions of a
+/// file) becomes one outcome per case, so that the report has one testcase
+/// per framework test; each attempt of such an outcome carries its one case,
+/// whose `detail` is the stack trace. A case missing from an attempt (the
+/// process timed out or crashed before reporting) takes that attempt's own
+/// status and message. A test with no cases in any attempt stays as it is.
+fn case_outcomes(outcome: &TestOutcome) -> Vec<TestOutcome> {
+    let mut names: Vec<&str> = Vec::new();
+    for case in outcome.attempts.iter().flat_map(|attempt| &attempt.cases) {
+        if !names.contains(&case.name.as_str()) {
+            names.push(&case.name);
+        }
+    }
+    if names.is_empty() {
+        return vec![outcome.clone()];
+    }
+    names
+        .into_iter()
+        .map(|name| {
+            let attempts: Vec<Attempt> = outcome
+                .attempts
+                .iter()
+                .map(
+                    |attempt| match attempt.cases.iter().find(|case| case.name == name) {
+                        Some(case) => Attempt {
+                            status: case.status,
+                            duration: case.duration,
+                            message: case.message.clone().or_else(|| attempt.message.clone()),
+                            cases: vec![case.clone()],
+                            ..attempt.clone()
+                        },
+                        None => Attempt {
+                            cases: Vec::new(),
+                            ..attempt.clone()
+                        },
+                    },
+                )
+                .collect();
+            let failed_before = attempts[..attempts.len() - 1]
+                .iter()
+                .any(|a| is_failure(a.status));
+            let result = match attempts.last().map(|a| a.status) {
+                Some(AttemptStatus::Passed) if failed_before => TestResult::Flaky,
+                Some(AttemptStatus::Passed) => TestResult::Passed,
+                Some(AttemptStatus::Skipped) | None => TestResult::Skipped,
+                Some(AttemptStatus::TimedOut) => TestResult::TimedOut,
+                Some(AttemptStatus::Failed) => TestResult::Failed,
+            };
+            let test = crate::model::TestCase {
+                id: format!("{}::{name}", outcome.test.id),
+                name: name.to_string(),
+                ..outcome.test.clone()
+            };
+            TestOutcome {
+                test,
+                result,
+                attempts,
+            }
+        })
+        .collect()
+}
+
+/// The stack trace of an attempt: the framework's own text when the plugin
+/// read one, else what the logs show.
+fn trace(attempt: &Attempt, logs: &AttemptLogs, message: &str) -> String {
+    match attempt
+        .cases
+        .first()
+        .and_then(|case| case.detail.as_deref())
+    {
+        Some(detail) => bound_text(
+            &xml_safe(detail),
+            OUTPUT_LIMIT,
+            &attempt.stdout_path.display().to_string(),
+        ),
+        None => logs.stack_trace(message),
+    }
+}
+
 fn build_case(name: String, group: &str, outcome: &TestOutcome) -> TestCase {
     let attempts = &outcome.attempts;
     let last = attempts.last();
@@ -386,7 +466,7 @@ fn build_case(name: String, group: &str, outcome: &TestOutcome) -> TestCase {
                     let message = failure_message(attempt, timed_out);
                     let logs = AttemptLogs::read(attempt);
                     status.set_message(xml_safe(&message));
-                    status.set_description(logs.stack_trace(&message));
+                    status.set_description(trace(attempt, &logs, &message));
                     output = Some(logs);
                     status.add_reruns(
                         attempts[1..]
@@ -447,7 +527,7 @@ fn rerun(attempt: &Attempt) -> TestRerun {
             FAILURE_TYPE
         })
         .set_message(xml_safe(&message))
-        .set_stack_trace(logs.stack_trace(&message));
+        .set_stack_trace(trace(attempt, &logs, &message));
     if let Some(stdout) = logs.stdout {
         rerun.set_system_out(stdout);
     }

@@ -47,6 +47,8 @@ pub struct ReadSuite {
 pub struct ReadCase {
     pub name: String,
     pub classname: Option<String>,
+    /// The `file` attribute (pytest's xunit1 reports), if any.
+    pub file: Option<String>,
     /// Seconds, from the `time` attribute.
     pub time: Option<f64>,
     pub outcome: ReadOutcome,
@@ -514,6 +516,7 @@ impl<'a> Parser<'a> {
             (Some(Frame::Testsuites | Frame::Suite), b"testcase") => Frame::Case(ReadCase {
                 name: attribute("name").unwrap_or_default(),
                 classname: attribute("classname"),
+                file: attribute("file"),
                 time: attribute("time").as_deref().and_then(parse_time),
                 ..ReadCase::default()
             }),

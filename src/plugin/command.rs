@@ -1,0 +1,263 @@
+//! The `command` plugin, the original ParaTest model: every file under the
+//! source that matches `pattern` is a test, run with the user's `command`
+//! shell template in which `{file}`, `{name}`, `{workspace}` and `{id}` are replaced.
+
+use std::path::{Path, PathBuf};
+
+use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
+use serde::Deserialize;
+
+use super::{DiscoverContext, Plugin, Registration};
+use crate::error::{Error, Kind, Result};
+use crate::model::{Invocation, TestCase};
+
+pub struct CommandPlugin;
+
+inventory::submit!(Registration(&CommandPlugin));
+
+/// What a test runs with when `[plugin.command]` sets no `command`.
+pub const DEFAULT_COMMAND: &str = "sh {file}";
+
+/// `[plugin.command]` in `paratest.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    /// One glob, or a list of them.
+    pattern: Option<Patterns>,
+    command: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "`pattern` must be a glob string or a list of glob strings"
+)]
+enum Patterns {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Plugin for CommandPlugin {
+    fn name(&self) -> &'static str {
+        "command"
+    }
+
+    fn description(&self) -> &'static str {
+        "files matching `pattern`, each run with a shell `command` (the original ParaTest model)"
+    }
+
+    fn discover(&self, ctx: &DiscoverContext<'_>) -> Result<Vec<TestCase>> {
+        let settings = settings(ctx.settings)?;
+        let patterns = if ctx.patterns.is_empty() {
+            match settings.pattern {
+                Some(Patterns::One(pattern)) => vec![pattern],
+                Some(Patterns::Many(patterns)) => patterns,
+                None => Vec::new(),
+            }
+        } else {
+            ctx.patterns.to_vec()
+        };
+        if patterns.is_empty() {
+            return Err(Error::usage(
+                "the command plugin needs a pattern: set `pattern = \"tests/**/*.sh\"` \
+                 (or a list of globs) in [plugin.command] of paratest.toml, \
+                 or pass --test-pattern GLOB",
+            ));
+        }
+        let globs = glob_set(&patterns)?;
+        let template = settings.command.as_deref().unwrap_or(DEFAULT_COMMAND);
+        let mut files = Vec::new();
+        walk(ctx.source, Path::new(""), &globs, &mut files)?;
+        files
+            .iter()
+            .map(|file| test_case(file, template, ctx.test_args))
+            .collect()
+    }
+}
+
+fn settings(table: Option<&toml::Table>) -> Result<Settings> {
+    let Some(table) = table else {
+        return Ok(Settings::default());
+    };
+    Settings::deserialize(toml::Value::Table(table.clone())).map_err(|e| {
+        Error::usage(format!(
+            "paratest.toml: [plugin.command]: {}",
+            e.message().trim_end()
+        ))
+    })
+}
+
+/// The globs, matched against paths relative to the source with `/`
+/// separators; `*` stays inside one directory, `**` crosses them.
+fn glob_set(patterns: &[String]) -> Result<GlobSet> {
+    let mut builder = GlobSetBuilder::new();
+    for pattern in patterns {
+        let trimmed = pattern.strip_prefix("./").unwrap_or(pattern);
+        let glob: Glob = GlobBuilder::new(trimmed)
+            .literal_separator(true)
+            .backslash_escape(true)
+            .build()
+            .map_err(|e| {
+                Error::with_cause(Kind::Usage, format!("invalid test pattern `{pattern}`"), e)
+            })?;
+        builder.add(glob);
+    }
+    builder
+        .build()
+        .map_err(|e| Error::with_cause(Kind::Usage, "invalid test patterns", e))
+}
+
+/// Collects the matching files under `root/dir` in name order, leaving out
+/// what a workspace copy leaves out (`target/`, `.paratest/`, `.git/` at the
+/// top) and every nested `.git/`. Symbolic links to directories are not followed.
+fn walk(root: &Path, dir: &Path, globs: &GlobSet, files: &mut Vec<PathBuf>) -> Result<()> {
+    let full = root.join(dir);
+    let read_error = |e| {
+        Error::with_cause(
+            Kind::CannotRun,
+            format!("cannot list {} for test files", full.display()),
+            e,
+        )
+    };
+    let mut entries = std::fs::read_dir(&full)
+        .map_err(read_error)?
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(read_error)?;
+    entries.sort_by_key(|entry| entry.file_name());
+    for entry in entries {
+        let name = entry.file_name();
+        let at_top = dir.as_os_str().is_empty();
+        if name == ".git" || (at_top && crate::workspace::NEVER_COPIED.iter().any(|n| name == *n)) {
+            continue;
+        }
+        let relative = dir.join(&name);
+        let file_type = entry.file_type().map_err(read_error)?;
+        if file_type.is_dir() {
+            walk(root, &relative, globs, files)?;
+        } else if (file_type.is_file() || entry.path().is_file()) && globs.is_match(&relative) {
+            files.push(relative);
+        }
+    }
+    Ok(())
+}
+
+/// One file as a test: id = its path, group = its directory, name = its file name.
+fn test_case(file: &Path, template: &str, test_args: &[String]) -> Result<TestCase> {
+    let id = file.to_str().ok_or_else(|| {
+        Error::usage(format!(
+            "the test file {} has a name that is not UTF-8; rename it or narrow the pattern",
+            file.display()
+        ))
+    })?;
+    let name = file.file_name().and_then(|n| n.to_str()).unwrap_or(id);
+    let stem = file.file_stem().and_then(|n| n.to_str()).unwrap_or(name);
+    let group = match file.parent().and_then(Path::to_str) {
+        Some("") | None => ".",
+        Some(dir) => dir,
+    };
+    let mut line = command_line(template, id, stem);
+    for arg in test_args {
+        line.push(' ');
+        line.push_str(&shell_words::quote(arg));
+    }
+    Ok(TestCase {
+        id: id.to_string(),
+        group: group.to_string(),
+        name: name.to_string(),
+        invocation: Invocation::Shell(line),
+        cwd: PathBuf::new(),
+        env: Vec::new(),
+        ignored: false,
+    })
+}
+
+/// The shell line of one test. The test's own values are known now and are
+/// inserted shell-quoted; the worker's (`{workspace}`, `{id}`, ...) are only
+/// known at run time, so they become double-quoted references to the
+/// `PARATEST_*` variables every test process gets. Those are replaced in the
+/// user's template first, so that a file named `{id}.sh` is never expanded twice.
+fn command_line(template: &str, file: &str, stem: &str) -> String {
+    let mut template = template.to_string();
+    for (placeholder, variable) in [
+        ("{id}", "PARATEST_WORKER"),
+        ("{workspace}", "PARATEST_WORKSPACE"),
+        ("{path}", "PARATEST_WORKSPACE"),
+        ("{source}", "PARATEST_SOURCE"),
+        ("{output}", "PARATEST_OUTPUT"),
+    ] {
+        template = template.replace(placeholder, &format!("\"${variable}\""));
+    }
+    crate::hooks::substitute(
+        &template,
+        &[
+            ("{file}", file.to_string()),
+            ("{name}", stem.to_string()),
+            ("{test}", file.to_string()),
+        ],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_values_are_quoted_and_worker_values_are_variables() {
+        assert_eq!(
+            command_line(
+                "bash {file} --name {name} -w {id} {workspace} {test}",
+                "t/a b;x {id}.sh",
+                "a b;x {id}"
+            ),
+            "bash 't/a b;x {id}.sh' --name 'a b;x {id}' -w \"$PARATEST_WORKER\" \
+             \"$PARATEST_WORKSPACE\" 't/a b;x {id}.sh'"
+        );
+    }
+
+    #[test]
+    fn settings_reject_unknown_keys_and_bad_patterns() {
+        let table: toml::Table = toml::from_str("pattern = \"*.sh\"\ncomand = \"x\"").unwrap();
+        let err = settings(Some(&table)).unwrap_err();
+        assert!(err.to_string().contains("comand"), "{err}");
+        assert_eq!(err.exit_code(), 2);
+        let table: toml::Table = toml::from_str("pattern = 3").unwrap();
+        let err = settings(Some(&table)).unwrap_err();
+        assert!(err.to_string().contains("glob"), "{err}");
+        let table: toml::Table = toml::from_str("pattern = [\"a/*.sh\", \"b/**\"]").unwrap();
+        assert!(matches!(
+            settings(Some(&table)).unwrap().pattern,
+            Some(Patterns::Many(p)) if p.len() == 2
+        ));
+    }
+
+    #[test]
+    fn star_stays_in_one_directory() {
+        let globs = glob_set(&["./t/*.sh".to_string()]).unwrap();
+        assert!(globs.is_match("t/a.sh"));
+        assert!(!globs.is_match("t/sub/a.sh"));
+        let globs = glob_set(&["t/**/*.sh".to_string()]).unwrap();
+        assert!(globs.is_match("t/a.sh") && globs.is_match("t/sub/a.sh"));
+    }
+
+    #[test]
+    fn walk_is_sorted_and_skips_what_is_never_copied() {
+        let dir = tempfile::tempdir().unwrap();
+        for file in [
+            "b.sh",
+            "a/z.sh",
+            "a/b.sh",
+            "target/t.sh",
+            "x/.git/h.sh",
+            "a/c.txt",
+        ] {
+            let path = dir.path().join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, "").unwrap();
+        }
+        let globs = glob_set(&["**/*.sh".to_string()]).unwrap();
+        let mut files = Vec::new();
+        walk(dir.path(), Path::new(""), &globs, &mut files).unwrap();
+        let files: Vec<_> = files.iter().map(|f| f.to_str().unwrap()).collect();
+        assert_eq!(files, ["a/b.sh", "a/z.sh", "b.sh"]);
+    }
+}

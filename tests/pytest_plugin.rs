@@ -1,0 +1,279 @@
+//! The pytest plugin against a real pytest project: results read from
+//! pytest's own report, one testcase per pytest test, retries, granularity,
+//! batching of short files.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::Project;
+
+/// pytest must be importable; under CI a missing pytest fails the test.
+fn have_pytest() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import pytest"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok || std::env::var_os("CI").is_none(),
+        "pytest is required under CI (.ci/run installs it)"
+    );
+    if !ok {
+        eprintln!("note: pytest missing; test skipped");
+    }
+    ok
+}
+
+fn junit(project: &Project) -> quick_junit::Report {
+    quick_junit::Report::deserialize_from_str(&project.read(".paratest/junit.xml")).unwrap()
+}
+
+fn case_statuses(report: &quick_junit::Report) -> std::collections::BTreeMap<String, String> {
+    use quick_junit::TestCaseStatus;
+    let mut cases = std::collections::BTreeMap::new();
+    for suite in &report.test_suites {
+        for case in &suite.test_cases {
+            let status = match &case.status {
+                TestCaseStatus::Success { flaky_runs } if flaky_runs.is_empty() => {
+                    "passed".to_string()
+                }
+                TestCaseStatus::Success { flaky_runs } => format!("flaky:{}", flaky_runs.len()),
+                TestCaseStatus::NonSuccess {
+                    reruns, message, ..
+                } => {
+                    format!(
+                        "failed:{}:{}",
+                        reruns.runs.len(),
+                        message.as_ref().map_or("", |m| m.as_str())
+                    )
+                }
+                TestCaseStatus::Skipped { message, .. } => {
+                    format!("skipped:{}", message.as_ref().map_or("", |m| m.as_str()))
+                }
+            };
+            let key = format!("{}::{}", suite.name.as_str(), case.name.as_str());
+            assert!(
+                cases.insert(key.clone(), status).is_none(),
+                "two testcases for {key}"
+            );
+        }
+    }
+    cases
+}
+
+fn schema_valid(path: &Path) {
+    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/junit/junit-10.xsd");
+    let Ok(output) = Command::new("xmllint")
+        .arg("--noout")
+        .arg("--schema")
+        .arg(&schema)
+        .arg(path)
+        .output()
+    else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "xmllint is required under CI"
+        );
+        return;
+    };
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn files_run_in_workspaces_and_every_pytest_result_is_read() {
+    if !have_pytest() {
+        return;
+    }
+    let project = Project::copy("pytest-project");
+    let run = project
+        .paratest()
+        .args(["--plugin", "pytest", "-j", "3", "--message-format", "json"])
+        .run()
+        .expect(1);
+    let results = run.results();
+    assert_eq!(results.len(), 8, "{results:?}");
+    assert_eq!(results["tests/test_basic.py"], "failed");
+    for file in [
+        "test_marks",
+        "test_param",
+        "test_env",
+        "test_flaky",
+        "test_fixed_file_1",
+        "test_fixed_file_2",
+        "test_fixed_file_3",
+    ] {
+        assert_eq!(results[&format!("tests/{file}.py")], "passed", "{file}");
+    }
+    schema_valid(&project.path.join(".paratest/junit.xml"));
+    let cases = case_statuses(&junit(&project));
+    assert_eq!(cases.len(), 15, "one testcase per pytest test: {cases:?}");
+    assert!(
+        cases["tests/test_basic.py::test_fails"]
+            .starts_with("failed:0:AssertionError: arithmetic is broken")
+    );
+    assert_eq!(
+        cases["tests/test_basic.py::TestGroup::test_in_class"],
+        "passed"
+    );
+    assert_eq!(
+        cases["tests/test_marks.py::test_skipped"],
+        "skipped:not on this platform"
+    );
+    assert_eq!(
+        cases["tests/test_marks.py::test_xfail"],
+        "skipped:xfail: known bug 123"
+    );
+    assert_eq!(cases["tests/test_param.py::test_square[-4-16]"], "passed");
+    assert!(
+        !project.path.join("out.txt").exists(),
+        "the source was not written to"
+    );
+}
+
+#[test]
+fn retries_turn_a_failing_first_attempt_into_a_flaky_testcase() {
+    if !have_pytest() {
+        return;
+    }
+    let project = Project::copy("pytest-project");
+    let run = project
+        .paratest()
+        .args([
+            "--plugin",
+            "pytest",
+            "--retries",
+            "1",
+            "--message-format",
+            "json",
+            "test_flaky",
+            "test_basic",
+        ])
+        .env("FLAKY_DEMO", "1")
+        .run()
+        .expect(1);
+    assert_eq!(run.results()["tests/test_flaky.py"], "flaky");
+    assert_eq!(run.results()["tests/test_basic.py"], "failed");
+    let cases = case_statuses(&junit(&project));
+    assert_eq!(
+        cases["tests/test_flaky.py::test_flaky_on_demand"],
+        "flaky:1"
+    );
+    assert!(
+        cases["tests/test_basic.py::test_fails"].starts_with("failed:1:"),
+        "{cases:?}"
+    );
+    assert_eq!(
+        cases["tests/test_basic.py::test_adds"], "passed",
+        "a passing case of a retried file stays passed"
+    );
+}
+
+#[test]
+fn test_granularity_schedules_single_tests_and_timings_know_both() {
+    if !have_pytest() {
+        return;
+    }
+    let project = Project::copy("pytest-project");
+    project
+        .paratest()
+        .args(["--plugin", "pytest", "test_param"])
+        .run()
+        .expect(0);
+    let timings = project.read(".paratest/timings.json");
+    assert!(timings.contains("\"tests/test_param.py\""), "per file");
+    assert!(
+        timings.contains("\"tests/test_param.py::test_square[2-4]\""),
+        "per test"
+    );
+    std::fs::write(
+        project.path.join("paratest.toml"),
+        "[plugin.pytest]\ngranularity = \"test\"\n",
+    )
+    .unwrap();
+    let run = project
+        .paratest()
+        .args(["--plugin", "pytest", "-j", "2", "--message-format", "json"])
+        .run()
+        .expect(1);
+    let results = run.results();
+    assert_eq!(results.len(), 15, "{results:?}");
+    assert_eq!(results["tests/test_marks.py::test_xfail"], "skipped");
+    assert_eq!(results["tests/test_basic.py::test_fails"], "failed");
+    assert_eq!(
+        results["tests/test_basic.py::TestGroup::test_in_class"],
+        "passed"
+    );
+    std::fs::write(
+        project.path.join("paratest.toml"),
+        "[plugin.pytest]\ngranularity = \"class\"\n",
+    )
+    .unwrap();
+    let bad = project
+        .paratest()
+        .args(["--plugin", "pytest"])
+        .run()
+        .expect(2);
+    assert!(bad.stderr().contains("granularity"), "{}", bad.stderr());
+}
+
+#[test]
+fn short_files_share_a_pytest_process_once_timings_are_known() {
+    if !have_pytest() {
+        return;
+    }
+    let project = Project::copy("pytest-project");
+    let args = [
+        "--plugin",
+        "pytest",
+        "-j",
+        "2",
+        "test_basic",
+        "test_marks",
+        "test_param",
+        "test_env",
+        "test_flaky",
+    ];
+    project.paratest().args(args).run().expect(1);
+    let warm = project
+        .paratest()
+        .args(args)
+        .args(["--message-format", "json"])
+        .run()
+        .expect(1);
+    assert_eq!(warm.results().len(), 5);
+    let logs = std::fs::read_dir(project.path.join(".paratest/logs")).unwrap();
+    let processes = logs
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "stdout")
+        })
+        .count();
+    assert!(
+        processes < 5,
+        "five short files ran in {processes} pytest processes"
+    );
+}
+
+#[test]
+fn a_project_without_tests_is_not_a_crash() {
+    if !have_pytest() {
+        return;
+    }
+    let project = Project::copy("pytest-project");
+    std::fs::remove_dir_all(project.path.join("tests")).unwrap();
+    std::fs::create_dir(project.path.join("tests")).unwrap();
+    let run = project
+        .paratest()
+        .args(["--plugin", "pytest"])
+        .run()
+        .expect(0);
+    assert!(run.stderr().contains("no test"), "{}", run.stderr());
+}
