@@ -832,6 +832,13 @@ fn run_tests(
     } else {
         exit::OK
     };
+    // GitHub Actions shows this Markdown on the run's page.
+    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty())
+        && let Err(e) =
+            crate::report::step_summary::write(Path::new(&path), &counts, &outcomes, wall.elapsed())
+    {
+        console.line(&format!("warning: cannot write GITHUB_STEP_SUMMARY: {e}"));
+    }
     console.summary(&Summary {
         counts,
         outcomes: &outcomes,

@@ -665,3 +665,25 @@ fn workspace_reset_on_failure_gives_the_next_test_a_clean_copy() {
         "one set-up at the start, one after the failure"
     );
 }
+
+#[test]
+fn github_step_summary_gets_a_markdown_summary() {
+    let project = Project::copy("failing");
+    let summary = project.scratch("gh").join("summary.md");
+    std::fs::write(&summary, "earlier step\n").unwrap();
+    let run = project
+        .paratest()
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .env("CI", "true")
+        .run()
+        .expect(1);
+    let text = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        text.starts_with("earlier step\n"),
+        "appended, not overwritten"
+    );
+    assert!(text.contains("fails_with_message"), "{text}");
+    assert!(text.contains('|'), "a Markdown table: {text}");
+    // CI logs get plain lines, no progress bar control sequences.
+    assert!(!run.stderr().contains('\u{1b}'), "{}", run.stderr());
+}

@@ -21,8 +21,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
-use std::fs::{self, File};
-use std::io::{self, Read, Seek, SeekFrom, Write as _};
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
@@ -94,26 +94,7 @@ pub fn to_xml(report: &Report) -> io::Result<String> {
 /// directory.
 pub fn write_xml(path: &Path, report: &Report) -> io::Result<()> {
     let xml = to_xml(report)?;
-    let dir = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    fs::create_dir_all(dir)?;
-    let mut temp = tempfile::Builder::new()
-        .prefix(".junit-")
-        .suffix(".xml.tmp")
-        .tempfile_in(dir)?;
-    temp.write_all(xml.as_bytes())?;
-    // Temp files are created 0600; a report is meant to be read by CI tooling.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        temp.as_file()
-            .set_permissions(fs::Permissions::from_mode(0o644))?;
-    }
-    temp.as_file().sync_all()?;
-    temp.persist(path).map_err(|err| err.error)?;
-    Ok(())
+    crate::atomic::write(path, |writer| writer.write_all(xml.as_bytes()))
 }
 
 /// Removes the characters XML 1.0 forbids (C0 controls other than tab, line
@@ -872,6 +853,7 @@ mod tests {
 
     use super::test_support::*;
     use super::*;
+    use std::fs;
     use crate::report::junit_read::{self, ReadOutcome, RerunKind};
 
     #[test]

@@ -6,6 +6,7 @@ pub mod console;
 pub mod json;
 pub mod junit;
 pub mod junit_read;
+pub mod step_summary;
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;

@@ -31,7 +31,7 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs::{self, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -334,21 +334,11 @@ impl Timings {
             format_version: FORMAT_VERSION,
             tests,
         };
-        let mut temp =
-            tempfile::NamedTempFile::new_in(directory_of(path)).map_err(|error| failed(&error))?;
-        {
-            let mut writer = BufWriter::new(temp.as_file_mut());
-            serde_json::to_writer(&mut writer, &raw).map_err(|error| failed(&error))?;
-            writer
-                .write_all(b"\n")
-                .and_then(|()| writer.flush())
-                .map_err(|error| failed(&error))?;
-        }
-        // Without this a crash soon after the rename can leave an empty file
-        // under the final name on some file systems.
-        temp.as_file().sync_all().map_err(|error| failed(&error))?;
-        temp.persist(path).map_err(|error| failed(&error.error))?;
-        Ok(())
+        crate::atomic::write(path, |writer| {
+            serde_json::to_writer(&mut *writer, &raw)?;
+            writer.write_all(b"\n")
+        })
+        .map_err(|error| failed(&error))
     }
 }
 

@@ -1,0 +1,304 @@
+//! The GitHub Action's script (`scripts/action-run`, what `action.yml` runs)
+//! run locally against fixture copies, with the `GITHUB_*` files pointed at
+//! temporary files and the action's inputs given as `INPUT_*` variables.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use common::Project;
+
+/// One run of `scripts/action-run MODE` from the fixture copy's parent (the
+/// faked GitHub workspace), with `cargo-paratest` first on PATH.
+struct Action {
+    workspace: PathBuf,
+    temp: tempfile::TempDir,
+    command: Command,
+}
+
+impl Action {
+    fn new(project: &Project, mode: &str) -> Action {
+        let workspace = project.path.parent().unwrap().to_path_buf();
+        let temp = tempfile::tempdir().unwrap();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/action-run");
+        let bin_dir = Path::new(env!("CARGO_BIN_EXE_cargo-paratest"))
+            .parent()
+            .unwrap()
+            .to_path_buf();
+        let path = std::env::join_paths(std::iter::once(bin_dir).chain(std::env::split_paths(
+            &std::env::var_os("PATH").unwrap_or_default(),
+        )))
+        .unwrap();
+        let mut command = Command::new("bash");
+        command
+            .arg(script)
+            .arg(mode)
+            .current_dir(&workspace)
+            .stdin(Stdio::null());
+        // Neither an outer cargo-paratest run (this suite may run under one)
+        // nor a real GitHub job may leak into the run under test.
+        for (name, _) in std::env::vars_os() {
+            let name_text = name.to_string_lossy();
+            if ["PARATEST", "GITHUB_", "INPUT_", "RUNNER_"]
+                .iter()
+                .any(|prefix| name_text.starts_with(prefix))
+            {
+                command.env_remove(&name);
+            }
+        }
+        command
+            .env_remove("CI")
+            .env_remove("CARGO_TARGET_DIR")
+            .env("PATH", path)
+            .env("NO_COLOR", "1")
+            .env("RUST_BACKTRACE", "0")
+            .env("GITHUB_WORKSPACE", &workspace)
+            .env("GITHUB_OUTPUT", temp.path().join("output"))
+            .env("GITHUB_STEP_SUMMARY", temp.path().join("summary.md"))
+            .env("RUNNER_TEMP", temp.path().join("runner-temp"))
+            .env("INPUT_WORKING_DIRECTORY", project.path.file_name().unwrap());
+        Action {
+            workspace,
+            temp,
+            command,
+        }
+    }
+
+    fn input(mut self, name: &str, value: &str) -> Action {
+        self.command.env(format!("INPUT_{name}"), value);
+        self
+    }
+
+    fn env(mut self, name: &str, value: &str) -> Action {
+        self.command.env(name, value);
+        self
+    }
+
+    fn run(mut self) -> Finished {
+        let output = self.command.output().expect("cannot run bash");
+        Finished {
+            output,
+            workspace: self.workspace,
+            temp: self.temp,
+        }
+    }
+}
+
+struct Finished {
+    output: Output,
+    workspace: PathBuf,
+    temp: tempfile::TempDir,
+}
+
+impl Finished {
+    fn expect(self, code: i32) -> Finished {
+        assert_eq!(
+            self.output.status.code(),
+            Some(code),
+            "exit code\n--- stdout:\n{}\n--- stderr:\n{}",
+            self.stdout(),
+            String::from_utf8_lossy(&self.output.stderr)
+        );
+        self
+    }
+
+    fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    /// What was written to `$GITHUB_OUTPUT`, the last value of each key.
+    fn outputs(&self) -> BTreeMap<String, String> {
+        let text = std::fs::read_to_string(self.temp.path().join("output")).unwrap_or_default();
+        text.lines()
+            .filter_map(|line| line.split_once('='))
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect()
+    }
+
+    fn summary(&self) -> String {
+        std::fs::read_to_string(self.temp.path().join("summary.md")).unwrap_or_default()
+    }
+}
+
+fn assert_outputs(outputs: &BTreeMap<String, String>, expected: &[(&str, &str)]) {
+    for (key, value) in expected {
+        assert_eq!(
+            outputs.get(*key).map(String::as_str),
+            Some(*value),
+            "output {key} in {outputs:#?}"
+        );
+    }
+}
+
+#[test]
+fn prepare_resolves_paths_names_and_the_binary_cache_key() {
+    let project = Project::copy("basic");
+    let prepared = Action::new(&project, "prepare")
+        .input("PARTITION", "2/4")
+        .run()
+        .expect(0);
+    let outputs = prepared.outputs();
+    assert_outputs(
+        &outputs,
+        &[
+            ("shard", "2-of-4"),
+            ("artifact-name", "paratest-2-of-4"),
+            ("timings-cache-path", "basic/.paratest/timings.json"),
+            ("save-timings", "false"),
+        ],
+    );
+    assert_eq!(
+        Path::new(&outputs["timings"]),
+        project.path.join(".paratest/timings.json")
+    );
+    assert_eq!(outputs["source-hash"].len(), 32, "{outputs:?}");
+
+    // Unpartitioned: one artifact for everything, and the job saves timings.
+    let outputs = Action::new(&project, "prepare")
+        .input("ARTIFACT_NAME", "linux tests")
+        .run()
+        .expect(0)
+        .outputs();
+    assert_outputs(
+        &outputs,
+        &[
+            ("shard", "all"),
+            ("artifact-name", "linux tests"),
+            ("save-timings", "true"),
+        ],
+    );
+    assert!(outputs["artifact-dir"].ends_with("/paratest-artifact-linux-tests"));
+}
+
+#[test]
+fn a_passing_run_writes_counts_report_and_artifact() {
+    let project = Project::copy("basic");
+    let action = Action::new(&project, "run").input("WORKERS", "2");
+    std::fs::write(action.temp.path().join("summary.md"), "earlier step\n").unwrap();
+    let finished = action.run().expect(0);
+    assert_eq!(finished.workspace, project.path.parent().unwrap());
+    let outputs = finished.outputs();
+    assert_outputs(
+        &outputs,
+        &[
+            ("passed", "10"),
+            ("failed", "0"),
+            ("flaky", "0"),
+            ("skipped", "1"),
+            ("timed-out", "0"),
+            ("not-run", "0"),
+            ("exit-code", "0"),
+        ],
+    );
+    let report = PathBuf::from(&outputs["report"]);
+    assert_eq!(report, project.path.join(".paratest/junit.xml"));
+    assert!(report.is_file());
+    assert_eq!(
+        PathBuf::from(&outputs["timings"]),
+        project.path.join(".paratest/timings.json")
+    );
+    let artifact = PathBuf::from(&outputs["artifact-dir"]);
+    assert!(
+        artifact.ends_with("paratest-artifact-paratest-all"),
+        "{artifact:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(artifact.join("junit.xml")).unwrap(),
+        std::fs::read_to_string(&report).unwrap()
+    );
+    assert!(artifact.join("timings.json").is_file());
+    assert_eq!(
+        std::fs::read_to_string(artifact.join("timings-before.sha256")).unwrap(),
+        "none\n"
+    );
+    // Events stay out of the log; the summary is appended, once.
+    assert!(
+        !finished.stdout().contains("run-finished"),
+        "{}",
+        finished.stdout()
+    );
+    let summary = finished.summary();
+    assert!(summary.starts_with("earlier step\n"), "{summary}");
+    assert_eq!(summary.matches("cargo-paratest:").count(), 1, "{summary}");
+    assert!(summary.contains("| 10 | 0 | 0 | 0 | 1 | 0 |"), "{summary}");
+
+    // A second run splits by the timings the first one wrote.
+    let second = Action::new(&project, "run").run().expect(0);
+    let outputs = second.outputs();
+    assert_ne!(
+        std::fs::read_to_string(
+            PathBuf::from(&outputs["artifact-dir"]).join("timings-before.sha256")
+        )
+        .unwrap(),
+        "none\n"
+    );
+}
+
+#[test]
+fn a_failing_shard_exits_1_with_its_counts_and_annotations() {
+    let project = Project::copy("failing");
+    let finished = Action::new(&project, "run")
+        .input("PARTITION", "1/1")
+        .input("JUNIT", "target/shard-1.xml")
+        .input("ARGS", "--retries 1 --slow-timeout '60s'")
+        .env("GITHUB_ACTIONS", "true")
+        .run()
+        .expect(1);
+    let outputs = finished.outputs();
+    assert_outputs(
+        &outputs,
+        &[
+            ("passed", "4"),
+            ("failed", "1"),
+            ("flaky", "0"),
+            ("skipped", "0"),
+            ("timed-out", "0"),
+            ("exit-code", "1"),
+        ],
+    );
+    let report = project.path.join("target/shard-1.xml");
+    assert_eq!(PathBuf::from(&outputs["report"]), report);
+    assert!(report.is_file());
+    let artifact = PathBuf::from(&outputs["artifact-dir"]);
+    assert!(
+        artifact.ends_with("paratest-artifact-paratest-1-of-1"),
+        "{artifact:?}"
+    );
+    assert!(artifact.join("junit.xml").is_file());
+    assert_eq!(
+        std::fs::read_to_string(artifact.join("partition")).unwrap(),
+        "1/1\n"
+    );
+
+    let stdout = finished.stdout();
+    let annotation = stdout
+        .lines()
+        .find(|line| {
+            line.starts_with("::error title=failed%3A failing%3A%3Achecks fails_with_message::")
+        })
+        .unwrap_or_else(|| panic!("no annotation in\n{stdout}"));
+    assert!(annotation.contains("expected 2, got 3"), "{annotation}");
+    let summary = finished.summary();
+    assert!(summary.contains("fails_with_message"), "{summary}");
+    assert!(summary.contains("| 4 | 1 | 0 | 0 | 0 | 0 |"), "{summary}");
+}
+
+#[test]
+fn a_usage_error_exits_2_without_counts() {
+    let project = Project::copy("basic");
+    let finished = Action::new(&project, "run")
+        .input("ARGS", "--no-such-flag")
+        .run()
+        .expect(2);
+    let outputs = finished.outputs();
+    assert_outputs(&outputs, &[("exit-code", "2"), ("report", "")]);
+    assert!(!outputs.contains_key("passed"), "{outputs:?}");
+
+    // Unbalanced quotes in `args` are the action's own usage error.
+    Action::new(&project, "run")
+        .input("ARGS", "--retries 'one")
+        .run()
+        .expect(2);
+}
