@@ -2,7 +2,6 @@
 //! building the queue, a 10-way partition and loading / saving the timings
 //! file take? Run with `cargo bench --bench scale`.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use cargo_paratest::model::{Invocation, TestCase};
@@ -12,14 +11,15 @@ const TESTS: usize = 100_000;
 
 fn main() {
     let tests: Vec<TestCase> = (0..TESTS)
-        .map(|i| TestCase {
-            id: format!("crate::suite_{} tests::case_{i:06}", i % 97),
-            group: format!("crate::suite_{}", i % 97),
-            name: format!("tests::case_{i:06}"),
-            invocation: Invocation::Shell(String::new()),
-            cwd: PathBuf::new(),
-            env: Vec::new(),
-            ignored: false,
+        .map(|i| {
+            let group = format!("crate::suite_{}", i % 97);
+            let name = format!("tests::case_{i:06}");
+            TestCase::new(
+                format!("{group} {name}"),
+                group,
+                name,
+                Invocation::Shell(String::new()),
+            )
         })
         .collect();
     // Five samples per test, skewed like real suites: most tests short, a few long.

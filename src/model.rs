@@ -25,6 +25,26 @@ pub struct TestCase {
     pub ignored: bool,
 }
 
+impl TestCase {
+    /// A test run from the workspace root with no extra environment.
+    pub fn new(
+        id: impl Into<String>,
+        group: impl Into<String>,
+        name: impl Into<String>,
+        invocation: Invocation,
+    ) -> Self {
+        TestCase {
+            id: id.into(),
+            group: group.into(),
+            name: name.into(),
+            invocation,
+            cwd: PathBuf::new(),
+            env: Vec::new(),
+            ignored: false,
+        }
+    }
+}
+
 /// How a test process is started.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Invocation {

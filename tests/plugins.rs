@@ -9,16 +9,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use common::{Paratest, Project};
-use quick_junit::Report;
-
-fn read_report(path: &Path) -> Report {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    Report::deserialize_from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
 
 /// `SUITE NAME` of every testcase of a JUnit report.
 fn testcases(path: &Path) -> Vec<String> {
-    read_report(path)
+    common::read_junit(path)
         .test_suites
         .iter()
         .flat_map(|suite| {
@@ -221,7 +215,7 @@ fn retries_and_junit_work_for_the_command_plugin() {
         .filter(|e| e["event"] == "test-finished" && e["id"] == "tests/acceptance/fails.sh")
         .count();
     assert_eq!(attempts, 2);
-    let report = read_report(&project.path.join(".paratest/junit.xml"));
+    let report = common::read_junit(&project.path.join(".paratest/junit.xml"));
     assert_eq!(report.tests, 7);
     assert_eq!(report.failures, 1);
 }
@@ -256,7 +250,7 @@ fn external_plugin_on_path_runs_its_tests_with_retries_and_junit() {
             ("checks/reads_readme.sh", "passed"),
         ])
     );
-    let report = read_report(&project.path.join("project/.paratest/junit.xml"));
+    let report = common::read_junit(&project.path.join("project/.paratest/junit.xml"));
     assert_eq!(report.tests, 3);
     assert_eq!(report.test_suites.len(), 1);
     assert_eq!(report.test_suites[0].name.as_str(), "checks");

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 
 use common::Project;
@@ -26,62 +25,7 @@ fn have_pytest() -> bool {
 }
 
 fn junit(project: &Project) -> quick_junit::Report {
-    quick_junit::Report::deserialize_from_str(&project.read(".paratest/junit.xml")).unwrap()
-}
-
-fn case_statuses(report: &quick_junit::Report) -> std::collections::BTreeMap<String, String> {
-    use quick_junit::TestCaseStatus;
-    let mut cases = std::collections::BTreeMap::new();
-    for suite in &report.test_suites {
-        for case in &suite.test_cases {
-            let status = match &case.status {
-                TestCaseStatus::Success { flaky_runs } if flaky_runs.is_empty() => {
-                    "passed".to_string()
-                }
-                TestCaseStatus::Success { flaky_runs } => format!("flaky:{}", flaky_runs.len()),
-                TestCaseStatus::NonSuccess {
-                    reruns, message, ..
-                } => {
-                    format!(
-                        "failed:{}:{}",
-                        reruns.runs.len(),
-                        message.as_ref().map_or("", |m| m.as_str())
-                    )
-                }
-                TestCaseStatus::Skipped { message, .. } => {
-                    format!("skipped:{}", message.as_ref().map_or("", |m| m.as_str()))
-                }
-            };
-            let key = format!("{}::{}", suite.name.as_str(), case.name.as_str());
-            assert!(
-                cases.insert(key.clone(), status).is_none(),
-                "two testcases for {key}"
-            );
-        }
-    }
-    cases
-}
-
-fn schema_valid(path: &Path) {
-    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/junit/junit-10.xsd");
-    let Ok(output) = Command::new("xmllint")
-        .arg("--noout")
-        .arg("--schema")
-        .arg(&schema)
-        .arg(path)
-        .output()
-    else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "xmllint is required under CI"
-        );
-        return;
-    };
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    common::read_junit(&project.path.join(".paratest/junit.xml"))
 }
 
 #[test]
@@ -109,26 +53,26 @@ fn files_run_in_workspaces_and_every_pytest_result_is_read() {
     ] {
         assert_eq!(results[&format!("tests/{file}.py")], "passed", "{file}");
     }
-    schema_valid(&project.path.join(".paratest/junit.xml"));
-    let cases = case_statuses(&junit(&project));
+    common::assert_schema_valid(&project.path.join(".paratest/junit.xml"));
+    let cases = common::case_shapes(&junit(&project));
     assert_eq!(cases.len(), 15, "one testcase per pytest test: {cases:?}");
     assert!(
-        cases["tests/test_basic.py::test_fails"]
+        cases["tests/test_basic.py test_fails"]
             .starts_with("failed:0:AssertionError: arithmetic is broken")
     );
     assert_eq!(
-        cases["tests/test_basic.py::TestGroup::test_in_class"],
+        cases["tests/test_basic.py TestGroup::test_in_class"],
         "passed"
     );
     assert_eq!(
-        cases["tests/test_marks.py::test_skipped"],
+        cases["tests/test_marks.py test_skipped"],
         "skipped:not on this platform"
     );
     assert_eq!(
-        cases["tests/test_marks.py::test_xfail"],
+        cases["tests/test_marks.py test_xfail"],
         "skipped:xfail: known bug 123"
     );
-    assert_eq!(cases["tests/test_param.py::test_square[-4-16]"], "passed");
+    assert_eq!(cases["tests/test_param.py test_square[-4-16]"], "passed");
     assert!(
         !project.path.join("out.txt").exists(),
         "the source was not written to"
@@ -158,17 +102,14 @@ fn retries_turn_a_failing_first_attempt_into_a_flaky_testcase() {
         .expect(1);
     assert_eq!(run.results()["tests/test_flaky.py"], "flaky");
     assert_eq!(run.results()["tests/test_basic.py"], "failed");
-    let cases = case_statuses(&junit(&project));
-    assert_eq!(
-        cases["tests/test_flaky.py::test_flaky_on_demand"],
-        "flaky:1"
-    );
+    let cases = common::case_shapes(&junit(&project));
+    assert_eq!(cases["tests/test_flaky.py test_flaky_on_demand"], "flaky:1");
     assert!(
-        cases["tests/test_basic.py::test_fails"].starts_with("failed:1:"),
+        cases["tests/test_basic.py test_fails"].starts_with("failed:1:"),
         "{cases:?}"
     );
     assert_eq!(
-        cases["tests/test_basic.py::test_adds"], "passed",
+        cases["tests/test_basic.py test_adds"], "passed",
         "a passing case of a retried file stays passed"
     );
 }

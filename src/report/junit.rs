@@ -685,13 +685,13 @@ pub(crate) mod test_support {
     ) -> TestOutcome {
         TestOutcome {
             test: TestCase {
-                id: format!("{group}::{name}"),
-                group: group.to_owned(),
-                name: name.to_owned(),
-                invocation: Invocation::Shell("true".to_owned()),
-                cwd: PathBuf::new(),
-                env: Vec::new(),
                 ignored: result == TestResult::Skipped,
+                ..TestCase::new(
+                    format!("{group}::{name}"),
+                    group,
+                    name,
+                    Invocation::Shell("true".to_owned()),
+                )
             },
             result,
             attempts,
@@ -853,8 +853,8 @@ mod tests {
 
     use super::test_support::*;
     use super::*;
-    use std::fs;
     use crate::report::junit_read::{self, ReadOutcome, RerunKind};
+    use std::fs;
 
     #[test]
     fn quick_junit_keeps_non_characters_so_we_strip_them() {

@@ -296,19 +296,10 @@ fn more(md: &mut String, total: usize, shown: usize) {
 mod tests {
     use super::*;
     use crate::model::{Attempt, CaseResult, Invocation, TestCase};
-    use std::path::PathBuf;
     use std::time::SystemTime;
 
     fn case(id: &str) -> TestCase {
-        TestCase {
-            id: id.to_string(),
-            group: "g".to_string(),
-            name: id.to_string(),
-            invocation: Invocation::Shell("true".to_string()),
-            cwd: PathBuf::new(),
-            env: Vec::new(),
-            ignored: false,
-        }
+        TestCase::new(id, "g", id, Invocation::Shell("true".to_string()))
     }
 
     fn attempt(number: u32, status: AttemptStatus, millis: u64, logs: &Path) -> Attempt {

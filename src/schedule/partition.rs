@@ -288,18 +288,9 @@ mod tests {
     use crate::model::Invocation;
     use crate::schedule::longest_first;
     use std::collections::HashMap;
-    use std::path::PathBuf;
 
     fn test_case(id: &str) -> TestCase {
-        TestCase {
-            id: id.to_owned(),
-            group: "group".to_owned(),
-            name: id.to_owned(),
-            invocation: Invocation::Shell("true".to_owned()),
-            cwd: PathBuf::new(),
-            env: Vec::new(),
-            ignored: false,
-        }
+        TestCase::new(id, "group", id, Invocation::Shell("true".to_owned()))
     }
 
     fn ms(value: u64) -> Duration {

@@ -553,15 +553,7 @@ mod tests {
     }
 
     fn test_case(id: &str) -> TestCase {
-        TestCase {
-            id: id.to_owned(),
-            group: "group".to_owned(),
-            name: id.to_owned(),
-            invocation: Invocation::Shell("true".to_owned()),
-            cwd: PathBuf::new(),
-            env: Vec::new(),
-            ignored: false,
-        }
+        TestCase::new(id, "group", id, Invocation::Shell("true".to_owned()))
     }
 
     fn store_in(dir: &tempfile::TempDir) -> PathBuf {

@@ -190,3 +190,83 @@ pub fn alive(pid: i32) -> bool {
         Err(_) => false,
     }
 }
+
+/// A JUnit report read back with a parser (never compared as bytes).
+pub fn read_junit(path: &Path) -> quick_junit::Report {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    quick_junit::Report::deserialize_from_str(&text)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Validates against `../shared/junit/junit-10.xsd` with xmllint. Under CI a
+/// missing xmllint or schema fails; elsewhere the check is skipped with a note.
+pub fn assert_schema_valid(path: &Path) {
+    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/junit/junit-10.xsd");
+    if !schema.exists() || Command::new("xmllint").arg("--version").output().is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "xmllint and {} are required under CI",
+            schema.display()
+        );
+        eprintln!(
+            "note: xmllint or {} missing; schema check skipped",
+            schema.display()
+        );
+        return;
+    }
+    let output = Command::new("xmllint")
+        .arg("--noout")
+        .arg("--schema")
+        .arg(&schema)
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "schema errors:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Every testcase of a report as `SUITE NAME` -> its shape: `passed`,
+/// `flaky:N` (N flakyFailures), `failed:N:MESSAGE` (N rerunFailures),
+/// `error:N:MESSAGE`, `skipped:MESSAGE`. Two testcases for one test fail.
+pub fn case_shapes(report: &quick_junit::Report) -> std::collections::BTreeMap<String, String> {
+    use quick_junit::{NonSuccessKind, TestCaseStatus};
+    let text = |value: &Option<quick_junit::XmlString>| {
+        value
+            .as_ref()
+            .map_or(String::new(), |v| v.as_str().to_string())
+    };
+    let mut shapes = std::collections::BTreeMap::new();
+    for suite in &report.test_suites {
+        for case in &suite.test_cases {
+            let shape = match &case.status {
+                TestCaseStatus::Success { flaky_runs } if flaky_runs.is_empty() => {
+                    "passed".to_string()
+                }
+                TestCaseStatus::Success { flaky_runs } => format!("flaky:{}", flaky_runs.len()),
+                TestCaseStatus::NonSuccess {
+                    kind,
+                    reruns,
+                    message,
+                    ..
+                } => {
+                    let kind = if *kind == NonSuccessKind::Failure {
+                        "failed"
+                    } else {
+                        "error"
+                    };
+                    format!("{kind}:{}:{}", reruns.runs.len(), text(message))
+                }
+                TestCaseStatus::Skipped { message, .. } => format!("skipped:{}", text(message)),
+            };
+            let key = format!("{} {}", suite.name.as_str(), case.name.as_str());
+            assert!(
+                shapes.insert(key.clone(), shape).is_none(),
+                "two testcases for {key}"
+            );
+        }
+    }
+    shapes
+}
