@@ -351,9 +351,12 @@ impl SelectArgs {
 }
 
 impl CargoArgs {
+    /// Cargo's options, with paths made absolute: cargo runs in the source,
+    /// not necessarily where the user typed them.
     pub fn options(&self) -> CargoOptions {
+        let absolute = |path: &PathBuf| std::path::absolute(path).unwrap_or_else(|_| path.clone());
         CargoOptions {
-            manifest_path: self.manifest_path.clone(),
+            manifest_path: self.manifest_path.as_ref().map(absolute),
             packages: self.package.clone(),
             workspace: self.workspace,
             exclude: self.exclude.clone(),
@@ -363,7 +366,7 @@ impl CargoArgs {
             release: self.release,
             cargo_profile: self.cargo_profile.clone(),
             target: self.target.clone(),
-            target_dir: self.target_dir.clone(),
+            target_dir: self.target_dir.as_ref().map(absolute),
             lib: self.lib,
             bins: self.bins,
             tests: self.tests,

@@ -687,3 +687,23 @@ fn github_step_summary_gets_a_markdown_summary() {
     // CI logs get plain lines, no progress bar control sequences.
     assert!(!run.stderr().contains('\u{1b}'), "{}", run.stderr());
 }
+
+#[test]
+fn a_relative_manifest_path_is_read_from_where_it_was_typed() {
+    let project = Project::copy("basic");
+    let parent = project.path.parent().unwrap();
+    let run = common::Paratest::new(parent)
+        .args([
+            "--manifest-path",
+            "basic/Cargo.toml",
+            "--message-format",
+            "json",
+        ])
+        .run()
+        .expect(0);
+    assert_eq!(run.results().len(), 11);
+    assert!(
+        project.path.join(".paratest/junit.xml").exists(),
+        "the source is the manifest's project"
+    );
+}
