@@ -219,6 +219,7 @@ fn prepare(select: &SelectArgs, cli_layer: Profile) -> Result<Prepared> {
     let project = ProjectConfig::load(&source)?;
     let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
     let settings = cli_layer
+        .resolve_paths(&cwd)
         .overlay(Profile::from_env(|name| std::env::var(name).ok(), &cwd)?)
         .overlay(project.profile(select.profile.as_deref(), ci)?);
     let plugin = plugin::select(settings.plugin.as_deref(), &source, &project.plugins)?;
@@ -540,7 +541,7 @@ fn run(args: &RunArgs) -> Result<i32> {
         .clone()
         .unwrap_or_else(|| paratest_dir(&source).join("junit.xml"));
     let timings_path = timings_path(&prepared);
-    clear_old_logs(&output);
+    crate::runner::clear_logs(&output);
     let context = RunContext {
         run_id: run_id(),
         source: source.clone(),
@@ -556,7 +557,7 @@ fn run(args: &RunArgs) -> Result<i32> {
             "setup",
             setup,
             Scope::run(&context),
-            &output.join("hooks/setup.log"),
+            &crate::runner::hook_log_path(&output, "setup", None),
         )
     {
         run_teardown(&watchdog, &hooks, &context);
@@ -587,7 +588,7 @@ fn run_teardown(watchdog: &Watchdog, hooks: &Hooks, context: &RunContext) {
             "teardown",
             teardown,
             Scope::run(context),
-            &context.output.join("hooks/teardown.log"),
+            &crate::runner::hook_log_path(&context.output, "teardown", None),
         )
     {
         eprintln!("warning: {e}");
@@ -620,23 +621,6 @@ fn timing_samples(outcomes: &[crate::model::TestOutcome]) -> Vec<(String, Durati
         }
     }
     samples
-}
-
-/// Removes the logs of a previous run (only files this tool names).
-fn clear_old_logs(output: &Path) {
-    let Ok(entries) = std::fs::read_dir(output) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path
-            .extension()
-            .is_some_and(|e| e == "stdout" || e == "stderr")
-        {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-    let _ = std::fs::remove_dir_all(output.join("hooks"));
 }
 
 #[allow(clippy::too_many_arguments)]

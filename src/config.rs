@@ -207,8 +207,9 @@ impl Profile {
         )
     }
 
-    /// Makes relative paths absolute against `base`.
-    fn resolve_paths(mut self, base: &Path) -> Profile {
+    /// Makes relative paths absolute against `base` (the current directory
+    /// for the command line and the environment, the source for a profile).
+    pub fn resolve_paths(mut self, base: &Path) -> Profile {
         for path in [
             &mut self.workspace_root,
             &mut self.timings,
@@ -218,9 +219,7 @@ impl Profile {
         .into_iter()
         .flatten()
         {
-            if path.is_relative() {
-                *path = base.join(&*path);
-            }
+            *path = absolute_from(base, path);
         }
         self
     }
@@ -255,6 +254,23 @@ impl Profile {
         })?;
         Ok(profile.resolve_paths(cwd))
     }
+}
+
+/// `path` made absolute against `base`, with `.` and `..` resolved
+/// lexically, so that tests see `/a/ws`, never `/a/b/../ws`.
+pub fn absolute_from(base: &Path, path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut absolute = PathBuf::new();
+    for component in base.join(path).components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                absolute.pop();
+            }
+            other => absolute.push(other),
+        }
+    }
+    absolute
 }
 
 /// `paratest.toml`, as written.
@@ -356,6 +372,24 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn relative_paths_become_clean_absolute_paths() {
+        assert_eq!(
+            absolute_from(Path::new("/a/b"), Path::new("../ws/./x")),
+            Path::new("/a/ws/x")
+        );
+        assert_eq!(
+            absolute_from(Path::new("/a"), Path::new("/abs")),
+            Path::new("/abs")
+        );
+        let cli = Profile {
+            output: Some("logs".into()),
+            ..Default::default()
+        }
+        .resolve_paths(Path::new("/cwd"));
+        assert_eq!(cli.output.as_deref(), Some(Path::new("/cwd/logs")));
     }
 
     #[test]

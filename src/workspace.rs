@@ -34,29 +34,54 @@ impl Layout {
         }
     }
 
-    /// Makes worker `worker`'s workspace, replacing whatever a previous run left there.
+    /// Makes worker `worker`'s workspace, replacing one a previous run left
+    /// there. A directory there that this tool did not make (no marker
+    /// beside it), or one holding the source, is never deleted: that is an
+    /// error instead.
     pub fn create(&self, worker: usize) -> io::Result<PathBuf> {
         let path = self.path(worker);
+        if self.isolation == Isolation::None {
+            return Ok(path);
+        }
+        if self.source.starts_with(&path) {
+            return Err(io::Error::other(format!(
+                "{} would hold the source {}; choose another --workspace-root",
+                path.display(),
+                self.source.display()
+            )));
+        }
+        self.remove(worker)?;
+        if path.exists() {
+            return Err(io::Error::other(format!(
+                "{} exists and was not made by cargo-paratest; remove it or choose another --workspace-root",
+                path.display()
+            )));
+        }
+        fs::create_dir_all(&self.root)?;
+        fs::write(
+            self.marker(worker),
+            "made by cargo-paratest; its sibling directory may be deleted\n",
+        )?;
         match self.isolation {
-            Isolation::None => {}
-            Isolation::Empty => {
-                remove_if_present(&path)?;
-                fs::create_dir_all(&path)?;
-            }
-            Isolation::Copy => {
-                remove_if_present(&path)?;
-                copy_tree(&self.source, &path, &self.skip_list())?;
-            }
+            Isolation::Copy => copy_tree(&self.source, &path, &self.skip_list())?,
+            _ => fs::create_dir_all(&path)?,
         }
         Ok(path)
     }
 
-    /// Deletes a workspace (never the source).
+    /// Deletes a workspace this tool made (never the source, never a
+    /// directory without the marker).
     pub fn remove(&self, worker: usize) -> io::Result<()> {
-        match self.isolation {
-            Isolation::None => Ok(()),
-            Isolation::Copy | Isolation::Empty => remove_if_present(&self.path(worker)),
+        if self.isolation == Isolation::None || !self.marker(worker).exists() {
+            return Ok(());
         }
+        remove_if_present(&self.path(worker))?;
+        fs::remove_file(self.marker(worker))
+    }
+
+    /// `ROOT/.wN.paratest`: beside the workspace, so tests never see it.
+    fn marker(&self, worker: usize) -> PathBuf {
+        self.root.join(format!(".w{worker}.paratest"))
     }
 
     fn skip_list(&self) -> Vec<PathBuf> {
@@ -196,6 +221,40 @@ mod tests {
         assert!(!w.join("dirt").exists());
         layout.remove(3).unwrap();
         assert!(!w.exists());
+    }
+
+    #[test]
+    fn a_directory_not_made_by_us_is_never_deleted() {
+        let root = tempfile::tempdir().unwrap();
+        let source = root.path().join("w1");
+        fs::create_dir_all(source.join("src")).unwrap();
+        fs::write(source.join("src/lib.rs"), "").unwrap();
+        let layout = |root: &Path| Layout {
+            isolation: Isolation::Copy,
+            source: source.clone(),
+            root: root.to_path_buf(),
+            excluded: vec![],
+        };
+        // The source is where worker 1's workspace would go.
+        assert!(
+            layout(root.path())
+                .create(1)
+                .unwrap_err()
+                .to_string()
+                .contains("would hold the source")
+        );
+        // Someone else's directory named w2.
+        assert!(layout(root.path()).create(2).is_ok(), "w2 is free");
+        let other = tempfile::tempdir().unwrap();
+        fs::create_dir_all(other.path().join("w1/precious")).unwrap();
+        let err = layout(other.path()).create(1).unwrap_err();
+        assert!(
+            err.to_string().contains("not made by cargo-paratest"),
+            "{err}"
+        );
+        layout(other.path()).remove(1).unwrap();
+        assert!(other.path().join("w1/precious").exists());
+        assert!(source.join("src/lib.rs").exists());
     }
 
     #[test]

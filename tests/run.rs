@@ -707,3 +707,51 @@ fn a_relative_manifest_path_is_read_from_where_it_was_typed() {
         "the source is the manifest's project"
     );
 }
+
+#[test]
+fn relative_paths_on_the_command_line_reach_tests_as_absolute_paths() {
+    let project = Project::copy("probe");
+    let probe = project.scratch("probe-out");
+    project
+        .paratest()
+        .args([
+            "-j",
+            "1",
+            "--workspace-root",
+            "../ws",
+            "--output",
+            "../logs",
+            "probe_a",
+        ])
+        .env("PROBE_DIR", &probe)
+        .run()
+        .expect(0);
+    let env = read_env_file(&probe.join("probe_a.env"));
+    let parent = project.path.parent().unwrap().canonicalize().unwrap();
+    assert_eq!(
+        Path::new(&env["PARATEST_WORKSPACE"]),
+        parent.join("ws/w1"),
+        "{env:?}"
+    );
+    assert_eq!(Path::new(&env["PARATEST_OUTPUT"]), parent.join("logs"));
+    assert_eq!(env["CARGO_MANIFEST_DIR"], env["PARATEST_WORKSPACE"]);
+}
+
+#[test]
+fn a_workspace_root_holding_the_source_is_refused_and_nothing_is_deleted() {
+    let project = Project::copy("basic");
+    let root = project.path.parent().unwrap().to_path_buf();
+    std::fs::rename(&project.path, root.join("w1")).unwrap();
+    let source = root.join("w1");
+    let run = common::Paratest::new(&source)
+        .args(["-j", "1", "--workspace-root"])
+        .arg_path(&root)
+        .run()
+        .expect(3);
+    assert!(
+        run.stderr().contains("would hold the source"),
+        "{}",
+        run.stderr()
+    );
+    assert!(source.join("src/lib.rs").exists() && source.join("Cargo.toml").exists());
+}
