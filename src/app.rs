@@ -24,7 +24,7 @@ use crate::report::console::{Console, Summary};
 use crate::report::{Collector, Counts, json};
 use crate::runner::Runner;
 use crate::schedule::partition::{self, Partition};
-use crate::schedule::timings::Timings;
+use crate::schedule::timings::{MAX_DURATION, Timings};
 use crate::workspace::Layout;
 
 /// Runs the command line and returns the process exit code.
@@ -182,24 +182,63 @@ fn merge_reports(args: &MergeArgs) -> Result<i32> {
     Ok(exit::OK)
 }
 
-/// Timings from JUnit reports. A test's id is `SUITE NAME`, which is what
-/// cargo-paratest's and nextest's reports give for Cargo tests (suite = binary id).
+/// Timings from JUnit reports: passing testcases only, as in a run. A
+/// testcase's id is `SUITE NAME` (Cargo tests in our reports and nextest's:
+/// suite = binary id); a pytest testcase (it has a `file` attribute, or its
+/// suite is named after a `.py` file as in our reports) gives its node id
+/// `FILE::NODE` and adds to its file's id `FILE`, the two granularities of
+/// the pytest plugin. Times no test can take (negative,
+/// NaN, over a week) are left out.
 fn import_timings(reports: &[PathBuf]) -> Result<Timings> {
+    use crate::report::junit_read::{self, ReadOutcome};
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs();
-    let mut durations = Vec::new();
+    let mut durations: Vec<(String, Duration, u64)> = Vec::new();
     for path in reports {
-        let report = crate::report::junit_read::read_report(path)
-            .map_err(|e| Error::usage(e.to_string()))?;
-        for (suite, name, seconds) in crate::report::junit_read::durations(&report) {
-            durations.push((
-                format!("{suite} {name}"),
-                Duration::from_secs_f64(seconds.max(0.0)),
-                now,
-            ));
+        let report = junit_read::read_report(path).map_err(|e| Error::usage(e.to_string()))?;
+        let mut files: std::collections::BTreeMap<String, Duration> =
+            std::collections::BTreeMap::new();
+        for suite in &report.suites {
+            for case in suite
+                .cases
+                .iter()
+                .filter(|c| c.outcome == ReadOutcome::Passed)
+            {
+                let Some(duration) = case.time.and_then(|t| Duration::try_from_secs_f64(t).ok())
+                else {
+                    continue;
+                };
+                if duration > MAX_DURATION {
+                    continue;
+                }
+                // pytest's own reports name the file; ours name the suite after it.
+                let pytest = match &case.file {
+                    Some(file) => {
+                        crate::plugin::pytest::node_in_file(case).map(|node| (file.clone(), node))
+                    }
+                    None => suite
+                        .name
+                        .ends_with(".py")
+                        .then(|| (suite.name.clone(), case.name.clone())),
+                };
+                match pytest {
+                    Some((file, node)) => {
+                        durations.push((format!("{file}::{node}"), duration, now));
+                        *files.entry(file).or_default() += duration;
+                    }
+                    None => {
+                        durations.push((format!("{} {}", suite.name, case.name), duration, now))
+                    }
+                }
+            }
         }
+        durations.extend(
+            files
+                .into_iter()
+                .map(|(file, duration)| (file, duration, now)),
+        );
     }
     Ok(Timings::from_durations(durations))
 }

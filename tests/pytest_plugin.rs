@@ -218,3 +218,68 @@ fn a_project_without_tests_is_not_a_crash() {
         .expect(0);
     assert!(run.stderr().contains("no test"), "{}", run.stderr());
 }
+
+#[test]
+fn timings_import_reads_pytest_reports_as_node_ids_and_files() {
+    if !have_pytest() {
+        return;
+    }
+    let project = Project::copy("pytest-project");
+    let report = project.path.join("pytest-report.xml");
+    let status = Command::new("python3")
+        .args([
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-o",
+            "junit_family=xunit1",
+        ])
+        .arg(format!("--junitxml={}", report.display()))
+        .current_dir(&project.path)
+        .output()
+        .unwrap()
+        .status;
+    assert_eq!(status.code(), Some(1), "test_fails fails");
+    let ours = project.path.join("ours.json");
+    project
+        .paratest()
+        .args(["timings", "import", "-o"])
+        .arg_path(&ours)
+        .arg_path(&report)
+        .run()
+        .expect(0);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&ours).unwrap()).unwrap();
+    let ids = json["tests"].as_object().unwrap();
+    assert!(
+        ids.contains_key("tests/test_param.py::test_square[2-4]"),
+        "{ids:?}"
+    );
+    assert!(ids.contains_key("tests/test_basic.py::TestGroup::test_in_class"));
+    assert!(ids.contains_key("tests/test_param.py"), "per file too");
+    assert!(
+        !ids.contains_key("tests/test_basic.py::test_fails"),
+        "failures teach nothing"
+    );
+    // Our own report of a pytest run maps the same way.
+    project
+        .paratest()
+        .args(["--plugin", "pytest", "test_param"])
+        .run()
+        .expect(0);
+    let again = project.path.join("again.json");
+    project
+        .paratest()
+        .args(["timings", "import", "-o"])
+        .arg_path(&again)
+        .arg_path(&project.path.join(".paratest/junit.xml"))
+        .run()
+        .expect(0);
+    assert!(
+        std::fs::read_to_string(&again)
+            .unwrap()
+            .contains("\"tests/test_param.py::test_square[3-9]\"")
+    );
+}

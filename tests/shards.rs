@@ -318,3 +318,29 @@ fn timings_import_reads_junit_reports_of_any_tool() {
         .expect(2);
     assert!(run.stderr().contains("malformed-truncated.xml"));
 }
+
+#[test]
+fn absurd_durations_are_a_warning_not_a_panic() {
+    let project = Project::copy("basic");
+    let timings = project.path.join(".paratest/timings.json");
+    std::fs::create_dir_all(timings.parent().unwrap()).unwrap();
+    let huge = r#"{"format_version": 1, "tests": {"basic tests::adds": {"samples": [{"duration": 1.5e19, "recorded": 1}]}}}"#;
+    std::fs::write(&timings, huge).unwrap();
+    let run = project.paratest().run().expect(0);
+    assert!(run.stderr().contains("warning"), "{}", run.stderr());
+    let report = project.path.join("absurd.xml");
+    std::fs::write(
+        &report,
+        r#"<testsuites><testsuite name="s" tests="2"><testcase name="a" time="1e30"/><testcase name="b" time="-3"/><testcase name="c" time="0.5"/></testsuite></testsuites>"#,
+    )
+    .unwrap();
+    let out = project.path.join("imported.json");
+    project
+        .paratest()
+        .args(["timings", "import", "-o"])
+        .arg_path(&out)
+        .arg_path(&report)
+        .run()
+        .expect(0);
+    assert_eq!(timings_ids(&out), BTreeSet::from(["s c".to_string()]));
+}

@@ -230,7 +230,7 @@ fn run_args(settings: &Settings, ids: &[&str]) -> Vec<OsString> {
 
 /// The part of a case's node id after its file: `TestGroup::test_in_class`,
 /// `test_square[1-1]`. The classname is the module path, plus the class.
-fn node_in_file(case: &ReadCase) -> Option<String> {
+pub fn node_in_file(case: &ReadCase) -> Option<String> {
     let file = case.file.as_deref()?;
     let module = file.trim_end_matches(".py").replace('/', ".");
     let classes = case

@@ -155,23 +155,6 @@ pub fn parse_report(bytes: &[u8], path: &Path) -> Result<ReadReport, ReadError> 
     Parser::new(bytes, path).run()
 }
 
-/// `(suite, testcase name, seconds)` of every case that ran and has a time:
-/// the input for timings. Skipped cases are left out (their time says
-/// nothing about the test).
-pub fn durations(report: &ReadReport) -> Vec<(String, String, f64)> {
-    report
-        .suites
-        .iter()
-        .flat_map(|suite| {
-            suite.cases.iter().filter_map(|case| {
-                let time = case.time?;
-                (case.outcome != ReadOutcome::Skipped)
-                    .then(|| (suite.name.clone(), case.name.clone(), time))
-            })
-        })
-        .collect()
-}
-
 /// Reads a `timestamp` attribute: RFC 3339, or a date-time without time zone
 /// (jest-junit, older pytest), which is taken as UTC.
 pub fn parse_timestamp(text: &str) -> Option<DateTime<FixedOffset>> {
@@ -1029,13 +1012,5 @@ mod tests {
             again.suites.iter().map(|s| s.cases.len()).sum::<usize>(),
             expected_tests
         );
-    }
-
-    #[test]
-    fn durations_list_cases_that_ran() {
-        let report = read("pytest.xml");
-        let durations = durations(&report);
-        assert_eq!(durations.len(), 4, "skipped cases are left out");
-        assert!(durations.contains(&("pytest".into(), "test_add".into(), 0.001)));
     }
 }

@@ -54,6 +54,10 @@ pub const MAX_SAMPLES: usize = 5;
 /// in `list`.
 pub const DEFAULT_EXPECTED: Duration = Duration::from_secs(1);
 
+/// The longest duration a sample may hold (a week). Anything longer is not a
+/// test run but a damaged file, and summing such values would overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// One recorded passing attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sample {
@@ -409,12 +413,16 @@ fn parse(text: &str) -> Result<Timings, LoadProblem> {
     for (id, raw_test) in raw.tests {
         let mut samples = Vec::with_capacity(raw_test.samples.len());
         for raw_sample in raw_test.samples {
-            let duration = Duration::try_from_secs_f64(raw_sample.duration).map_err(|_| {
-                LoadProblem::Corrupt(format!(
-                    "test `{id}` has an invalid duration {}",
-                    raw_sample.duration
-                ))
-            })?;
+            let duration = Duration::try_from_secs_f64(raw_sample.duration)
+                .ok()
+                .filter(|d| *d <= MAX_DURATION)
+                .ok_or(())
+                .map_err(|()| {
+                    LoadProblem::Corrupt(format!(
+                        "test `{id}` has an invalid duration {}",
+                        raw_sample.duration
+                    ))
+                })?;
             samples.push(Sample {
                 duration,
                 recorded: raw_sample.recorded,
