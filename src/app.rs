@@ -634,6 +634,45 @@ fn run_teardown(watchdog: &Watchdog, hooks: &Hooks, context: &RunContext) {
     }
 }
 
+/// Saves what the run learnt. Unpartitioned, the samples go into the
+/// timings file under its lock. A shard never writes the file the split was
+/// computed from (a later shard on the same machine would compute another
+/// split and run tests twice): it writes `STEM.shard-K-of-N.json` beside it,
+/// holding what it read plus its own samples, for `timings merge`.
+/// Returns the file written, if any.
+fn save_timings(
+    path: &Path,
+    read: &Timings,
+    partition: Option<Partition>,
+    samples: &[(String, Duration)],
+) -> std::result::Result<Option<PathBuf>, String> {
+    if samples.is_empty() {
+        return Ok(None);
+    }
+    let Some(partition) = partition else {
+        return Timings::record(path, samples).map(|()| Some(path.to_path_buf()));
+    };
+    let stem = path
+        .file_stem()
+        .map_or("timings".into(), |s| s.to_string_lossy().into_owned());
+    let shard_path = path.with_file_name(format!(
+        "{stem}.shard-{}-of-{}.json",
+        partition.index, partition.total
+    ));
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let new = Timings::from_durations(
+        samples
+            .iter()
+            .map(|(id, duration)| (id.clone(), *duration, now)),
+    );
+    Timings::merge(&[read.clone(), new])
+        .save_to(&shard_path)
+        .map(|()| Some(shard_path))
+}
+
 /// What the run teaches the timings store. Only passing attempts count: a
 /// failure is often fast, and would make the scheduler think the test is.
 /// A plugin's framework cases (pytest tests inside a file) are recorded too,
@@ -813,27 +852,38 @@ fn run_tests(
     let outcomes = collector.outcomes();
     let counts = Counts::of(&outcomes, stats.not_run);
     let mut files = Vec::new();
-    match crate::report::junit::write_report(
+    let junit_written = match crate::report::junit::write_report(
         junit_path,
         "cargo-paratest",
         &outcomes,
         SystemTime::now(),
     ) {
-        Ok(()) => files.push(("JUnit report", junit_path.to_path_buf())),
-        Err(e) => console.line(&format!(
-            "warning: cannot write the JUnit report {}: {e}",
-            junit_path.display()
-        )),
-    }
+        Ok(()) => {
+            files.push(("JUnit report", junit_path.to_path_buf()));
+            true
+        }
+        Err(e) => {
+            console.line(&format!(
+                "warning: cannot write the JUnit report {}: {e}",
+                junit_path.display()
+            ));
+            false
+        }
+    };
     files.push(("Logs", context.output.clone()));
     if runner.keep_workspaces {
         files.push(("Workspaces", workspace_root.clone()));
     }
     let samples = timing_samples(&outcomes);
-    if !samples.is_empty()
-        && let Err(e) = Timings::record(timings_path, &samples)
-    {
-        console.line(&format!("warning: timings not saved: {e}"));
+    let timings_written = match save_timings(timings_path, &timings, partition, &samples) {
+        Ok(path) => path,
+        Err(e) => {
+            console.line(&format!("warning: timings not saved: {e}"));
+            None
+        }
+    };
+    if let Some(path) = &timings_written {
+        files.push(("Timings", path.clone()));
     }
     // The bound counts what the workers were busy with (process start-ups
     // included), not only what the tests report about themselves.
@@ -872,11 +922,16 @@ fn run_tests(
         interrupted,
     });
     if format == MessageFormat::Json {
+        let written = json::Written {
+            junit: junit_written.then_some(junit_path),
+            timings: timings_written.as_deref(),
+        };
         json::run_finished(
             &counts,
             wall.elapsed().as_secs_f64(),
             exit_code,
             interrupted,
+            &written,
         );
     }
     Ok(exit_code)

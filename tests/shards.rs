@@ -243,10 +243,12 @@ fn sharded_runs_merge_into_one_report_and_one_timings_file() {
     assert_eq!((report.tests, report.failures), (6, 2));
 
     let merged_timings = artifacts.join("timings.json");
+    // A shard writes its own file beside the one it read.
     let timing_inputs: Vec<_> = (1..=3)
-        .map(|k| artifacts.join(format!("timings-{k}.json")))
+        .map(|k| artifacts.join(format!("timings-{k}.shard-{k}-of-3.json")))
         .filter(|p| p.exists())
         .collect();
+    assert!(!timing_inputs.is_empty());
     project
         .paratest()
         .args(["timings", "merge", "-o"])
@@ -343,4 +345,65 @@ fn absurd_durations_are_a_warning_not_a_panic() {
         .run()
         .expect(0);
     assert_eq!(timings_ids(&out), BTreeSet::from(["s c".to_string()]));
+}
+
+#[test]
+fn shards_sharing_one_timings_file_never_change_each_others_split() {
+    let project = Project::copy("basic");
+    project.paratest().run().expect(0);
+    let split = |k: usize| -> BTreeSet<String> {
+        let run = project
+            .paratest()
+            .args([
+                "list",
+                "--partition",
+                &format!("{k}/3"),
+                "--message-format",
+                "json",
+            ])
+            .run()
+            .expect(0);
+        run.events()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let before: Vec<_> = (1..=3).map(split).collect();
+    let timings = project.path.join(".paratest/timings.json");
+    let read = std::fs::read_to_string(&timings).unwrap();
+    let mut ran = Vec::new();
+    for k in 1..=3 {
+        let run = project
+            .paratest()
+            .args(["--partition", &format!("{k}/3"), "--message-format", "json"])
+            .run()
+            .expect(0);
+        ran.extend(
+            run.results()
+                .into_iter()
+                .filter(|(_, r)| r != "skipped")
+                .map(|(id, _)| id),
+        );
+        let finished = run
+            .events()
+            .into_iter()
+            .find(|e| e["event"] == "run-finished")
+            .unwrap();
+        assert!(
+            finished["timings"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("timings.shard-{k}-of-3.json"))
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(&timings).unwrap(),
+        read,
+        "the file the split came from is untouched"
+    );
+    assert_eq!((1..=3).map(split).collect::<Vec<_>>(), before);
+    ran.sort();
+    let unique: BTreeSet<_> = ran.iter().cloned().collect();
+    assert_eq!(ran.len(), unique.len(), "no test ran twice");
+    assert_eq!(unique.len(), 10);
 }

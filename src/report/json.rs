@@ -85,10 +85,24 @@ pub fn event(tests: &[TestCase], event: &Event) {
     emit(value);
 }
 
-pub fn run_finished(counts: &Counts, duration: f64, exit_code: i32, interrupted: bool) {
+/// The files a run wrote, for `run-finished`.
+pub struct Written<'a> {
+    pub junit: Option<&'a std::path::Path>,
+    /// The timings file (a shard's own `*.shard-K-of-N.json` when partitioned).
+    pub timings: Option<&'a std::path::Path>,
+}
+
+pub fn run_finished(
+    counts: &Counts,
+    duration: f64,
+    exit_code: i32,
+    interrupted: bool,
+    written: &Written<'_>,
+) {
     emit(json!({
         "event": "run-finished", "passed": counts.passed, "failed": counts.failed, "flaky": counts.flaky,
         "timed_out": counts.timed_out, "skipped": counts.skipped, "not_run": counts.not_run,
         "duration": duration, "exit_code": exit_code, "interrupted": interrupted,
+        "junit": written.junit, "timings": written.timings,
     }));
 }
