@@ -850,6 +850,27 @@ fn run_tests(
 
     let interrupted = watchdog.is_interrupted();
     let outcomes = collector.outcomes();
+    // Every test ends with a final line and a final `test-finished`, also
+    // those whose queued retry an interrupt cancelled.
+    for index in collector.unfinished() {
+        let Some(outcome) = outcomes.iter().find(|o| o.test.id == tests[index].id) else {
+            continue;
+        };
+        let attempt = outcome
+            .attempts
+            .last()
+            .expect("unfinished tests have attempts")
+            .clone();
+        let event = Event::AttemptFinished {
+            index,
+            attempt,
+            result: Some(outcome.result),
+        };
+        console.event(&tests, &event);
+        if format == MessageFormat::Json {
+            json::event(&tests, &event);
+        }
+    }
     let counts = Counts::of(&outcomes, stats.not_run);
     let mut files = Vec::new();
     let junit_written = match crate::report::junit::write_report(

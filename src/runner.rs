@@ -87,7 +87,9 @@ impl Runner<'_> {
         });
         let state = queue.state.into_inner().unwrap();
         RunStats {
-            not_run: state.first.len() + state.retries.len(),
+            // Tests whose retry is still queued (an interrupt) keep their
+            // failed attempt as their result: they are not "not run".
+            not_run: state.first.len(),
             workers_lost: state.lost,
         }
     }
@@ -153,9 +155,17 @@ impl Runner<'_> {
                     AttemptStatus::Failed | AttemptStatus::TimedOut
                 );
                 any_failed |= failed;
-                let retry = failed && job.attempt <= self.retries && !interrupted;
+                let wants_retry = failed && job.attempt <= self.retries && !interrupted;
+                let next = wants_retry.then_some(Job {
+                    attempt: job.attempt + 1,
+                    failed_before: true,
+                    ..*job
+                });
+                // The queue refuses a retry once fail-fast has stopped it: the
+                // attempt is then this test's last.
+                let retried = queue.done(next, failed && self.fail_fast);
                 let result = match attempt.status {
-                    _ if retry => None,
+                    _ if retried => None,
                     AttemptStatus::Passed if job.failed_before => Some(TestResult::Flaky),
                     AttemptStatus::Passed => Some(TestResult::Passed),
                     AttemptStatus::Failed => Some(TestResult::Failed),
@@ -167,15 +177,6 @@ impl Runner<'_> {
                     attempt,
                     result,
                 });
-                let next = retry.then_some(Job {
-                    attempt: job.attempt + 1,
-                    failed_before: true,
-                    ..*job
-                });
-                queue.done(
-                    next,
-                    self.fail_fast && result.is_some_and(TestResult::is_failure),
-                );
             }
             // A test that deleted its workspace must not fail every test after it.
             let vanished = self.layout.isolation != Isolation::None && !workspace.exists();
@@ -613,12 +614,20 @@ impl Queue {
     }
 
     /// An attempt is over; `retry` goes behind the first attempts.
-    fn done(&self, retry: Option<Job>, stop: bool) {
+    /// An attempt is over. Its `retry` is queued unless the queue has
+    /// stopped; a `failed_fast` attempt with no retry queued stops the queue
+    /// (fail-fast after a definite failure). Returns whether the retry was queued.
+    fn done(&self, retry: Option<Job>, failed_fast: bool) -> bool {
         let mut state = self.state.lock().unwrap();
         state.in_flight -= 1;
-        state.retries.extend(retry);
-        state.stopped |= stop;
+        let queued = retry.is_some() && !state.stopped;
+        if queued {
+            state.retries.extend(retry);
+        } else if failed_fast {
+            state.stopped = true;
+        }
         self.changed.notify_all();
+        queued
     }
 
     fn lose_worker(&self) {
@@ -703,6 +712,32 @@ mod tests {
     }
 
     #[test]
+    fn fail_fast_refuses_retries_once_stopped() {
+        let watchdog = Watchdog::start();
+        let job = |index| Job {
+            index,
+            attempt: 1,
+            failed_before: false,
+        };
+        let queue = Queue::new([job(0), job(1), job(2)], &[]);
+        let a = queue.next(&watchdog, None, &[]).unwrap()[0];
+        let b = queue.next(&watchdog, None, &[]).unwrap()[0];
+        // `a` fails for good: the queue stops.
+        assert!(!queue.done(None, true));
+        // `b` failed too and wants a retry: refused, so its attempt is final.
+        assert!(!queue.done(
+            Some(Job {
+                attempt: 2,
+                failed_before: true,
+                ..b
+            }),
+            true
+        ));
+        assert!(queue.next(&watchdog, None, &[]).is_none());
+        let _ = a;
+    }
+
+    #[test]
     fn retries_come_after_first_attempts() {
         let watchdog = Watchdog::start();
         let job = |index| Job {
@@ -713,14 +748,14 @@ mod tests {
         let queue = Queue::new([job(0), job(1)], &[]);
         let next = |queue: &Queue| queue.next(&watchdog, None, &[]).map(|jobs| jobs[0]);
         let first = next(&queue).unwrap();
-        queue.done(
+        assert!(queue.done(
             Some(Job {
                 attempt: 2,
                 failed_before: true,
                 ..first
             }),
-            false,
-        );
+            false
+        ));
         assert_eq!(next(&queue).unwrap().index, 1);
         queue.done(None, false);
         let retry = next(&queue).unwrap();

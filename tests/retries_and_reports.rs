@@ -177,3 +177,44 @@ print(tests, failures, errors, skipped)
     // 6 tests: always_fails and hangs_with_child fail, ignored_test is skipped, flaky passes.
     assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "6 2 0 1");
 }
+
+#[test]
+fn fail_fast_with_retries_counts_every_test_once() {
+    let project = Project::copy("faults");
+    let run = project
+        .paratest()
+        .args([
+            "-j",
+            "1",
+            "--fail-fast",
+            "--retries",
+            "1",
+            "--timeout",
+            "3s",
+            "--message-format",
+            "json",
+        ])
+        .run()
+        .expect(1);
+    let finished = run
+        .events()
+        .into_iter()
+        .find(|e| e["event"] == "run-finished")
+        .unwrap();
+    let total: u64 = ["passed", "failed", "flaky", "timed_out", "not_run"]
+        .iter()
+        .map(|k| finished[k].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 5, "5 runnable tests, each counted once: {finished}");
+    let results = run.results();
+    assert_eq!(
+        results["faults::faults always_fails"], "failed",
+        "its retry ran and failed: a definite failure"
+    );
+    for (id, result) in &results {
+        assert!(
+            ["passed", "failed", "flaky", "timed-out", "skipped"].contains(&result.as_str()),
+            "{id}: {result}"
+        );
+    }
+}

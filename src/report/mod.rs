@@ -59,6 +59,14 @@ impl<'a> Collector<'a> {
         self.results[index] = Some(TestResult::Skipped);
     }
 
+    /// Tests whose retry never ran (the run was interrupted while it was
+    /// queued): their last attempt's failure is their result.
+    pub fn unfinished(&self) -> Vec<usize> {
+        (0..self.tests.len())
+            .filter(|&i| self.results[i].is_none() && !self.attempts[i].is_empty())
+            .collect()
+    }
+
     /// One outcome per test that has a result, in the test list's order. A
     /// test cut short by an interrupt or fail-fast after a failed attempt
     /// keeps that failure.
