@@ -16,7 +16,7 @@ use crate::config::{
 };
 use crate::error::{Error, Result, exit};
 use crate::events::Event;
-use crate::hooks::{RunContext, Scope, run_hook};
+use crate::hooks::{Hook, RunContext, Scope, run_hook};
 use crate::model::{AttemptStatus, TestCase};
 use crate::plugin::{self, DiscoverContext};
 use crate::process::Watchdog;
@@ -589,22 +589,31 @@ fn run(args: &RunArgs) -> Result<i32> {
         partition: partition.map(|p| p.to_string()),
     };
 
-    // --setup runs before discovery; --teardown runs whatever happens after it.
-    if let Some(setup) = &hooks.setup
-        && let Err(e) = run_hook(
-            &watchdog,
-            "setup",
-            setup,
-            Scope::run(&context),
-            &crate::runner::hook_log_path(&output, "setup", None),
-        )
-    {
-        run_teardown(&watchdog, &hooks, &context);
-        if watchdog.is_interrupted() {
-            return Ok(exit::INTERRUPTED);
+    // --setup runs before discovery; --teardown runs whatever happens after
+    // it, and then what --setup left running is stopped.
+    let services = match &hooks.setup {
+        None => None,
+        Some(setup) => {
+            let log = crate::runner::hook_log_path(&output, "setup", None);
+            match run_hook(
+                &watchdog,
+                Hook::Setup,
+                setup,
+                Scope::run(&context),
+                &log,
+                None,
+            ) {
+                Ok(services) => services,
+                Err(e) => {
+                    run_teardown(&watchdog, &hooks, &context, None);
+                    if watchdog.is_interrupted() {
+                        return Ok(exit::INTERRUPTED);
+                    }
+                    return Err(Error::cannot_run(e));
+                }
+            }
         }
-        return Err(Error::cannot_run(e));
-    }
+    };
     let result = run_tests(
         args,
         &prepared,
@@ -616,21 +625,26 @@ fn run(args: &RunArgs) -> Result<i32> {
         partition,
         wall,
     );
-    run_teardown(&watchdog, &hooks, &context);
+    run_teardown(&watchdog, &hooks, &context, services);
     result
 }
 
-fn run_teardown(watchdog: &Watchdog, hooks: &Hooks, context: &RunContext) {
-    if let Some(teardown) = &hooks.teardown
-        && let Err(e) = run_hook(
+fn run_teardown(watchdog: &Watchdog, hooks: &Hooks, context: &RunContext, services: Option<u32>) {
+    if let Some(teardown) = &hooks.teardown {
+        let log = crate::runner::hook_log_path(&context.output, "teardown", None);
+        if let Err(e) = run_hook(
             watchdog,
-            "teardown",
+            Hook::Teardown,
             teardown,
             Scope::run(context),
-            &crate::runner::hook_log_path(&context.output, "teardown", None),
-        )
-    {
-        eprintln!("warning: {e}");
+            &log,
+            None,
+        ) {
+            eprintln!("warning: {e}");
+        }
+    }
+    if let Some(group) = services {
+        crate::process::stop_group(group);
     }
 }
 

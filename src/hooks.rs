@@ -128,15 +128,58 @@ pub fn substitute(template: &str, values: &[(&str, String)]) -> String {
     out
 }
 
-/// Runs one hook with `sh -c` in its scope. Output goes to `log` (appended);
-/// a failure is returned as a message holding the exit status and the log's tail.
+/// The six lifecycle hooks of the original ParaTest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hook {
+    Setup,
+    SetupWorkspace,
+    SetupTest,
+    TeardownTest,
+    TeardownWorkspace,
+    Teardown,
+}
+
+impl Hook {
+    pub fn name(self) -> &'static str {
+        match self {
+            Hook::Setup => "setup",
+            Hook::SetupWorkspace => "setup-workspace",
+            Hook::SetupTest => "setup-test",
+            Hook::TeardownTest => "teardown-test",
+            Hook::TeardownWorkspace => "teardown-workspace",
+            Hook::Teardown => "teardown",
+        }
+    }
+
+    /// `--setup` and `--setup-workspace` may start services (`server &`)
+    /// that live until their teardown; what other hooks leave is killed.
+    fn starts_services(self) -> bool {
+        matches!(self, Hook::Setup | Hook::SetupWorkspace)
+    }
+
+    /// Teardowns run after an interrupt too.
+    fn is_teardown(self) -> bool {
+        matches!(
+            self,
+            Hook::TeardownTest | Hook::TeardownWorkspace | Hook::Teardown
+        )
+    }
+}
+
+/// Runs one hook with `sh -c` in its scope, for at most `timeout`. Output
+/// goes to `log` (appended); a failure is returned as a message holding the
+/// exit status and the log's tail. A setup hook that succeeds returns the
+/// process group of what it left running, to be stopped with
+/// [`crate::process::stop_group`] after the matching teardown.
 pub fn run_hook(
     watchdog: &Watchdog,
-    name: &str,
+    hook: Hook,
     template: &str,
     scope: Scope<'_>,
     log: &Path,
-) -> Result<(), String> {
+    timeout: Option<std::time::Duration>,
+) -> Result<Option<u32>, String> {
+    let name = hook.name();
     let command_line = scope.expand(template);
     let fail = |why: String| format!("{name} hook `{template}` {why}");
     if let Some(dir) = log.parent() {
@@ -159,21 +202,28 @@ pub fn run_hook(
         .stdout(out)
         .stderr(err);
     let limits = Limits {
-        cleanup: name.starts_with("teardown"),
+        timeout,
+        cleanup: hook.is_teardown(),
+        keep_group: hook.starts_services(),
         ..Limits::default()
     };
     let exit = watchdog
         .run(command, limits)
         .map_err(|e| fail(format!("could not start: {e}")))?;
-    if exit.status.success() {
-        return Ok(());
+    if exit.status.success() && !exit.timed_out {
+        return Ok(hook.starts_services().then_some(exit.group));
+    }
+    if hook.starts_services() {
+        crate::process::stop_group(exit.group);
     }
     let tail = crate::report::tail_lines(log, 10);
-    Err(fail(format!(
-        "failed ({}); log {}:\n{tail}",
-        exit.status,
-        log.display()
-    )))
+    let why = match timeout {
+        Some(limit) if exit.timed_out => {
+            format!("timed out after {}", humantime::format_duration(limit))
+        }
+        _ => format!("failed ({})", exit.status),
+    };
+    Err(fail(format!("{why}; log {}:\n{tail}", log.display())))
 }
 
 #[cfg(test)]

@@ -25,6 +25,9 @@ pub struct Limits {
     pub on_slow: Option<Box<dyn FnOnce(Duration) + Send>>,
     /// A teardown: it may start after an interrupt (it is still killed by a later one).
     pub cleanup: bool,
+    /// Leave what the process started running after it exits (a setup hook
+    /// starting a server); the caller stops the group later with [`stop_group`].
+    pub keep_group: bool,
 }
 
 /// How a watched process ended.
@@ -34,6 +37,8 @@ pub struct Exit {
     /// The watchdog killed it for running past its timeout.
     pub timed_out: bool,
     pub duration: Duration,
+    /// The process group it ran in (its pid).
+    pub group: u32,
 }
 
 /// Watches the running process groups. Cheap to clone; all clones share one table.
@@ -78,6 +83,7 @@ impl Watchdog {
     /// left of the group when the main process exits is killed, so no test
     /// leaves a server or a `sleep` behind.
     pub fn run(&self, mut command: Command, limits: Limits) -> io::Result<Exit> {
+        let limits_keep_group = limits.keep_group;
         command.process_group(0);
         let started = Instant::now();
         let mut child = {
@@ -105,11 +111,14 @@ impl Watchdog {
         let pid = child.id();
         let status = child.wait();
         let entry = self.shared.table.lock().unwrap().remove(&pid);
-        signal_group(pid, Signal::SIGKILL);
+        if !limits_keep_group {
+            signal_group(pid, Signal::SIGKILL);
+        }
         Ok(Exit {
             status: status?,
             timed_out: entry.is_some_and(|e| e.timed_out),
             duration: started.elapsed(),
+            group: pid,
         })
     }
 
@@ -129,6 +138,36 @@ impl Watchdog {
     pub fn is_interrupted(&self) -> bool {
         self.shared.interrupted.load(Ordering::SeqCst)
     }
+}
+
+/// Stops a group left running by a process run with `keep_group`: SIGTERM,
+/// then SIGKILL if it is still there after the grace period.
+pub fn stop_group(group: u32) {
+    signal_group(group, Signal::SIGTERM);
+    let deadline = Instant::now() + KILL_GRACE;
+    while group_alive(group) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal_group(group, Signal::SIGKILL);
+}
+
+/// Whether a process group has a member that is not a zombie. Zombies
+/// count as gone: whoever adopted them may take a while to reap them.
+fn group_alive(group: u32) -> bool {
+    if killpg(Pid::from_raw(group as i32), None).is_err() {
+        return false;
+    }
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    entries.flatten().any(|entry| {
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        // After the command name: state, ppid, pgrp.
+        let mut fields = stat.rsplit(')').next().unwrap_or("").split_whitespace();
+        let state = fields.next().unwrap_or("Z");
+        let pgrp = fields.nth(1).and_then(|p| p.parse::<u32>().ok());
+        state != "Z" && pgrp == Some(group)
+    })
 }
 
 fn signal_group(pid: u32, signal: Signal) {

@@ -14,7 +14,7 @@ use crossbeam_channel::Sender;
 
 use crate::config::{Hooks, Isolation, WorkspaceReset};
 use crate::events::{Event, WorkerStats};
-use crate::hooks::{RunContext, Scope, run_hook};
+use crate::hooks::{Hook, RunContext, Scope, run_hook};
 use crate::model::{Attempt, AttemptStatus, EnvValue, Invocation, TestCase, TestResult};
 use crate::plugin::{Finished, Plugin, Verdict};
 use crate::process::{Limits, Watchdog};
@@ -99,7 +99,8 @@ impl Runner<'_> {
         let setup_started = Instant::now();
         let workspace = self.layout.path(worker);
         let scope = Scope::worker(&self.context, worker, &workspace);
-        let ready = self.prepare(worker, scope);
+        let mut services = None;
+        let ready = self.prepare(worker, scope, &mut services);
         stats.setup = setup_started.elapsed();
         match ready {
             Ok(()) => {
@@ -108,14 +109,14 @@ impl Runner<'_> {
                     path: workspace.clone(),
                     took: stats.setup,
                 });
-                self.work(worker, &workspace, queue, events, &mut stats);
+                self.work(worker, &workspace, queue, events, &mut stats, &mut services);
             }
             Err(message) => {
                 queue.lose_worker();
                 let _ = events.send(Event::WorkspaceFailed { worker, message });
             }
         }
-        if let Err(message) = self.finish(worker, scope) {
+        if let Err(message) = self.finish(worker, scope, &mut services) {
             let _ = events.send(Event::Warning(message));
         }
         stats.idle = run_started
@@ -131,6 +132,7 @@ impl Runner<'_> {
         queue: &Queue,
         events: &Sender<Event>,
         stats: &mut WorkerStats,
+        services: &mut Option<u32>,
     ) {
         let scope = Scope::worker(&self.context, worker, workspace);
         let batch_workers = self.batching.then_some(self.context.workers);
@@ -186,13 +188,13 @@ impl Runner<'_> {
                     workspace.display(),
                     self.tests[jobs[0].index].id
                 )));
-                self.prepare(worker, scope)
+                self.prepare(worker, scope, services)
             } else if any_failed
                 && !interrupted
                 && self.workspace_reset == WorkspaceReset::OnFailure
             {
-                self.finish(worker, scope)
-                    .and_then(|()| self.prepare(worker, scope))
+                self.finish(worker, scope, services)
+                    .and_then(|()| self.prepare(worker, scope, services))
             } else {
                 Ok(())
             };
@@ -204,8 +206,14 @@ impl Runner<'_> {
         }
     }
 
-    /// Makes the workspace and runs `--setup-workspace` in it.
-    fn prepare(&self, worker: usize, scope: Scope<'_>) -> Result<(), String> {
+    /// Makes the workspace and runs `--setup-workspace` in it; what that
+    /// hook leaves running is kept in `services` until [`Runner::finish`].
+    fn prepare(
+        &self,
+        worker: usize,
+        scope: Scope<'_>,
+        services: &mut Option<u32>,
+    ) -> Result<(), String> {
         self.layout.create(worker).map_err(|e| {
             format!(
                 "worker {worker}: cannot make its workspace {}: {e}",
@@ -213,26 +221,44 @@ impl Runner<'_> {
             )
         })?;
         if let Some(hook) = &self.hooks.setup_workspace {
-            run_hook(
+            let log = self.hook_log("setup-workspace", worker);
+            *services = run_hook(
                 &self.watchdog,
-                "setup-workspace",
+                Hook::SetupWorkspace,
                 hook,
                 scope,
-                &self.hook_log("setup-workspace", worker),
+                &log,
+                None,
             )
             .map_err(|e| format!("worker {worker}: {e}"))?;
         }
         Ok(())
     }
 
-    /// Runs `--teardown-workspace` and removes the workspace unless kept.
-    fn finish(&self, worker: usize, scope: Scope<'_>) -> Result<(), String> {
+    /// Runs `--teardown-workspace`, stops what `--setup-workspace` left
+    /// running, and removes the workspace unless kept.
+    fn finish(
+        &self,
+        worker: usize,
+        scope: Scope<'_>,
+        services: &mut Option<u32>,
+    ) -> Result<(), String> {
         let mut problems = Vec::new();
         if let Some(hook) = &self.hooks.teardown_workspace {
             let log = self.hook_log("teardown-workspace", worker);
-            if let Err(e) = run_hook(&self.watchdog, "teardown-workspace", hook, scope, &log) {
+            if let Err(e) = run_hook(
+                &self.watchdog,
+                Hook::TeardownWorkspace,
+                hook,
+                scope,
+                &log,
+                None,
+            ) {
                 problems.push(format!("worker {worker}: {e}"));
             }
+        }
+        if let Some(group) = services.take() {
+            crate::process::stop_group(group);
         }
         if !self.keep_workspaces
             && let Err(e) = self.layout.remove(worker)
@@ -299,7 +325,14 @@ impl Runner<'_> {
         };
         let hook_log = self.hook_log("test", worker);
         if let Some(hook) = &self.hooks.setup_test
-            && let Err(e) = run_hook(&self.watchdog, "setup-test", hook, scope, &hook_log)
+            && let Err(e) = run_hook(
+                &self.watchdog,
+                Hook::SetupTest,
+                hook,
+                scope,
+                &hook_log,
+                self.timeout,
+            )
         {
             return every(AttemptStatus::Failed, e, clock.elapsed());
         }
@@ -367,7 +400,14 @@ impl Runner<'_> {
             }
         };
         if let Some(hook) = &self.hooks.teardown_test
-            && let Err(e) = run_hook(&self.watchdog, "teardown-test", hook, scope, &hook_log)
+            && let Err(e) = run_hook(
+                &self.watchdog,
+                Hook::TeardownTest,
+                hook,
+                scope,
+                &hook_log,
+                self.timeout,
+            )
         {
             let _ = events.send(Event::Warning(e));
         }
@@ -429,6 +469,7 @@ impl Runner<'_> {
                 });
             })),
             cleanup: false,
+            keep_group: false,
         };
         self.watchdog.run(command, limits)
     }

@@ -755,3 +755,59 @@ fn a_workspace_root_holding_the_source_is_refused_and_nothing_is_deleted() {
     );
     assert!(source.join("src/lib.rs").exists() && source.join("Cargo.toml").exists());
 }
+
+#[test]
+fn services_started_by_setup_workspace_live_until_its_teardown() {
+    let project = Project::copy("basic");
+    let marks = project.scratch("marks");
+    let pid_file = format!("{}/service-$PARATEST_WORKER", marks.display());
+    project
+        .paratest()
+        .args(["-j", "2", "--test", "other"])
+        .args([
+            "--setup-workspace",
+            &format!("sleep 300 & echo $! > {pid_file}"),
+        ])
+        .args(["--setup-test", &format!("kill -0 \"$(cat {pid_file})\"")])
+        .args([
+            "--setup",
+            &format!("sleep 300 & echo $! > {}/run-service", marks.display()),
+        ])
+        .run()
+        .expect(0);
+    std::thread::sleep(Duration::from_millis(300));
+    for entry in std::fs::read_dir(&marks).unwrap() {
+        let pid: i32 = std::fs::read_to_string(entry.unwrap().path())
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(!alive(pid), "service {pid} outlived the run");
+    }
+}
+
+#[test]
+fn per_test_hooks_are_bound_by_the_timeout() {
+    let project = Project::copy("basic");
+    let started = Instant::now();
+    let run = project
+        .paratest()
+        .args([
+            "-j",
+            "1",
+            "--test",
+            "other",
+            "--timeout",
+            "1s",
+            "--setup-test",
+            "sleep 100",
+        ])
+        .run()
+        .expect(1);
+    assert!(started.elapsed() < Duration::from_secs(60));
+    assert!(
+        run.stderr().contains("setup-test hook") && run.stderr().contains("timed out after 1s"),
+        "{}",
+        run.stderr()
+    );
+}
