@@ -49,7 +49,7 @@ fn main() {
     let (loaded, load) = time(|| Timings::load(&path));
     assert!(loaded.1.is_none() && loaded.0.len() == TESTS);
     let (expected, expect) = time(|| loaded.0.expected_durations(&tests));
-    let (order, queue) = time(|| longest_first(&tests, &expected));
+    let (order, queue) = time(|| longest_first(&tests, &expected, 0..tests.len()));
     let (shards, split) = time(|| partition::shard_of(&tests, &expected, 10));
     let (plan, planning) =
         time(|| partition::plan(&order.iter().map(|&i| expected[i]).collect::<Vec<_>>(), 8));

@@ -23,6 +23,7 @@ use crate::process::Watchdog;
 use crate::report::console::{Console, Summary};
 use crate::report::{Collector, Counts, json};
 use crate::runner::Runner;
+use crate::schedule;
 use crate::schedule::partition::{self, Partition};
 use crate::schedule::timings::{MAX_DURATION, Timings};
 use crate::workspace::Layout;
@@ -391,39 +392,6 @@ fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// The tests of this machine's shard, with their expected durations.
-struct Selection {
-    /// Indices into the test list, of the tests this shard runs (ignored ones included).
-    chosen: Vec<usize>,
-    expected: Vec<Duration>,
-    partition: Option<Partition>,
-    shard_of: Option<Vec<usize>>,
-}
-
-fn select_shard(tests: &[TestCase], timings: &Timings, partition: Option<Partition>) -> Selection {
-    let expected = timings.expected_durations(tests);
-    match partition {
-        None => Selection {
-            chosen: (0..tests.len()).collect(),
-            expected,
-            partition,
-            shard_of: None,
-        },
-        Some(p) => {
-            let shard_of = partition::shard_of(tests, &expected, p.total);
-            let chosen = (0..tests.len())
-                .filter(|&i| shard_of[i] == p.index)
-                .collect();
-            Selection {
-                chosen,
-                expected,
-                partition,
-                shard_of: Some(shard_of),
-            }
-        }
-    }
-}
-
 fn load_timings(path: &Path, warn: impl Fn(&str)) -> Timings {
     let (timings, warning) = Timings::load(path);
     if let Some(warning) = warning {
@@ -440,14 +408,9 @@ fn list(args: &ListArgs) -> Result<i32> {
         .unwrap_or(MessageFormat::Human);
     let tests = discover(&prepared, &args.select, &[], false)?;
     let timings = load_timings(&timings_path(&prepared), |w| eprintln!("warning: {w}"));
-    let shard = select_shard(&tests, &timings, partition(&prepared.settings)?);
-    let runnable: Vec<usize> = shard
-        .chosen
-        .iter()
-        .copied()
-        .filter(|&i| !skipped(&tests[i], &args.select))
-        .collect();
-    let order = ordered(&tests, &shard.expected, &runnable);
+    let partition = partition(&prepared.settings)?;
+    let shard = schedule::select(&tests, &timings, partition, |t| skipped(t, &args.select));
+    let order = &shard.run;
     let workers = prepared
         .settings
         .workers
@@ -486,8 +449,7 @@ fn list(args: &ListArgs) -> Result<i32> {
         }
     }
     if format == MessageFormat::Human {
-        let shard_note = shard
-            .partition
+        let shard_note = partition
             .map(|p| format!(" in shard {p}"))
             .unwrap_or_default();
         eprintln!("{} tests{shard_note}", order.len());
@@ -506,17 +468,6 @@ fn list(args: &ListArgs) -> Result<i32> {
 /// Whether a test is reported as skipped instead of run.
 fn skipped(test: &TestCase, select: &SelectArgs) -> bool {
     test.ignored && select.ignored_mode() == IgnoredMode::Skip
-}
-
-/// The queue order: longest expected first, ties by id.
-fn ordered(tests: &[TestCase], expected: &[Duration], chosen: &[usize]) -> Vec<usize> {
-    let mut order = chosen.to_vec();
-    order.sort_by(|&a, &b| {
-        expected[b]
-            .cmp(&expected[a])
-            .then_with(|| tests[a].id.cmp(&tests[b].id))
-    });
-    order
 }
 
 /// Installs the Ctrl-C / SIGTERM handler: the watchdog kills running tests
@@ -735,13 +686,8 @@ fn run_tests(
         other => other?,
     };
     let timings = load_timings(timings_path, |w| eprintln!("warning: {w}"));
-    let shard = select_shard(&tests, &timings, partition);
-    let (skip, runnable): (Vec<usize>, Vec<usize>) = shard
-        .chosen
-        .iter()
-        .copied()
-        .partition(|&i| skipped(&tests[i], &args.select));
-    let order = ordered(&tests, &shard.expected, &runnable);
+    let shard = schedule::select(&tests, &timings, partition, |t| skipped(t, &args.select));
+    let (order, skip) = (&shard.run, &shard.skip);
     let workers = context.workers.min(order.len()).max(1);
     let context = RunContext {
         workers,
@@ -779,7 +725,7 @@ fn run_tests(
         });
     }
     let mut collector = Collector::new(&tests);
-    for &index in &skip {
+    for &index in skip {
         collector.skip(index);
         console.skipped(&tests[index]);
         if format == MessageFormat::Json {

@@ -65,6 +65,10 @@ impl Runner<'_> {
     /// Runs every test in `order` and returns when all workers are done and
     /// every workspace is torn down.
     pub fn run(&self, events: &Sender<Event>) -> RunStats {
+        if self.order.is_empty() {
+            // Nothing to run: no workspace is made, no hook runs for it.
+            return RunStats::default();
+        }
         let jobs = self.order.iter().map(|&index| Job {
             index,
             attempt: 1,
@@ -346,6 +350,12 @@ impl Runner<'_> {
             events,
         );
         let attempts = match spawned {
+            // Taken from the queue just as Ctrl-C came: it never ran.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => every(
+                AttemptStatus::Skipped,
+                "not run: interrupted".to_string(),
+                Duration::ZERO,
+            ),
             Err(e) => every(
                 AttemptStatus::Failed,
                 format!("could not start the test: {e}"),

@@ -10,6 +10,11 @@ use rayon::prelude::*;
 
 use crate::config::Isolation;
 
+/// A directory holding this file is a cache (<https://bford.info/cachedir/>):
+/// Cargo marks every target directory so, wherever `CARGO_TARGET_DIR` or
+/// `.cargo/config.toml` puts it. Caches are never copied into workspaces.
+pub const CACHE_TAG: &str = "CACHEDIR.TAG";
+
 /// Top-level entries of the source never copied into a workspace.
 pub const NEVER_COPIED: &[&str] = &["target", ".paratest", ".git"];
 
@@ -133,7 +138,10 @@ pub fn copy_tree(from: &Path, to: &Path, skip: &[PathBuf]) -> io::Result<()> {
             }
             let relative = relative.join(entry.file_name());
             let kind = entry.file_type()?;
-            if kind.is_dir() {
+            if kind.is_dir() && path.join(CACHE_TAG).is_file() {
+                // A cache (Cargo's target directory wherever it is, .pytest_cache).
+                continue;
+            } else if kind.is_dir() {
                 fs::create_dir(to.join(&relative))?;
                 fs::set_permissions(to.join(&relative), entry.metadata()?.permissions())?;
                 pending.push(relative);
@@ -196,6 +204,12 @@ mod tests {
         fs::write(s.join("run.sh"), "#!/bin/sh\n").unwrap();
         fs::set_permissions(s.join("run.sh"), fs::Permissions::from_mode(0o755)).unwrap();
         fs::write(s.join("target/debug/big"), "x").unwrap();
+        fs::create_dir_all(s.join("build-cache/deep")).unwrap();
+        fs::write(
+            s.join("build-cache/CACHEDIR.TAG"),
+            "Signature: 8a477f597d28d172789f06886806bc55",
+        )
+        .unwrap();
         std::os::unix::fs::symlink("src/deep/a.txt", s.join("link")).unwrap();
         let root = tempfile::tempdir().unwrap();
         let layout = Layout {
@@ -212,7 +226,7 @@ mod tests {
             fs::metadata(w.join("run.sh")).unwrap().permissions().mode() & 0o777,
             0o755
         );
-        for skipped in ["target", ".git", ".paratest", "other-target"] {
+        for skipped in ["target", ".git", ".paratest", "other-target", "build-cache"] {
             assert!(!w.join(skipped).exists(), "{skipped} was copied");
         }
         // A second create replaces the dirty copy.

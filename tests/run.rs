@@ -811,3 +811,45 @@ fn per_test_hooks_are_bound_by_the_timeout() {
         run.stderr()
     );
 }
+
+#[test]
+fn a_target_directory_anywhere_in_the_source_is_not_copied() {
+    let project = Project::copy("basic");
+    let root = project.scratch("ws");
+    project
+        .paratest()
+        .args(["-j", "1", "--keep-workspaces", "--workspace-root"])
+        .arg_path(&root)
+        .env("CARGO_TARGET_DIR", "build/cargo-target")
+        .run()
+        .expect(0);
+    assert!(
+        project
+            .path
+            .join("build/cargo-target/CACHEDIR.TAG")
+            .exists(),
+        "cargo built there"
+    );
+    assert!(root.join("w1/Cargo.toml").exists());
+    assert!(
+        !root.join("w1/build/cargo-target").exists(),
+        "the target directory was copied"
+    );
+}
+
+#[test]
+fn nothing_to_run_makes_no_workspace() {
+    let project = Project::copy("basic");
+    let marks = project.scratch("marks");
+    let run = project
+        .paratest()
+        .args([
+            "no-test-has-this-name",
+            "--setup-workspace",
+            &format!("touch {}/made", marks.display()),
+        ])
+        .run()
+        .expect(0);
+    assert!(run.stderr().contains("no test matches"), "{}", run.stderr());
+    assert!(!marks.join("made").exists());
+}

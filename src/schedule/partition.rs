@@ -637,7 +637,7 @@ mod tests {
     #[test]
     fn plan_of_a_longest_first_queue_is_near_the_lower_bound() {
         let (tests, expected) = suite(300, 11);
-        let queue: Vec<Duration> = longest_first(&tests, &expected)
+        let queue: Vec<Duration> = longest_first(&tests, &expected, 0..tests.len())
             .into_iter()
             .map(|test| expected[test])
             .collect();
@@ -664,7 +664,7 @@ mod tests {
             mine.len(),
             shards.iter().filter(|&&shard| shard == 3).count()
         );
-        let order = longest_first(&tests, &expected);
+        let order = longest_first(&tests, &expected, 0..tests.len());
         assert_eq!(order.len(), tests.len());
         let queue: Vec<Duration> = order.iter().map(|&test| expected[test]).collect();
         assert_eq!(plan(&queue, 16).worker_of.len(), tests.len());
