@@ -331,6 +331,7 @@ fn discover(
     select: &SelectArgs,
     test_args: &[String],
     verbose_build: bool,
+    watchdog: &Watchdog,
 ) -> Result<Vec<TestCase>> {
     let cargo = select.cargo.options();
     let ctx = DiscoverContext {
@@ -341,6 +342,7 @@ fn discover(
         test_args,
         verbose_build,
         patterns: &select.test_pattern,
+        watchdog,
     };
     let mut tests = prepared.plugin.discover(&ctx)?;
     tests.retain(|test| matches_filters(test, select));
@@ -406,7 +408,9 @@ fn list(args: &ListArgs) -> Result<i32> {
         .settings
         .message_format
         .unwrap_or(MessageFormat::Human);
-    let tests = discover(&prepared, &args.select, &[], false)?;
+    let watchdog = Watchdog::start();
+    handle_interrupts(&watchdog);
+    let tests = discover(&prepared, &args.select, &[], false, &watchdog)?;
     let timings = load_timings(&timings_path(&prepared), |w| eprintln!("warning: {w}"));
     let partition = partition(&prepared.settings)?;
     let shard = schedule::select(&tests, &timings, partition, |t| skipped(t, &args.select));
@@ -681,7 +685,13 @@ fn run_tests(
     let settings = &prepared.settings;
     let format = settings.message_format.unwrap_or(MessageFormat::Human);
     let interactive_build = format == MessageFormat::Human;
-    let tests = match discover(prepared, &args.select, &args.test_args, interactive_build) {
+    let tests = match discover(
+        prepared,
+        &args.select,
+        &args.test_args,
+        interactive_build,
+        watchdog,
+    ) {
         Err(_) if watchdog.is_interrupted() => return Ok(exit::INTERRUPTED),
         other => other?,
     };

@@ -122,6 +122,41 @@ impl Watchdog {
         })
     }
 
+    /// Runs `command` to read its output, like [`Command::output`] but in its
+    /// own process group under the watchdog, so that Ctrl-C or SIGTERM stops
+    /// it (a build, a test listing, a plugin's discovery). The streams go
+    /// through temporary files, so neither can fill a pipe and stall it;
+    /// with `show_stderr` the child writes its stderr straight to ours.
+    pub fn capture(
+        &self,
+        mut command: Command,
+        show_stderr: bool,
+    ) -> io::Result<std::process::Output> {
+        let mut stdout = tempfile::tempfile()?;
+        let mut stderr = tempfile::tempfile()?;
+        command
+            .stdin(std::process::Stdio::null())
+            .stdout(stdout.try_clone()?);
+        if show_stderr {
+            command.stderr(std::process::Stdio::inherit());
+        } else {
+            command.stderr(stderr.try_clone()?);
+        }
+        let exit = self.run(command, Limits::default())?;
+        let read = |file: &mut std::fs::File| -> io::Result<Vec<u8>> {
+            use std::io::{Read, Seek};
+            let mut bytes = Vec::new();
+            file.rewind()?;
+            file.read_to_end(&mut bytes)?;
+            Ok(bytes)
+        };
+        Ok(std::process::Output {
+            status: exit.status,
+            stdout: read(&mut stdout)?,
+            stderr: read(&mut stderr)?,
+        })
+    }
+
     /// Ctrl-C or SIGTERM: every running group gets SIGTERM, then SIGKILL after
     /// the grace period; no new process starts.
     pub fn interrupt(&self) {

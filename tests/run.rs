@@ -853,3 +853,45 @@ fn nothing_to_run_makes_no_workspace() {
     assert!(run.stderr().contains("no test matches"), "{}", run.stderr());
     assert!(!marks.join("made").exists());
 }
+
+#[test]
+fn sigterm_during_the_build_stops_cargo_and_exits_130() {
+    let project = Project::copy("basic");
+    let marks = project.scratch("marks");
+    // A build script that takes a minute, and says when it started.
+    std::fs::write(
+        project.path.join("build.rs"),
+        format!(
+            "fn main() {{ std::fs::write({:?}, \"\").unwrap(); std::thread::sleep(std::time::Duration::from_secs(60)); }}",
+            marks.join("building")
+        ),
+    )
+    .unwrap();
+    let child = project
+        .paratest()
+        .args(["--teardown", &format!("touch {}/teardown", marks.display())])
+        .spawn();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !marks.join("building").exists() {
+        assert!(Instant::now() < deadline, "the build never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let signalled = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        signalled.elapsed() < Duration::from_secs(30),
+        "cargo was stopped, not waited for"
+    );
+    assert!(marks.join("teardown").exists());
+}

@@ -3,9 +3,8 @@
 //! `BINARY --exact NAME --nocapture` inside a workspace.
 
 use std::ffi::OsString;
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use cargo_metadata::{Artifact, Message, TargetKind};
 use rayon::prelude::*;
@@ -69,32 +68,26 @@ fn build(ctx: &DiscoverContext<'_>) -> Result<Vec<TestBinary>> {
             "--message-format=json-render-diagnostics",
         ])
         .args(cargo_args(ctx.cargo))
-        .current_dir(ctx.source)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(if ctx.verbose_build {
-            Stdio::inherit()
-        } else {
-            Stdio::piped()
-        });
-    let mut child = command.spawn().map_err(|e| {
-        Error::with_cause(
-            Kind::CannotRun,
-            format!("cannot run `{}`", cargo.to_string_lossy()),
-            e,
-        )
-    })?;
-    let stdout = child.stdout.take().expect("stdout is piped");
-    // Drain stderr on its own thread so a chatty build cannot block on a full pipe.
-    let stderr_reader = child.stderr.take().map(|mut stderr| {
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
-            text
-        })
-    });
+        .current_dir(ctx.source);
+    let output = ctx
+        .watchdog
+        .capture(command, ctx.verbose_build)
+        .map_err(|e| {
+            Error::with_cause(
+                Kind::CannotRun,
+                format!("cannot run `{}`", cargo.to_string_lossy()),
+                e,
+            )
+        })?;
+    if !output.status.success() {
+        eprint!("{}", String::from_utf8_lossy(&output.stderr));
+        return Err(Error::cannot_run(format!(
+            "`cargo test --no-run` failed ({}): the tests could not be built",
+            output.status
+        )));
+    }
     let mut binaries = Vec::new();
-    for message in Message::parse_stream(BufReader::new(stdout)) {
+    for message in Message::parse_stream(output.stdout.as_slice()) {
         let message = message
             .map_err(|e| Error::with_cause(Kind::CannotRun, "cannot read cargo's output", e))?;
         if let Message::CompilerArtifact(artifact) = message
@@ -102,20 +95,6 @@ fn build(ctx: &DiscoverContext<'_>) -> Result<Vec<TestBinary>> {
         {
             binaries.push(binary);
         }
-    }
-    let status = child
-        .wait()
-        .map_err(|e| Error::with_cause(Kind::CannotRun, "cargo did not finish", e))?;
-    let stderr = stderr_reader
-        .and_then(|t| t.join().ok())
-        .unwrap_or_default();
-    if !status.success() {
-        if !stderr.is_empty() {
-            eprint!("{stderr}");
-        }
-        return Err(Error::cannot_run(format!(
-            "`cargo test --no-run` failed ({status}): the tests could not be built"
-        )));
     }
     binaries.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(binaries)
@@ -230,9 +209,9 @@ fn package_name_and_version(repr: &str) -> (String, String) {
 
 /// Lists one binary's tests with `--list --format terse`, ignored ones marked.
 fn list_tests(binary: &TestBinary, ctx: &DiscoverContext<'_>) -> Result<Vec<TestCase>> {
-    let all = run_list(binary, ctx.source, false)?;
+    let all = run_list(binary, ctx, false)?;
     let ignored: std::collections::HashSet<String> =
-        run_list(binary, ctx.source, true)?.into_iter().collect();
+        run_list(binary, ctx, true)?.into_iter().collect();
     let env = test_env(binary);
     Ok(all
         .into_iter()
@@ -300,18 +279,16 @@ fn test_env(binary: &TestBinary) -> Vec<(String, EnvValue)> {
     env
 }
 
-fn run_list(binary: &TestBinary, source: &Path, ignored: bool) -> Result<Vec<String>> {
+fn run_list(binary: &TestBinary, ctx: &DiscoverContext<'_>, ignored: bool) -> Result<Vec<String>> {
+    let (source, watchdog) = (ctx.source, ctx.watchdog);
     let mut command = Command::new(&binary.executable);
     command.args(["--list", "--format", "terse"]);
     if ignored {
         command.arg("--ignored");
     }
     let cwd = source.join(&binary.package_dir);
-    command
-        .current_dir(&cwd)
-        .env("CARGO_MANIFEST_DIR", &cwd)
-        .stdin(Stdio::null());
-    let output = command.output().map_err(|e| {
+    command.current_dir(&cwd).env("CARGO_MANIFEST_DIR", &cwd);
+    let output = watchdog.capture(command, false).map_err(|e| {
         Error::with_cause(
             Kind::CannotRun,
             format!("cannot list the tests of {}", binary.executable.display()),

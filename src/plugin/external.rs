@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use super::{DiscoverContext, Plugin};
 use crate::error::{Error, Kind, Result};
@@ -122,19 +122,17 @@ impl Plugin for ExternalPlugin {
             }
         };
         let settings = serde_json::to_string(&self.settings).unwrap_or_else(|_| "{}".into());
-        let output = command
+        command
             .current_dir(ctx.source)
             .env("PARATEST_SOURCE", ctx.source)
-            .env("PARATEST_PLUGIN_SETTINGS", settings)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| {
-                Error::with_cause(
-                    Kind::Usage,
-                    format!("plugin `{}`: cannot start {}", self.name, self.display()),
-                    e,
-                )
-            })?;
+            .env("PARATEST_PLUGIN_SETTINGS", settings);
+        let output = ctx.watchdog.capture(command, false).map_err(|e| {
+            Error::with_cause(
+                Kind::Usage,
+                format!("plugin `{}`: cannot start {}", self.name, self.display()),
+                e,
+            )
+        })?;
         let stderr = String::from_utf8_lossy(&output.stderr);
         let fail = |why: String| {
             let mut message = format!("plugin `{}`: {} {why}", self.name, self.display());

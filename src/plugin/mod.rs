@@ -35,6 +35,9 @@ pub struct DiscoverContext<'a> {
     pub verbose_build: bool,
     /// `--test-pattern` globs from the command line (the command plugin's `pattern`).
     pub patterns: &'a [String],
+    /// Runs discovery's own processes ([`Watchdog::capture`]), so that
+    /// Ctrl-C or SIGTERM stops a build or a plugin that hangs.
+    pub watchdog: &'a crate::process::Watchdog,
 }
 
 /// A finished test process, as a plugin sees it to judge it.

@@ -8,7 +8,7 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -65,19 +65,18 @@ impl Plugin for PytestPlugin {
     fn discover(&self, ctx: &DiscoverContext<'_>) -> Result<Vec<TestCase>> {
         let settings = settings(ctx.settings)?;
         let python = python(&settings);
-        let output = Command::new(&python)
+        let mut command = Command::new(&python);
+        command
             .args(["-m", "pytest", "--collect-only", "-q"])
             .args(common_args(&settings))
-            .current_dir(ctx.source)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| {
-                Error::with_cause(
-                    Kind::CannotRun,
-                    format!("cannot run `{python} -m pytest`"),
-                    e,
-                )
-            })?;
+            .current_dir(ctx.source);
+        let output = ctx.watchdog.capture(command, false).map_err(|e| {
+            Error::with_cause(
+                Kind::CannotRun,
+                format!("cannot run `{python} -m pytest`"),
+                e,
+            )
+        })?;
         let stdout = String::from_utf8_lossy(&output.stdout);
         match output.status.code() {
             Some(0) => {}
