@@ -394,6 +394,18 @@ fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// A problem that does not stop the command: a line on stderr (above the
+/// progress bar when there is one) and, in JSON mode, a `warning` event.
+fn warn(format: MessageFormat, console: Option<&Console>, message: &str) {
+    match console {
+        Some(console) => console.line(&format!("warning: {message}")),
+        None => eprintln!("warning: {message}"),
+    }
+    if format == MessageFormat::Json {
+        json::emit(serde_json::json!({"event": "warning", "message": message}));
+    }
+}
+
 fn load_timings(path: &Path, warn: impl Fn(&str)) -> Timings {
     let (timings, warning) = Timings::load(path);
     if let Some(warning) = warning {
@@ -411,7 +423,7 @@ fn list(args: &ListArgs) -> Result<i32> {
     let watchdog = Watchdog::start();
     handle_interrupts(&watchdog);
     let tests = discover(&prepared, &args.select, &[], false, &watchdog)?;
-    let timings = load_timings(&timings_path(&prepared), |w| eprintln!("warning: {w}"));
+    let timings = load_timings(&timings_path(&prepared), |w| warn(format, None, w));
     let partition = partition(&prepared.settings)?;
     let shard = schedule::select(&tests, &timings, partition, |t| skipped(t, &args.select));
     let order = &shard.run;
@@ -506,6 +518,7 @@ fn run(args: &RunArgs) -> Result<i32> {
     let prepared = prepare(&args.select, args.profile())?;
     let settings = &prepared.settings;
     let source = prepared.source.clone();
+    let format = settings.message_format.unwrap_or(MessageFormat::Human);
     let workers = settings.workers.unwrap_or_else(default_workers);
     if workers == 0 {
         return Err(Error::usage("--workers must be at least 1"));
@@ -560,7 +573,7 @@ fn run(args: &RunArgs) -> Result<i32> {
             ) {
                 Ok(services) => services,
                 Err(e) => {
-                    run_teardown(&watchdog, &hooks, &context, None);
+                    run_teardown(&watchdog, &hooks, &context, None, format);
                     if watchdog.is_interrupted() {
                         return Ok(exit::INTERRUPTED);
                     }
@@ -580,11 +593,17 @@ fn run(args: &RunArgs) -> Result<i32> {
         partition,
         wall,
     );
-    run_teardown(&watchdog, &hooks, &context, services);
+    run_teardown(&watchdog, &hooks, &context, services, format);
     result
 }
 
-fn run_teardown(watchdog: &Watchdog, hooks: &Hooks, context: &RunContext, services: Option<u32>) {
+fn run_teardown(
+    watchdog: &Watchdog,
+    hooks: &Hooks,
+    context: &RunContext,
+    services: Option<u32>,
+    format: MessageFormat,
+) {
     if let Some(teardown) = &hooks.teardown {
         let log = crate::runner::hook_log_path(&context.output, "teardown", None);
         if let Err(e) = run_hook(
@@ -595,7 +614,7 @@ fn run_teardown(watchdog: &Watchdog, hooks: &Hooks, context: &RunContext, servic
             &log,
             None,
         ) {
-            eprintln!("warning: {e}");
+            warn(format, None, &e);
         }
     }
     if let Some(group) = services {
@@ -695,7 +714,7 @@ fn run_tests(
         Err(_) if watchdog.is_interrupted() => return Ok(exit::INTERRUPTED),
         other => other?,
     };
-    let timings = load_timings(timings_path, |w| eprintln!("warning: {w}"));
+    let timings = load_timings(timings_path, |w| warn(format, None, w));
     let shard = schedule::select(&tests, &timings, partition, |t| skipped(t, &args.select));
     let (order, skip) = (&shard.run, &shard.skip);
     let workers = context.workers.min(order.len()).max(1);
@@ -854,10 +873,14 @@ fn run_tests(
             true
         }
         Err(e) => {
-            console.line(&format!(
-                "warning: cannot write the JUnit report {}: {e}",
-                junit_path.display()
-            ));
+            warn(
+                format,
+                Some(&console),
+                &format!(
+                    "cannot write the JUnit report {}: {e}",
+                    junit_path.display()
+                ),
+            );
             false
         }
     };
@@ -869,7 +892,7 @@ fn run_tests(
     let timings_written = match save_timings(timings_path, &timings, partition, &samples) {
         Ok(path) => path,
         Err(e) => {
-            console.line(&format!("warning: timings not saved: {e}"));
+            warn(format, Some(&console), &format!("timings not saved: {e}"));
             None
         }
     };
@@ -901,7 +924,11 @@ fn run_tests(
         && let Err(e) =
             crate::report::step_summary::write(Path::new(&path), &counts, &outcomes, wall.elapsed())
     {
-        console.line(&format!("warning: cannot write GITHUB_STEP_SUMMARY: {e}"));
+        warn(
+            format,
+            Some(&console),
+            &format!("cannot write GITHUB_STEP_SUMMARY: {e}"),
+        );
     }
     console.summary(&Summary {
         counts,

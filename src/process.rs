@@ -109,11 +109,15 @@ impl Watchdog {
             child
         };
         let pid = child.id();
-        let status = child.wait();
+        // Wait for the exit without reaping: while the leader is a zombie
+        // its pid, and so its group id, cannot be reused, so killing what is
+        // left of the group can never hit another worker's new test.
+        wait_for_exit(pid);
         let entry = self.shared.table.lock().unwrap().remove(&pid);
         if !limits_keep_group {
             signal_group(pid, Signal::SIGKILL);
         }
+        let status = child.wait();
         Ok(Exit {
             status: status?,
             timed_out: entry.is_some_and(|e| e.timed_out),
@@ -173,6 +177,13 @@ impl Watchdog {
     pub fn is_interrupted(&self) -> bool {
         self.shared.interrupted.load(Ordering::SeqCst)
     }
+}
+
+/// Blocks until the child `pid` has exited, leaving it to be reaped.
+fn wait_for_exit(pid: u32) {
+    use nix::sys::wait::{Id, WaitPidFlag, waitid};
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT;
+    while let Err(nix::errno::Errno::EINTR) = waitid(Id::Pid(Pid::from_raw(pid as i32)), flags) {}
 }
 
 /// Stops a group left running by a process run with `keep_group`: SIGTERM,

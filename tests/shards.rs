@@ -90,6 +90,19 @@ fn a_corrupt_timings_file_is_a_warning_and_is_kept_aside() {
         "the corrupt bytes are kept"
     );
     assert_eq!(timings_ids(&timings).len(), 10);
+    std::fs::write(&timings, "not json").unwrap();
+    let json = project
+        .paratest()
+        .args(["--message-format", "json"])
+        .run()
+        .expect(0);
+    assert!(
+        json.events()
+            .iter()
+            .any(|e| e["event"] == "warning"
+                && e["message"].as_str().unwrap().contains("timings.json")),
+        "JSON consumers get the warning as an event"
+    );
 }
 
 #[test]
