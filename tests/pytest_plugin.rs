@@ -283,3 +283,23 @@ fn timings_import_reads_pytest_reports_as_node_ids_and_files() {
             .contains("\"tests/test_param.py::test_square[3-9]\"")
     );
 }
+
+#[test]
+fn a_quiet_addopts_does_not_hide_the_tests() {
+    if !have_pytest() {
+        return;
+    }
+    let project = Project::copy("pytest-project");
+    std::fs::write(
+        project.path.join("pytest.ini"),
+        "[pytest]\ntestpaths = tests\naddopts = -q\n",
+    )
+    .unwrap();
+    let run = project
+        .paratest()
+        .args(["--plugin", "pytest", "--message-format", "json"])
+        .run()
+        .expect(1);
+    assert_eq!(run.results().len(), 8, "{:?}", run.results());
+    assert_eq!(run.results()["tests/test_basic.py"], "failed");
+}

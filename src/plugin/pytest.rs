@@ -44,6 +44,22 @@ enum Granularity {
     Test,
 }
 
+/// Discovery: pytest's own collection, with a tiny plugin printing every
+/// collected node id behind a mark. Parsing `--collect-only -q` instead
+/// breaks when the project's `addopts` has `-q` too (pytest then prints
+/// per-file counts, and nothing would run).
+const COLLECT: &str = "\
+import sys, pytest
+class NodeIds:
+    def pytest_collection_finish(self, session):
+        for item in session.items:
+            print('paratest-node ' + item.nodeid)
+sys.exit(int(pytest.main(sys.argv[1:], plugins=[NodeIds()])))
+";
+
+/// What [`COLLECT`] prints before each node id.
+const NODE_MARK: &str = "paratest-node ";
+
 /// pytest's exit code when it collected no test: not a crash.
 const NO_TESTS_COLLECTED: i32 = 5;
 
@@ -67,7 +83,7 @@ impl Plugin for PytestPlugin {
         let python = python(&settings);
         let mut command = Command::new(&python);
         command
-            .args(["-m", "pytest", "--collect-only", "-q"])
+            .args(["-c", COLLECT, "--collect-only"])
             .args(common_args(&settings))
             .current_dir(ctx.source);
         let output = ctx.watchdog.capture(command, false).map_err(|e| {
@@ -92,8 +108,8 @@ impl Plugin for PytestPlugin {
         }
         let node_ids = stdout
             .lines()
-            .take_while(|line| !line.trim().is_empty())
-            .filter(|line| line.contains("::"));
+            .filter_map(|line| line.strip_prefix(NODE_MARK))
+            .filter(|id| id.contains("::"));
         let mut tests: Vec<TestCase> = Vec::new();
         for node_id in node_ids {
             let (file, inside) = node_id.split_once("::").expect("filtered on ::");
