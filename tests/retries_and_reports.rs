@@ -109,18 +109,9 @@ fn fail_fast_starts_nothing_after_the_first_definite_failure() {
         .run()
         .expect(1);
     // With no timings, the queue runs in id order: always_fails comes first.
-    let started: Vec<String> = run
-        .events()
-        .iter()
-        .filter(|e| e["event"] == "test-started")
-        .map(|e| e["id"].as_str().unwrap().to_string())
-        .collect();
+    let started: Vec<String> = run.started();
     assert_eq!(started, ["faults::faults always_fails"]);
-    let finished = run
-        .events()
-        .into_iter()
-        .find(|e| e["event"] == "run-finished")
-        .unwrap();
+    let finished = run.finished();
     assert_eq!(finished["not_run"], 4);
     assert!(run.stderr().contains("4 not run"), "{}", run.stderr());
 }
@@ -196,11 +187,7 @@ fn fail_fast_with_retries_counts_every_test_once() {
         ])
         .run()
         .expect(1);
-    let finished = run
-        .events()
-        .into_iter()
-        .find(|e| e["event"] == "run-finished")
-        .unwrap();
+    let finished = run.finished();
     let total: u64 = ["passed", "failed", "flaky", "timed_out", "not_run"]
         .iter()
         .map(|k| finished[k].as_u64().unwrap())

@@ -8,19 +8,32 @@ use std::path::Path;
 
 use common::Project;
 
-fn ids_started(run: &common::Run) -> Vec<String> {
-    run.events()
-        .iter()
-        .filter(|e| e["event"] == "test-started")
-        .map(|e| e["id"].as_str().unwrap().to_string())
-        .collect()
-}
-
 fn timings_ids(path: &Path) -> BTreeSet<String> {
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     assert_eq!(json["format_version"], 1);
     json["tests"].as_object().unwrap().keys().cloned().collect()
+}
+
+/// The ids `list --partition K/N` puts in shard K (checking each event says so).
+fn listed_shard(project: &Project, k: usize, n: usize) -> BTreeSet<String> {
+    let partition = format!("{k}/{n}");
+    let run = project
+        .paratest()
+        .args([
+            "list",
+            "--partition",
+            &partition,
+            "--message-format",
+            "json",
+        ])
+        .run()
+        .expect(0);
+    run.events()
+        .iter()
+        .inspect(|e| assert_eq!(e["shard"], k))
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .collect()
 }
 
 #[test]
@@ -29,14 +42,11 @@ fn timings_are_remembered_and_the_longest_test_goes_first() {
     let json = ["--message-format", "json", "-j", "4"];
     let cold = project.paratest().args(json).run().expect(0);
     // Cold: no timings, id order, and the 4 s test sorts last.
-    assert_eq!(
-        ids_started(&cold).last().unwrap(),
-        "skewed::durations z_long"
-    );
+    assert_eq!(cold.started().last().unwrap(), "skewed::durations z_long");
     let timings = project.path.join(".paratest/timings.json");
     assert_eq!(timings_ids(&timings).len(), 17);
     let warm = project.paratest().args(json).run().expect(0);
-    assert_eq!(ids_started(&warm)[0], "skewed::durations z_long");
+    assert_eq!(warm.started()[0], "skewed::durations z_long");
     let show = project.paratest().args(["timings", "show"]).run().expect(0);
     let first = show.stdout().lines().next().unwrap().to_string();
     assert!(
@@ -120,24 +130,7 @@ fn a_newer_timings_format_is_never_overwritten() {
 #[test]
 fn partitions_are_disjoint_complete_and_checked() {
     let project = Project::copy("skewed");
-    let shard_ids = |k: usize| -> BTreeSet<String> {
-        let run = project
-            .paratest()
-            .args([
-                "list",
-                "--partition",
-                &format!("{k}/3"),
-                "--message-format",
-                "json",
-            ])
-            .run()
-            .expect(0);
-        run.events()
-            .iter()
-            .inspect(|e| assert_eq!(e["shard"], k))
-            .map(|e| e["id"].as_str().unwrap().to_string())
-            .collect()
-    };
+    let shard_ids = |k: usize| listed_shard(&project, k, 3);
     let shards: Vec<BTreeSet<String>> = (1..=3).map(shard_ids).collect();
     let union: BTreeSet<String> = shards.iter().flatten().cloned().collect();
     assert_eq!(union.len(), 17);
@@ -364,23 +357,7 @@ fn absurd_durations_are_a_warning_not_a_panic() {
 fn shards_sharing_one_timings_file_never_change_each_others_split() {
     let project = Project::copy("basic");
     project.paratest().run().expect(0);
-    let split = |k: usize| -> BTreeSet<String> {
-        let run = project
-            .paratest()
-            .args([
-                "list",
-                "--partition",
-                &format!("{k}/3"),
-                "--message-format",
-                "json",
-            ])
-            .run()
-            .expect(0);
-        run.events()
-            .iter()
-            .map(|e| e["id"].as_str().unwrap().to_string())
-            .collect()
-    };
+    let split = |k: usize| listed_shard(&project, k, 3);
     let before: Vec<_> = (1..=3).map(split).collect();
     let timings = project.path.join(".paratest/timings.json");
     let read = std::fs::read_to_string(&timings).unwrap();
@@ -397,11 +374,7 @@ fn shards_sharing_one_timings_file_never_change_each_others_split() {
                 .filter(|(_, r)| r != "skipped")
                 .map(|(id, _)| id),
         );
-        let finished = run
-            .events()
-            .into_iter()
-            .find(|e| e["event"] == "run-finished")
-            .unwrap();
+        let finished = run.finished();
         assert!(
             finished["timings"]
                 .as_str()

@@ -165,6 +165,23 @@ impl Run {
             .collect()
     }
 
+    /// Ids of the tests started, in the order they started.
+    pub fn started(&self) -> Vec<String> {
+        self.events()
+            .iter()
+            .filter(|e| e["event"] == "test-started")
+            .map(|e| e["id"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// The closing `run-finished` event.
+    pub fn finished(&self) -> serde_json::Value {
+        self.events()
+            .into_iter()
+            .find(|e| e["event"] == "run-finished")
+            .expect("a run-finished event")
+    }
+
     /// `test-finished` events that carry a final result, by test id.
     pub fn results(&self) -> std::collections::BTreeMap<String, String> {
         self.events()
