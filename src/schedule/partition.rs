@@ -199,16 +199,6 @@ pub fn shard_of(tests: &[TestCase], expected: &[Duration], total: usize) -> Vec<
     shard_of
 }
 
-/// Indices of the tests in `partition`'s shard, in their input order.
-pub fn select(tests: &[TestCase], expected: &[Duration], partition: Partition) -> Vec<usize> {
-    shard_of(tests, expected, partition.total)
-        .into_iter()
-        .enumerate()
-        .filter(|&(_, shard)| shard == partition.index)
-        .map(|(test, _)| test)
-        .collect()
-}
-
 /// Expected time of each shard (index 0 is shard 1), from [`shard_of`]'s
 /// result: what `list --plan` and the balance benchmark report.
 pub fn shard_loads(expected: &[Duration], shard_of: &[usize], total: usize) -> Vec<Duration> {
@@ -288,6 +278,13 @@ mod tests {
     use crate::model::Invocation;
     use crate::schedule::longest_first;
     use std::collections::HashMap;
+
+    /// Indices of the tests in `partition`'s shard, in their input order
+    /// (what `schedule::select` keeps).
+    fn select(tests: &[TestCase], expected: &[Duration], partition: Partition) -> Vec<usize> {
+        let shards = shard_of(tests, expected, partition.total);
+        (0..tests.len()).filter(|&i| shards[i] == partition.index).collect()
+    }
 
     fn test_case(id: &str) -> TestCase {
         TestCase::new(id, "group", id, Invocation::Shell("true".to_owned()))
