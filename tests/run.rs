@@ -519,6 +519,17 @@ fn timeout_kills_the_test_and_its_child() {
         started.elapsed() < Duration::from_secs(60),
         "the run ended soon after the timeout"
     );
+    // SIGTERM at 3 s, SIGKILL at most 2 s later: the attempt is over by then.
+    let finished = run
+        .events()
+        .into_iter()
+        .find(|e| e["event"] == "test-finished")
+        .unwrap();
+    let duration = finished["duration"].as_f64().unwrap();
+    assert!(
+        (3.0..5.5).contains(&duration),
+        "the attempt took {duration} s"
+    );
     assert_eq!(
         run.results()["faults::faults hangs_with_child"],
         "timed-out"

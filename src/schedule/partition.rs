@@ -283,7 +283,9 @@ mod tests {
     /// (what `schedule::select` keeps).
     fn select(tests: &[TestCase], expected: &[Duration], partition: Partition) -> Vec<usize> {
         let shards = shard_of(tests, expected, partition.total);
-        (0..tests.len()).filter(|&i| shards[i] == partition.index).collect()
+        (0..tests.len())
+            .filter(|&i| shards[i] == partition.index)
+            .collect()
     }
 
     fn test_case(id: &str) -> TestCase {
