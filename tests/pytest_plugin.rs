@@ -303,3 +303,48 @@ fn a_quiet_addopts_does_not_hide_the_tests() {
     assert_eq!(run.results().len(), 8, "{:?}", run.results());
     assert_eq!(run.results()["tests/test_basic.py"], "failed");
 }
+
+#[test]
+fn collection_is_reused_until_a_file_changes() {
+    if !have_pytest() {
+        return;
+    }
+    let project = Project::copy("pytest-project");
+    let ids = |run: &common::Run| run.results().into_keys().collect::<Vec<_>>();
+    let args = ["--plugin", "pytest", "--message-format", "json"];
+    let first = project.paratest().args(args).run().expect(1);
+    let cache_path = project.path.join(".paratest/pytest-collection.json");
+    let mut cache: serde_json::Value =
+        serde_json::from_str(&project.read(".paratest/pytest-collection.json")).unwrap();
+    assert_eq!(cache["node_ids"].as_array().unwrap().len(), 15);
+    // A cache that lost test_env's node shows the cache is what the next run uses.
+    cache["node_ids"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|id| !id.as_str().unwrap().starts_with("tests/test_env.py"));
+    std::fs::write(&cache_path, cache.to_string()).unwrap();
+    let cached = project.paratest().args(args).run().expect(1);
+    assert_eq!(
+        ids(&cached).len(),
+        ids(&first).len() - 1,
+        "the cached collection was used"
+    );
+    // A new test file invalidates it.
+    std::fs::write(
+        project.path.join("tests/test_new.py"),
+        "def test_new():\n    pass\n",
+    )
+    .unwrap();
+    let fresh = project.paratest().args(args).run().expect(1);
+    assert_eq!(fresh.results()["tests/test_new.py"], "passed");
+    assert_eq!(ids(&fresh).len(), ids(&first).len() + 1);
+    // And it can be switched off.
+    std::fs::write(
+        project.path.join("paratest.toml"),
+        "[plugin.pytest]\ncache-collection = false\n",
+    )
+    .unwrap();
+    std::fs::write(&cache_path, "{}").unwrap();
+    project.paratest().args(args).run().expect(1);
+    assert_eq!(std::fs::read_to_string(&cache_path).unwrap(), "{}");
+}

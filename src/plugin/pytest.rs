@@ -23,8 +23,8 @@ pub struct PytestPlugin;
 inventory::submit!(Registration(&PytestPlugin));
 
 /// `[plugin.pytest]` in `paratest.toml`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct Settings {
     /// The Python to run pytest with [default: the active virtualenv's, else `python3`].
     python: Option<String>,
@@ -34,6 +34,13 @@ struct Settings {
     /// Extra arguments for every pytest process (`["-x", "--strict-markers"]`).
     #[serde(default)]
     args: Vec<String>,
+    /// Reuse the last collection while no file of the source changed.
+    #[serde(default = "yes")]
+    cache_collection: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -81,34 +88,10 @@ impl Plugin for PytestPlugin {
     fn discover(&self, ctx: &DiscoverContext<'_>) -> Result<Vec<TestCase>> {
         let settings = settings(ctx.settings)?;
         let python = python(&settings);
-        let mut command = Command::new(&python);
-        command
-            .args(["-c", COLLECT, "--collect-only"])
-            .args(common_args(&settings))
-            .current_dir(ctx.source);
-        let output = ctx.watchdog.capture(command, false).map_err(|e| {
-            Error::with_cause(
-                Kind::CannotRun,
-                format!("cannot run `{python} -m pytest`"),
-                e,
-            )
-        })?;
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        match output.status.code() {
-            Some(0) => {}
-            Some(NO_TESTS_COLLECTED) => return Ok(Vec::new()),
-            _ => {
-                return Err(Error::cannot_run(format!(
-                    "`{python} -m pytest --collect-only` failed ({}):\n{}{}",
-                    output.status,
-                    stdout.trim_end(),
-                    String::from_utf8_lossy(&output.stderr).trim_end()
-                )));
-            }
-        }
-        let node_ids = stdout
-            .lines()
-            .filter_map(|line| line.strip_prefix(NODE_MARK))
+        let node_ids = collect(ctx, &settings, &python)?;
+        let node_ids = node_ids
+            .iter()
+            .map(String::as_str)
             .filter(|id| id.contains("::"));
         let mut tests: Vec<TestCase> = Vec::new();
         for node_id in node_ids {
@@ -198,12 +181,123 @@ impl Plugin for PytestPlugin {
     }
 }
 
-fn settings(table: Option<&toml::Table>) -> Result<Settings> {
-    match table {
-        None => Ok(Settings::default()),
-        Some(table) => Settings::deserialize(toml::Value::Table(table.clone()))
-            .map_err(|e| Error::usage(format!("invalid [plugin.pytest] in paratest.toml: {e}"))),
+/// The node ids pytest collects, from the cache when nothing in the source
+/// changed since it was written (collection imports every test module,
+/// which on a large suite costs seconds before any test can start).
+fn collect(ctx: &DiscoverContext<'_>, settings: &Settings, python: &str) -> Result<Vec<String>> {
+    let cache_path = ctx.source.join(".paratest").join(COLLECTION_CACHE);
+    let fingerprint = settings
+        .cache_collection
+        .then(|| fingerprint(ctx.source, python, settings));
+    if let Some(fingerprint) = &fingerprint
+        && let Some(cached) = read_cache(&cache_path, fingerprint)
+    {
+        return Ok(cached);
     }
+    let mut command = Command::new(python);
+    command
+        .args(["-c", COLLECT, "--collect-only"])
+        .args(common_args(settings))
+        .current_dir(ctx.source);
+    let output = ctx.watchdog.capture(command, false).map_err(|e| {
+        Error::with_cause(
+            Kind::CannotRun,
+            format!("cannot run `{python} -m pytest`"),
+            e,
+        )
+    })?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let node_ids: Vec<String> = match output.status.code() {
+        Some(0) => stdout
+            .lines()
+            .filter_map(|line| line.strip_prefix(NODE_MARK))
+            .map(str::to_string)
+            .collect(),
+        Some(NO_TESTS_COLLECTED) => Vec::new(),
+        _ => {
+            return Err(Error::cannot_run(format!(
+                "`{python} -m pytest --collect-only` failed ({}):\n{}{}",
+                output.status,
+                stdout.trim_end(),
+                String::from_utf8_lossy(&output.stderr).trim_end()
+            )));
+        }
+    };
+    if let Some(fingerprint) = fingerprint {
+        let cache = serde_json::json!({"fingerprint": fingerprint, "node_ids": node_ids});
+        // A cache that cannot be written only costs the next run its collection.
+        let _ = crate::atomic::write(&cache_path, |w| {
+            serde_json::to_writer(w, &cache).map_err(std::io::Error::from)
+        });
+    }
+    Ok(node_ids)
+}
+
+/// Where [`collect`] keeps the last collection, in the source's `.paratest/`.
+const COLLECTION_CACHE: &str = "pytest-collection.json";
+
+fn read_cache(path: &Path, fingerprint: &str) -> Option<Vec<String>> {
+    let cache: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    if cache["fingerprint"].as_str()? != fingerprint {
+        return None;
+    }
+    cache["node_ids"]
+        .as_array()?
+        .iter()
+        .map(|id| id.as_str().map(str::to_string))
+        .collect()
+}
+
+/// What collection depends on, as a hash: the size, modification time and
+/// path of every file of the source (caches, `.git` and `.paratest` aside),
+/// the Python, the plugin's settings and `PYTEST_ADDOPTS`. Any edit, new or
+/// deleted file changes it.
+fn fingerprint(source: &Path, python: &str, settings: &Settings) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    (
+        python,
+        &settings.args,
+        settings.granularity == Granularity::Test,
+    )
+        .hash(&mut hasher);
+    std::env::var_os("PYTEST_ADDOPTS").hash(&mut hasher);
+    let mut pending = vec![source.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut entries: Vec<_> = entries.flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let name = entry.file_name();
+            if [".git", ".paratest", "__pycache__"]
+                .iter()
+                .any(|skip| name == *skip)
+            {
+                continue;
+            }
+            let Ok(metadata) = entry.metadata() else {
+                continue;
+            };
+            if metadata.is_dir() {
+                if !entry.path().join(crate::workspace::CACHE_TAG).exists() {
+                    pending.push(entry.path());
+                }
+                continue;
+            }
+            entry.path().hash(&mut hasher);
+            metadata.len().hash(&mut hasher);
+            metadata.modified().ok().hash(&mut hasher);
+        }
+    }
+    format!("{:016x}", hasher.finish())
+}
+
+fn settings(table: Option<&toml::Table>) -> Result<Settings> {
+    let table = table.cloned().unwrap_or_default();
+    Settings::deserialize(toml::Value::Table(table))
+        .map_err(|e| Error::usage(format!("invalid [plugin.pytest] in paratest.toml: {e}")))
 }
 
 /// The configured Python, else the active virtualenv's, else `python3`.
