@@ -25,7 +25,7 @@ use crate::report::{Collector, Counts, json};
 use crate::runner::Runner;
 use crate::schedule;
 use crate::schedule::partition::{self, Partition};
-use crate::schedule::timings::{MAX_DURATION, Timings};
+use crate::schedule::timings::{MAX_DURATION, Timings, unix_now};
 use crate::workspace::Layout;
 
 /// Runs the command line and returns the process exit code.
@@ -192,10 +192,7 @@ fn merge_reports(args: &MergeArgs) -> Result<i32> {
 /// NaN, over a week) are left out.
 fn import_timings(reports: &[PathBuf]) -> Result<Timings> {
     use crate::report::junit_read::{self, ReadOutcome};
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
+    let now = unix_now();
     let mut durations: Vec<(String, Duration, u64)> = Vec::new();
     for path in reports {
         let report = junit_read::read_report(path).map_err(|e| Error::usage(e.to_string()))?;
@@ -406,10 +403,10 @@ fn warn(format: MessageFormat, console: Option<&Console>, message: &str) {
     }
 }
 
-fn load_timings(path: &Path, warn: impl Fn(&str)) -> Timings {
+fn load_timings(path: &Path, format: MessageFormat) -> Timings {
     let (timings, warning) = Timings::load(path);
     if let Some(warning) = warning {
-        warn(&warning);
+        warn(format, None, &warning);
     }
     timings
 }
@@ -423,7 +420,7 @@ fn list(args: &ListArgs) -> Result<i32> {
     let watchdog = Watchdog::start();
     handle_interrupts(&watchdog);
     let tests = discover(&prepared, &args.select, &[], false, &watchdog)?;
-    let timings = load_timings(&timings_path(&prepared), |w| warn(format, None, w));
+    let timings = load_timings(&timings_path(&prepared), format);
     let partition = partition(&prepared.settings)?;
     let shard = schedule::select(&tests, &timings, partition, |t| skipped(t, &args.select));
     let order = &shard.run;
@@ -647,18 +644,9 @@ fn save_timings(
         "{stem}.shard-{}-of-{}.json",
         partition.index, partition.total
     ));
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
-    let new = Timings::from_durations(
-        samples
-            .iter()
-            .map(|(id, duration)| (id.clone(), *duration, now)),
-    );
-    Timings::merge(&[read.clone(), new])
-        .save_to(&shard_path)
-        .map(|()| Some(shard_path))
+    let mut shard = read.clone();
+    shard.add(samples, unix_now());
+    shard.save_to(&shard_path).map(|()| Some(shard_path))
 }
 
 /// What the run teaches the timings store. Only passing attempts count: a
@@ -714,7 +702,7 @@ fn run_tests(
         Err(_) if watchdog.is_interrupted() => return Ok(exit::INTERRUPTED),
         other => other?,
     };
-    let timings = load_timings(timings_path, |w| warn(format, None, w));
+    let timings = load_timings(timings_path, format);
     let shard = schedule::select(&tests, &timings, partition, |t| skipped(t, &args.select));
     let (order, skip) = (&shard.run, &shard.skip);
     let workers = context.workers.min(order.len()).max(1);

@@ -190,6 +190,19 @@ impl Timings {
         )
     }
 
+    /// Adds one sample per `(id, duration)`, all recorded at `recorded`.
+    pub fn add(&mut self, samples: &[(String, Duration)], recorded: u64) {
+        for (id, duration) in samples {
+            self.push(
+                id.clone(),
+                Sample {
+                    duration: *duration,
+                    recorded,
+                },
+            );
+        }
+    }
+
     /// Expected duration of each of `tests`, in the same order.
     ///
     /// A test never seen gets the median of the expected durations of the
@@ -229,15 +242,7 @@ impl Timings {
     fn record_at(path: &Path, samples: &[(String, Duration)], recorded: u64) -> Result<(), String> {
         with_lock(path, || {
             let mut timings = read_for_update(path)?;
-            for (id, duration) in samples {
-                timings.push(
-                    id.clone(),
-                    Sample {
-                        duration: *duration,
-                        recorded,
-                    },
-                );
-            }
+            timings.add(samples, recorded);
             timings.write(path)
         })
     }
@@ -360,7 +365,8 @@ fn median(mut durations: Vec<Duration>) -> Option<Duration> {
     }
 }
 
-fn unix_now() -> u64 {
+/// Now, in Unix seconds: the `recorded` of new samples.
+pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| since.as_secs())
