@@ -531,11 +531,24 @@ fn run(args: &RunArgs) -> Result<i32> {
     let settings = &prepared.settings;
     let source = prepared.source.clone();
     let format = settings.message_format.unwrap_or(MessageFormat::Human);
-    let workers = settings.workers.unwrap_or_else(default_workers);
-    if workers == 0 {
-        return Err(Error::usage("--workers must be at least 1"));
-    }
-    let partition = partition(settings)?;
+    let junit_path = settings
+        .junit
+        .clone()
+        .unwrap_or_else(|| paratest_dir(&source).join("junit.xml"));
+    let checked = (|| {
+        let workers = settings.workers.unwrap_or_else(default_workers);
+        if workers == 0 {
+            return Err(Error::usage("--workers must be at least 1"));
+        }
+        Ok((workers, partition(settings)?))
+    })();
+    let (workers, partition) = match checked {
+        Ok(checked) => checked,
+        Err(e) => {
+            cannot_run_report(&junit_path, "usage", &e.to_string(), format);
+            return Err(e);
+        }
+    };
     let isolation = settings.isolation.unwrap_or(Isolation::Copy);
     let hooks = Hooks {
         setup: settings.setup.clone(),
@@ -546,19 +559,15 @@ fn run(args: &RunArgs) -> Result<i32> {
         teardown: settings.teardown.clone(),
     };
     if isolation == Isolation::Empty && hooks.setup_workspace.is_none() {
-        return Err(Error::usage(
-            "--isolation empty needs --setup-workspace to fill each workspace",
-        ));
+        let e = Error::usage("--isolation empty needs --setup-workspace to fill each workspace");
+        cannot_run_report(&junit_path, "usage", &e.to_string(), format);
+        return Err(e);
     }
     ensure_paratest_dir(&source);
     let output = settings
         .output
         .clone()
         .unwrap_or_else(|| paratest_dir(&source).join("logs"));
-    let junit_path = settings
-        .junit
-        .clone()
-        .unwrap_or_else(|| paratest_dir(&source).join("junit.xml"));
     let timings_path = timings_path(&prepared);
     crate::runner::clear_logs(&output);
     let context = RunContext {
@@ -614,8 +623,9 @@ fn run(args: &RunArgs) -> Result<i32> {
     );
     run_teardown(&watchdog, &hooks, &context, services, format);
     if let Err(e) = &result {
-        let stage = match prepared.plugin.name() {
-            "cargo" => "build",
+        let stage = match (e.exit_code(), prepared.plugin.name()) {
+            (exit::USAGE, _) => "usage",
+            (_, "cargo") => "build",
             _ => "discovery",
         };
         cannot_run_report(&junit_path, stage, &e.to_string(), format);
@@ -936,12 +946,15 @@ fn run_tests(
     }
     let counts = Counts::of(&outcomes, stats.not_run);
     let mut files = Vec::new();
-    // The root's time is the run's wall-clock time, not a sum of tests.
+    // The run's wall-clock time, one figure for every report: the JUnit
+    // root's time (not a sum of tests), the console, the step summary and
+    // `run-finished`.
+    let wall = wall.elapsed();
     let started_at = SystemTime::now()
-        .checked_sub(wall.elapsed())
+        .checked_sub(wall)
         .unwrap_or_else(SystemTime::now);
     let mut report = crate::report::junit::build_report("cargo-paratest", &outcomes, started_at);
-    report.set_time(wall.elapsed());
+    report.set_time(wall);
     let junit_written = match crate::report::junit::write_xml(junit_path, &report) {
         Ok(()) => {
             files.push(("JUnit report", junit_path.to_path_buf()));
@@ -1002,7 +1015,7 @@ fn run_tests(
     // GitHub Actions shows this Markdown on the run's page.
     if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty())
         && let Err(e) =
-            crate::report::step_summary::write(Path::new(&path), &counts, &outcomes, wall.elapsed())
+            crate::report::step_summary::write(Path::new(&path), &counts, &outcomes, wall)
     {
         warn(
             format,
@@ -1014,7 +1027,7 @@ fn run_tests(
         counts,
         outcomes: &outcomes,
         workers: &collector.workers,
-        wall: wall.elapsed(),
+        wall,
         makespan: longest.map(|_| (makespan, lower_bound)),
         files,
         interrupted,
@@ -1052,7 +1065,7 @@ fn run_tests(
         };
         json::run_finished(
             &counts,
-            wall.elapsed().as_secs_f64(),
+            wall.as_secs_f64(),
             exit_code,
             interrupted,
             &written,

@@ -289,7 +289,13 @@ pub fn judge(
     let Some(summary) = report.summary else {
         // No summary: the process died, or exited, before libtest finished.
         let reason = panic().unwrap_or_else(|| {
-            format!("{exit} before libtest reported a result (the test process ended early)")
+            let said = stderr
+                .lines()
+                .rev()
+                .find(|line| !line.trim().is_empty())
+                .map(|line| format!(": {}", line.trim()))
+                .unwrap_or_default();
+            format!("{exit} before libtest reported a result (the test process ended early){said}")
         });
         return (AttemptStatus::Failed, reason);
     };
@@ -364,6 +370,8 @@ pub fn split_test_args(args: &[String]) -> TestArgs {
     while let Some(arg) = iter.next() {
         match arg.as_str() {
             "--exact" => split.exact = true,
+            // Every test process already gets it, and libtest refuses it twice.
+            "--nocapture" | "--no-capture" => {}
             "--ignored" => split.ignored = true,
             "--include-ignored" => split.include_ignored = true,
             "--skip" => split.skip.extend(iter.next().cloned()),
@@ -397,6 +405,7 @@ mod tests {
             "--exact",
             "name",
             "--nocapture",
+            "--show-output",
         ]
         .map(String::from)
         .to_vec();
@@ -404,6 +413,6 @@ mod tests {
         assert_eq!(split.skip, ["slow", "db"]);
         assert_eq!(split.filters, ["name"]);
         assert!(split.exact && split.ignored && !split.include_ignored);
-        assert_eq!(split.pass_on, ["--test-threads", "1", "--nocapture"]);
+        assert_eq!(split.pass_on, ["--test-threads", "1", "--show-output"]);
     }
 }

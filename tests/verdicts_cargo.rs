@@ -128,8 +128,13 @@ fn ignored_after_the_double_dash_runs_the_ignored_tests_only() {
             ("faults::faults passes", "passed"),
         ])
     );
-    // Other arguments still reach every test process.
-    let run = json_run(&project, &["passes", "--", "--test-threads", "1"]).expect(0);
+    // Other arguments still reach every test process; `--nocapture`, which
+    // every process already gets, is not given twice (libtest refuses that).
+    let run = json_run(
+        &project,
+        &["passes", "--", "--test-threads", "1", "--nocapture"],
+    )
+    .expect(0);
     assert_eq!(
         run.results(),
         results(&[("faults::faults passes", "passed")])
@@ -276,6 +281,15 @@ fn a_failed_setup_or_no_workspace_writes_an_error_report() {
         "{shapes:?}"
     );
     assert_eq!(report.errors, 1);
+
+    // A usage error once the source is known replaces the report too.
+    project.paratest().args(["passes"]).run().expect(0);
+    project.paratest().args(["-j", "0"]).run().expect(2);
+    let shapes = case_shapes(&read_junit(&junit));
+    assert!(
+        shapes["cargo-paratest usage"].contains("--workers"),
+        "{shapes:?}"
+    );
 }
 
 #[test]
@@ -600,7 +614,24 @@ fn one_report_with_the_same_numbers_everywhere() {
     }
     let root = report.time.unwrap().as_secs_f64();
     let wall = finished["duration"].as_f64().unwrap();
-    assert!((root - wall).abs() < 0.05, "root {root} vs run {wall}");
+    assert!((root - wall).abs() < 0.001, "root {root} vs run {wall}");
+    let seconds = |text: &str| -> f64 { text.trim_end_matches('s').parse().unwrap() };
+    let stderr = run.stderr();
+    let console_wall = stderr
+        .lines()
+        .find_map(|line| line.strip_prefix("Summary ["))
+        .and_then(|rest| rest.split_once(']'))
+        .map(|(time, _)| seconds(time))
+        .unwrap();
+    assert!(
+        (console_wall - wall).abs() < 0.001,
+        "console {console_wall} vs run {wall}"
+    );
+    assert!(
+        (seconds(cells[7]) - wall).abs() < 0.001,
+        "step summary {} vs run {wall}",
+        cells[7]
+    );
     let tests: f64 = report
         .test_suites
         .iter()
