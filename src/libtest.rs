@@ -110,6 +110,16 @@ fn summary(text: &str) -> Option<Summary> {
     (seen >= 3).then_some(summary)
 }
 
+/// The test names of `BINARY --list --format terse` (`NAME: test` lines;
+/// benchmarks, `NAME: bench`, are not tests).
+pub fn read_list(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .filter_map(|line| line.strip_suffix(": test"))
+        .map(str::to_string)
+        .collect()
+}
+
 /// One panic as libtest's panic hook printed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Panic {

@@ -367,6 +367,13 @@ fn the_libtest_parser_reads_the_installed_toolchain() {
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
         (output.status, stdout, stderr)
     };
+    let (_, list, _) = run(&["--list", "--format", "terse"], "0");
+    assert_eq!(
+        libtest::read_list(&list),
+        ["exits_early", "fails_assert_eq", "ignored_one", "passes"]
+    );
+    let (_, list, _) = run(&["--list", "--format", "terse", "--ignored"], "0");
+    assert_eq!(libtest::read_list(&list), ["ignored_one"]);
     for backtrace in ["0", "1"] {
         let (status, stdout, stderr) =
             run(&["--exact", "fails_assert_eq", "--nocapture"], backtrace);

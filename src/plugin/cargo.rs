@@ -536,11 +536,9 @@ fn run_list(binary: &TestBinary, ctx: &DiscoverContext<'_>, ignored: bool) -> Re
             String::from_utf8_lossy(&output.stderr).trim_end()
         )));
     }
-    Ok(String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| line.strip_suffix(": test"))
-        .map(str::to_string)
-        .collect())
+    Ok(crate::libtest::read_list(&String::from_utf8_lossy(
+        &output.stdout,
+    )))
 }
 
 #[cfg(test)]

@@ -736,9 +736,10 @@ pub(crate) mod test_support {
         UNIX_EPOCH + Duration::from_secs(T0)
     }
 
+    /// libtest's panic as this toolchain prints it (with the thread id).
     fn panic_text(test: &str, message: &str) -> Vec<u8> {
         format!(
-            "thread '{test}' panicked at src/lib.rs:42:9:\n{message}\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n"
+            "thread '{test}' (4242) panicked at src/lib.rs:42:9:\n{message}\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n"
         )
         .into_bytes()
     }
@@ -1045,7 +1046,7 @@ mod tests {
                 .detail
                 .as_deref()
                 .unwrap()
-                .starts_with("thread 'tests::always_fails' panicked")
+                .starts_with("thread 'tests::always_fails' (4242) panicked")
         );
         let hangs = case("tests::hangs");
         assert_eq!(hangs.ty.as_deref(), Some(TIMEOUT_TYPE));
@@ -1081,7 +1082,7 @@ mod tests {
         let err = garbage.system_err.as_deref().unwrap();
         assert!(err.len() <= OUTPUT_LIMIT);
         assert!(garbage.detail.as_deref().unwrap().starts_with(
-            "thread 'prints_garbage' panicked at src/lib.rs:42:9:\nbad <xml> & ]]> bold"
+            "thread 'prints_garbage' (4242) panicked at src/lib.rs:42:9:\nbad <xml> & ]]> bold"
         ));
     }
 
