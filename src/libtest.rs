@@ -331,7 +331,18 @@ pub fn judge(
     } else if summary.ignored == 1 && status.success() {
         (AttemptStatus::Skipped, "ignored".to_string())
     } else {
-        (AttemptStatus::Failed, panic().unwrap_or(exit))
+        // A test returning `Err(e)` prints `Error: {e:?}` instead of panicking.
+        let returned = || {
+            [stderr, stdout]
+                .iter()
+                .flat_map(|text| text.lines())
+                .find(|line| line.starts_with("Error: "))
+                .map(str::to_string)
+        };
+        (
+            AttemptStatus::Failed,
+            panic().or_else(returned).unwrap_or(exit),
+        )
     }
 }
 

@@ -370,7 +370,13 @@ fn the_libtest_parser_reads_the_installed_toolchain() {
     let (_, list, _) = run(&["--list", "--format", "terse"], "0");
     assert_eq!(
         libtest::read_list(&list),
-        ["exits_early", "fails_assert_eq", "ignored_one", "passes"]
+        [
+            "exits_early",
+            "fails_assert_eq",
+            "ignored_one",
+            "passes",
+            "returns_err"
+        ]
     );
     let (_, list, _) = run(&["--list", "--format", "terse", "--ignored"], "0");
     assert_eq!(libtest::read_list(&list), ["ignored_one"]);
@@ -386,7 +392,7 @@ fn the_libtest_parser_reads_the_installed_toolchain() {
         let summary = report.summary.unwrap();
         assert_eq!(
             (summary.passed, summary.failed, summary.filtered_out),
-            (0, 1, 3)
+            (0, 1, 4)
         );
         let panic = libtest::test_panic("fails_assert_eq", &[&stderr, &stdout]).unwrap();
         assert_eq!(
@@ -418,6 +424,14 @@ fn the_libtest_parser_reads_the_installed_toolchain() {
     let (verdict, message) = libtest::judge("passes", status, &stdout, &stderr);
     assert_eq!(verdict, cargo_paratest::model::AttemptStatus::Failed);
     assert!(message.contains("libtest ran no test"), "{message}");
+    let (status, stdout, stderr) = run(&["--exact", "returns_err", "--nocapture"], "0");
+    assert_eq!(
+        libtest::judge("returns_err", status, &stdout, &stderr),
+        (
+            cargo_paratest::model::AttemptStatus::Failed,
+            "Error: \"the answer is not 42\"".to_string()
+        )
+    );
     let (status, stdout, stderr) = run(&["--exact", "exits_early"], "0");
     assert!(status.success());
     assert_eq!(
