@@ -187,6 +187,25 @@ fn an_empty_selection_exits_4_unless_no_tests_says_otherwise() {
         "{}",
         run.stderr()
     );
+    // As a setting of the environment and of paratest.toml too.
+    project
+        .paratest()
+        .args(["no_such_test"])
+        .env("PARATEST_NO_TESTS", "pass")
+        .run()
+        .expect(0);
+    std::fs::write(
+        project.path.join("paratest.toml"),
+        "[profile.default]\nno-tests = \"warn\"\n",
+    )
+    .unwrap();
+    project.paratest().args(["no_such_test"]).run().expect(0);
+    project
+        .paratest()
+        .args(["no_such_test", "--no-tests", "fail"])
+        .run()
+        .expect(4);
+    std::fs::remove_file(project.path.join("paratest.toml")).unwrap();
     let run = project
         .paratest()
         .args(["--no-tests", "sometimes"])
