@@ -76,6 +76,11 @@ pub fn read_run(stdout: &str) -> RunReport {
 fn result_line(line: &str) -> Option<(String, LineResult)> {
     let rest = line.strip_prefix("test ")?;
     let (name, result) = rest.rsplit_once(" ... ")?;
+    // `--report-time` adds `<0.001s>`.
+    let result = match result.rsplit_once(" <") {
+        Some((result, time)) if time.ends_with("s>") => result,
+        _ => result,
+    };
     let result = match result {
         "ok" => LineResult::Ok,
         "FAILED" => LineResult::Failed,
@@ -377,7 +382,6 @@ pub struct TestArgs {
 const TAKES_VALUE: &[&str] = &[
     "--test-threads",
     "--logfile",
-    "--format",
     "--color",
     "--shuffle-seed",
     "-Z",
@@ -393,6 +397,11 @@ pub fn split_test_args(args: &[String]) -> TestArgs {
             "--exact" => split.exact = true,
             // Every test process already gets it, and libtest refuses it twice.
             "--nocapture" | "--no-capture" => {}
+            // The verdict reads libtest's own (pretty or terse) lines.
+            "--format" => {
+                iter.next();
+            }
+            other if other.starts_with("--format=") => {}
             "--ignored" => split.ignored = true,
             "--include-ignored" => split.include_ignored = true,
             "--skip" => split.skip.extend(iter.next().cloned()),
@@ -427,6 +436,9 @@ mod tests {
             "name",
             "--nocapture",
             "--show-output",
+            "--format",
+            "json",
+            "--report-time",
         ]
         .map(String::from)
         .to_vec();
@@ -434,6 +446,9 @@ mod tests {
         assert_eq!(split.skip, ["slow", "db"]);
         assert_eq!(split.filters, ["name"]);
         assert!(split.exact && split.ignored && !split.include_ignored);
-        assert_eq!(split.pass_on, ["--test-threads", "1", "--show-output"]);
+        assert_eq!(
+            split.pass_on,
+            ["--test-threads", "1", "--show-output", "--report-time"]
+        );
     }
 }

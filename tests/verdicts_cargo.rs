@@ -432,11 +432,14 @@ fn the_libtest_parser_reads_the_installed_toolchain() {
             .starts_with("assertion `left == right` failed")
     );
 
-    let (status, stdout, stderr) = run(&["--exact", "passes", "--nocapture"], "0");
-    assert_eq!(
-        libtest::judge("passes", status, &stdout, &stderr).0,
-        cargo_paratest::model::AttemptStatus::Passed
-    );
+    for extra in ["--quiet", "--show-output"] {
+        let (status, stdout, stderr) = run(&["--exact", "passes", "--nocapture", extra], "0");
+        assert_eq!(
+            libtest::judge("passes", status, &stdout, &stderr).0,
+            cargo_paratest::model::AttemptStatus::Passed,
+            "{extra}: {stdout}"
+        );
+    }
     // Asked for one test, told about none: an error, not a pass.
     let (status, stdout, stderr) = run(&["--exact", "passes", "--skip", "passes"], "0");
     assert!(status.success());
