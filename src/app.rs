@@ -11,7 +11,7 @@ use crate::cli::{
     TimingsArgs,
 };
 use crate::config::{
-    CONFIG_FILE, FlakyResult, Hooks, IgnoredMode, Isolation, MessageFormat, Profile, ProjectConfig,
+    CONFIG_FILE, FlakyResult, Hooks, Isolation, MessageFormat, NoTests, Profile, ProjectConfig,
     WorkspaceReset,
 };
 use crate::error::{Error, Result, exit};
@@ -26,6 +26,7 @@ use crate::runner::Runner;
 use crate::schedule;
 use crate::schedule::partition::{self, Partition};
 use crate::schedule::timings::{MAX_DURATION, Timings, unix_now};
+use crate::selection::Selection;
 use crate::workspace::Layout;
 
 /// Runs the command line and returns the process exit code.
@@ -326,23 +327,28 @@ fn ensure_paratest_dir(source: &Path) {
 fn discover(
     prepared: &Prepared,
     select: &SelectArgs,
-    test_args: &[String],
+    selection: &Selection,
     verbose_build: bool,
     watchdog: &Watchdog,
 ) -> Result<Vec<TestCase>> {
-    let cargo = select.cargo.options();
+    let mut cargo = select.cargo.options();
+    if prepared.plugin.name() == "cargo" && select.source.is_none() {
+        cargo.manifest_path = cargo
+            .manifest_path
+            .or_else(|| member_manifest(&prepared.source));
+    }
     let ctx = DiscoverContext {
         source: &prepared.source,
         cargo: &cargo,
-        ignored: select.ignored_mode(),
+        ignored: selection.ignored,
         settings: prepared.project.plugins.get(prepared.plugin.name()),
-        test_args,
+        test_args: &selection.test_args,
         verbose_build,
         patterns: &select.test_pattern,
         watchdog,
     };
     let mut tests = prepared.plugin.discover(&ctx)?;
-    tests.retain(|test| matches_filters(test, select));
+    tests.retain(|test| selection.matches(test));
     tests.sort_by(|a, b| a.id.cmp(&b.id));
     if let Some(pair) = tests.windows(2).find(|pair| pair[0].id == pair[1].id) {
         return Err(Error::cannot_run(format!(
@@ -354,18 +360,31 @@ fn discover(
     Ok(tests)
 }
 
-/// `cargo test`'s filter rules: a test runs if its name contains any filter
-/// (equals one, with `--exact`); `--ignored` keeps only ignored tests.
-fn matches_filters(test: &TestCase, select: &SelectArgs) -> bool {
-    let by_name = select.filters.is_empty()
-        || select.filters.iter().any(|f| {
-            if select.exact {
-                test.name == *f || test.id == *f
-            } else {
-                test.name.contains(f.as_str()) || test.id.contains(f.as_str())
-            }
-        });
-    by_name && (select.ignored_mode() != IgnoredMode::Only || test.ignored)
+/// `cargo test`'s rule: run from a member directory of a Cargo workspace,
+/// only that member is tested. The source is the workspace root, so the
+/// member's manifest (the nearest `Cargo.toml` above the current
+/// directory, when it is not the root's) goes to cargo as `--manifest-path`;
+/// `-p`, `--workspace` and `--exclude` then keep cargo's meaning.
+fn member_manifest(source: &Path) -> Option<PathBuf> {
+    let cwd = std::env::current_dir().ok()?;
+    let nearest = cwd
+        .ancestors()
+        .map(|dir| dir.join("Cargo.toml"))
+        .find(|manifest| manifest.is_file())?;
+    let root = source.join("Cargo.toml");
+    let same = |a: &Path, b: &Path| a.canonicalize().ok() == b.canonicalize().ok();
+    let inside = nearest
+        .canonicalize()
+        .ok()
+        .zip(source.canonicalize().ok())
+        .is_some_and(|(manifest, source)| manifest.starts_with(source));
+    (inside && !same(&nearest, &root)).then_some(nearest)
+}
+
+/// The selection of `run` or `list`: libtest's selection arguments after
+/// `--` count for the Cargo plugin.
+fn selection(prepared: &Prepared, select: &SelectArgs, test_args: &[String]) -> Result<Selection> {
+    Selection::new(select, test_args, prepared.plugin.name() == "cargo")
 }
 
 /// The partition asked for, if any: `K/N`, or `auto` from the CI's variables.
@@ -419,10 +438,11 @@ fn list(args: &ListArgs) -> Result<i32> {
         .unwrap_or(MessageFormat::Human);
     let watchdog = Watchdog::start();
     handle_interrupts(&watchdog);
-    let tests = discover(&prepared, &args.select, &[], false, &watchdog)?;
+    let selection = selection(&prepared, &args.select, &args.test_args)?;
+    let tests = discover(&prepared, &args.select, &selection, false, &watchdog)?;
     let timings = load_timings(&timings_path(&prepared), format);
     let partition = partition(&prepared.settings)?;
-    let shard = schedule::select(&tests, &timings, partition, |t| skipped(t, &args.select));
+    let shard = schedule::select(&tests, &timings, partition, |t| selection.skipped(t));
     let order = &shard.run;
     let workers = prepared
         .settings
@@ -478,11 +498,6 @@ fn list(args: &ListArgs) -> Result<i32> {
     Ok(exit::OK)
 }
 
-/// Whether a test is reported as skipped instead of run.
-fn skipped(test: &TestCase, select: &SelectArgs) -> bool {
-    test.ignored && select.ignored_mode() == IgnoredMode::Skip
-}
-
 /// Installs the Ctrl-C / SIGTERM handler: the watchdog kills running tests
 /// and the workers stop taking new ones.
 fn handle_interrupts(watchdog: &Watchdog) {
@@ -516,11 +531,24 @@ fn run(args: &RunArgs) -> Result<i32> {
     let settings = &prepared.settings;
     let source = prepared.source.clone();
     let format = settings.message_format.unwrap_or(MessageFormat::Human);
-    let workers = settings.workers.unwrap_or_else(default_workers);
-    if workers == 0 {
-        return Err(Error::usage("--workers must be at least 1"));
-    }
-    let partition = partition(settings)?;
+    let junit_path = settings
+        .junit
+        .clone()
+        .unwrap_or_else(|| paratest_dir(&source).join("junit.xml"));
+    let checked = (|| {
+        let workers = settings.workers.unwrap_or_else(default_workers);
+        if workers == 0 {
+            return Err(Error::usage("--workers must be at least 1"));
+        }
+        Ok((workers, partition(settings)?))
+    })();
+    let (workers, partition) = match checked {
+        Ok(checked) => checked,
+        Err(e) => {
+            cannot_run_report(&junit_path, "usage", &e.to_string(), format);
+            return Err(e);
+        }
+    };
     let isolation = settings.isolation.unwrap_or(Isolation::Copy);
     let hooks = Hooks {
         setup: settings.setup.clone(),
@@ -531,19 +559,15 @@ fn run(args: &RunArgs) -> Result<i32> {
         teardown: settings.teardown.clone(),
     };
     if isolation == Isolation::Empty && hooks.setup_workspace.is_none() {
-        return Err(Error::usage(
-            "--isolation empty needs --setup-workspace to fill each workspace",
-        ));
+        let e = Error::usage("--isolation empty needs --setup-workspace to fill each workspace");
+        cannot_run_report(&junit_path, "usage", &e.to_string(), format);
+        return Err(e);
     }
     ensure_paratest_dir(&source);
     let output = settings
         .output
         .clone()
         .unwrap_or_else(|| paratest_dir(&source).join("logs"));
-    let junit_path = settings
-        .junit
-        .clone()
-        .unwrap_or_else(|| paratest_dir(&source).join("junit.xml"));
     let timings_path = timings_path(&prepared);
     crate::runner::clear_logs(&output);
     let context = RunContext {
@@ -572,8 +596,15 @@ fn run(args: &RunArgs) -> Result<i32> {
                 Err(e) => {
                     run_teardown(&watchdog, &hooks, &context, None, format);
                     if watchdog.is_interrupted() {
+                        cannot_run_report(
+                            &junit_path,
+                            "setup",
+                            "interrupted during --setup",
+                            format,
+                        );
                         return Ok(exit::INTERRUPTED);
                     }
+                    cannot_run_report(&junit_path, "setup", &e, format);
                     return Err(Error::cannot_run(e));
                 }
             }
@@ -591,7 +622,37 @@ fn run(args: &RunArgs) -> Result<i32> {
         wall,
     );
     run_teardown(&watchdog, &hooks, &context, services, format);
+    if let Err(e) = &result {
+        let stage = match (e.exit_code(), prepared.plugin.name()) {
+            (exit::USAGE, _) => "usage",
+            (_, "cargo") => "build",
+            _ => "discovery",
+        };
+        cannot_run_report(&junit_path, stage, &e.to_string(), format);
+    }
     result
+}
+
+/// Writes the report of a run that could not happen, in place of any
+/// earlier run's report at that path.
+fn cannot_run_report(junit_path: &Path, stage: &str, cause: &str, format: MessageFormat) {
+    if let Err(e) = crate::report::junit::write_error_report(
+        junit_path,
+        "cargo-paratest",
+        stage,
+        cause,
+        &[],
+        SystemTime::now(),
+    ) {
+        warn(
+            format,
+            None,
+            &format!(
+                "cannot write the JUnit report {}: {e}",
+                junit_path.display()
+            ),
+        );
+    }
 }
 
 fn run_teardown(
@@ -677,6 +738,39 @@ fn timing_samples(outcomes: &[crate::model::TestOutcome]) -> Vec<(String, Durati
     samples
 }
 
+/// The exit code and the message of a run with nothing to run: exit 4
+/// unless `--no-tests` says otherwise; a shard of a suite that has tests
+/// elsewhere only warns (another shard runs them).
+fn no_tests(
+    settings: &Profile,
+    partition: Option<Partition>,
+    selected: &[TestCase],
+    selection: &Selection,
+) -> (i32, String) {
+    let runnable = selected.iter().filter(|t| !selection.skipped(t)).count();
+    if let Some(partition) = partition
+        && runnable > 0
+    {
+        return (
+            exit::OK,
+            format!(
+                "shard {partition} has no test to run (the other shards run the {runnable} selected)"
+            ),
+        );
+    }
+    let why = selection.why_empty(selected.len());
+    match settings.no_tests.unwrap_or(NoTests::Fail) {
+        NoTests::Fail => (
+            exit::NO_TESTS,
+            format!(
+                "error: no tests to run (exit 4; `--no-tests warn` or `pass` allows it): {why}"
+            ),
+        ),
+        NoTests::Warn => (exit::OK, format!("no tests to run: {why}")),
+        NoTests::Pass => (exit::OK, String::new()),
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn run_tests(
     args: &RunArgs,
@@ -692,18 +786,27 @@ fn run_tests(
     let settings = &prepared.settings;
     let format = settings.message_format.unwrap_or(MessageFormat::Human);
     let interactive_build = format == MessageFormat::Human;
+    let selection = selection(prepared, &args.select, &args.test_args)?;
     let tests = match discover(
         prepared,
         &args.select,
-        &args.test_args,
+        &selection,
         interactive_build,
         watchdog,
     ) {
-        Err(_) if watchdog.is_interrupted() => return Ok(exit::INTERRUPTED),
+        Err(_) if watchdog.is_interrupted() => {
+            cannot_run_report(
+                junit_path,
+                "discovery",
+                "interrupted before any test ran",
+                format,
+            );
+            return Ok(exit::INTERRUPTED);
+        }
         other => other?,
     };
     let timings = load_timings(timings_path, format);
-    let shard = schedule::select(&tests, &timings, partition, |t| skipped(t, &args.select));
+    let shard = schedule::select(&tests, &timings, partition, |t| selection.skipped(t));
     let (order, skip) = (&shard.run, &shard.skip);
     let workers = context.workers.min(order.len()).max(1);
     let context = RunContext {
@@ -734,13 +837,6 @@ fn run_tests(
         },
         skip.len()
     ));
-    if order.is_empty() {
-        console.line(if partition.is_some() {
-            "note: this shard has no test to run"
-        } else {
-            "note: no test matches"
-        });
-    }
     let mut collector = Collector::new(&tests);
     for &index in skip {
         collector.skip(index);
@@ -850,12 +946,16 @@ fn run_tests(
     }
     let counts = Counts::of(&outcomes, stats.not_run);
     let mut files = Vec::new();
-    let junit_written = match crate::report::junit::write_report(
-        junit_path,
-        "cargo-paratest",
-        &outcomes,
-        SystemTime::now(),
-    ) {
+    // The run's wall-clock time, one figure for every report: the JUnit
+    // root's time (not a sum of tests), the console, the step summary and
+    // `run-finished`.
+    let wall = wall.elapsed();
+    let started_at = SystemTime::now()
+        .checked_sub(wall)
+        .unwrap_or_else(SystemTime::now);
+    let mut report = crate::report::junit::build_report("cargo-paratest", &outcomes, started_at);
+    report.set_time(wall);
+    let junit_written = match crate::report::junit::write_xml(junit_path, &report) {
         Ok(()) => {
             files.push(("JUnit report", junit_path.to_path_buf()));
             true
@@ -895,6 +995,7 @@ fn run_tests(
         .max();
     let busy: Duration = collector.workers.iter().map(|(_, stats)| stats.busy).sum();
     let lower_bound = longest.unwrap_or_default().max(busy / workers as u32);
+    let mut no_tests_line = None;
     let exit_code = if interrupted {
         exit::INTERRUPTED
     } else if counts.failed + counts.timed_out > 0
@@ -904,13 +1005,17 @@ fn run_tests(
     } else if stats.workers_lost == workers && !order.is_empty() {
         console.line("error: no workspace could be made: every worker was dropped");
         exit::CANNOT_RUN
+    } else if order.is_empty() {
+        let (code, line) = no_tests(settings, partition, &tests, &selection);
+        no_tests_line = Some(line);
+        code
     } else {
         exit::OK
     };
     // GitHub Actions shows this Markdown on the run's page.
     if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty())
         && let Err(e) =
-            crate::report::step_summary::write(Path::new(&path), &counts, &outcomes, wall.elapsed())
+            crate::report::step_summary::write(Path::new(&path), &counts, &outcomes, wall)
     {
         warn(
             format,
@@ -922,11 +1027,37 @@ fn run_tests(
         counts,
         outcomes: &outcomes,
         workers: &collector.workers,
-        wall: wall.elapsed(),
+        wall,
         makespan: longest.map(|_| (makespan, lower_bound)),
         files,
         interrupted,
     });
+    if exit_code == exit::CANNOT_RUN {
+        let mut cause = "no workspace could be made: every worker was dropped".to_string();
+        for failure in &collector.workspace_failures {
+            cause.push('\n');
+            cause.push_str(failure);
+        }
+        if let Err(e) = crate::report::junit::write_error_report(
+            junit_path,
+            "cargo-paratest",
+            "workspaces",
+            &cause,
+            &outcomes,
+            SystemTime::now(),
+        ) {
+            warn(
+                format,
+                Some(&console),
+                &format!("cannot write the JUnit report: {e}"),
+            );
+        }
+    }
+    match no_tests_line.as_deref() {
+        Some(line) if line.starts_with("error: ") => eprintln!("{line}"),
+        Some("") | None => {}
+        Some(line) => warn(format, None, line),
+    }
     if format == MessageFormat::Json {
         let written = json::Written {
             junit: junit_written.then_some(junit_path),
@@ -934,7 +1065,7 @@ fn run_tests(
         };
         json::run_finished(
             &counts,
-            wall.elapsed().as_secs_f64(),
+            wall.as_secs_f64(),
             exit_code,
             interrupted,
             &written,

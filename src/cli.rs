@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{
-    CargoOptions, FlakyResult, HumanDuration, IgnoredMode, Isolation, MessageFormat, Profile,
-    WorkspaceReset,
+    CargoOptions, FlakyResult, HumanDuration, IgnoredMode, Isolation, MessageFormat, NoTests,
+    Profile, WorkspaceReset,
 };
 
 /// Run a project's tests in parallel, each worker in its own isolated workspace.
@@ -94,7 +94,7 @@ pub enum TimingsAction {
 }
 
 /// The names `run` is inserted before when no subcommand is given.
-const SUBCOMMANDS: &[&str] = &["run", "list", "plugins", "timings", "merge", "help"];
+pub const SUBCOMMANDS: &[&str] = &["run", "list", "plugins", "timings", "merge", "help"];
 
 impl Cli {
     /// Parses `cargo paratest ...` and `cargo-paratest ...` alike; `run` is the default.
@@ -136,6 +136,10 @@ pub struct SelectArgs {
     /// Run ignored tests too.
     #[arg(long)]
     pub include_ignored: bool,
+
+    /// Leave out tests whose name contains PATTERN (equals it, with --exact); repeatable.
+    #[arg(long, value_name = "PATTERN")]
+    pub skip: Vec<String>,
 
     /// Plugin that discovers and runs tests [default: cargo where a Cargo.toml is found].
     #[arg(long, value_name = "NAME")]
@@ -292,7 +296,13 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub output: Option<PathBuf>,
 
-    /// Arguments passed to every test process.
+    /// What an empty selection does [default: fail, exit 4; a shard of a non-empty suite warns].
+    #[arg(long, value_name = "ACTION")]
+    pub no_tests: Option<NoTests>,
+
+    /// Arguments for the test framework; for Cargo, `--skip`, `--ignored`,
+    /// `--include-ignored`, `--exact` and free filters select tests as in
+    /// `cargo test`, the rest goes to every test process.
     #[arg(last = true, value_name = "TEST-ARGS")]
     pub test_args: Vec<String>,
 }
@@ -309,6 +319,10 @@ pub struct ListArgs {
     /// Number of workers the plan assumes [default: available parallelism].
     #[arg(short = 'j', long, visible_short_alias = 'w', value_name = "N")]
     pub workers: Option<usize>,
+
+    /// Arguments for the test framework, as after `run --`: they select tests the same way.
+    #[arg(last = true, value_name = "TEST-ARGS")]
+    pub test_args: Vec<String>,
 }
 
 impl SelectArgs {
@@ -397,6 +411,7 @@ impl RunArgs {
             fail_fast: self.fail_fast.then_some(true),
             flaky_result: self.flaky_result,
             workspace_reset: self.workspace_reset,
+            no_tests: self.no_tests,
             ..self.select.profile()
         }
     }

@@ -48,6 +48,18 @@ pub enum MessageFormat {
     Json,
 }
 
+/// What a run whose selection is empty does (`--no-tests`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum NoTests {
+    /// Exit 4, "no tests to run" (nextest's code).
+    Fail,
+    /// A warning, exit 0.
+    Warn,
+    /// Exit 0.
+    Pass,
+}
+
 /// Which tests marked ignored take part.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum IgnoredMode {
@@ -137,6 +149,7 @@ pub struct Profile {
     pub flaky_result: Option<FlakyResult>,
     pub workspace_reset: Option<WorkspaceReset>,
     pub message_format: Option<MessageFormat>,
+    pub no_tests: Option<NoTests>,
 }
 
 /// Every key a profile accepts; also the `PARATEST_<KEY>` variables read.
@@ -163,6 +176,7 @@ pub const PROFILE_KEYS: &[&str] = &[
     "flaky-result",
     "workspace-reset",
     "message-format",
+    "no-tests",
 ];
 
 /// Variables cargo-paratest itself sets for tests. Inside a test (`PARATEST=1`)
@@ -204,6 +218,7 @@ impl Profile {
             flaky_result,
             workspace_reset,
             message_format,
+            no_tests,
         )
     }
 

@@ -12,6 +12,8 @@ pub mod exit {
     pub const USAGE: i32 = 2;
     /// The run could not happen: build failed, `--setup` failed, no workspace.
     pub const CANNOT_RUN: i32 = 3;
+    /// The selection is empty: no tests to run (see `--no-tests`).
+    pub const NO_TESTS: i32 = 4;
     /// Interrupted by Ctrl-C or SIGTERM.
     pub const INTERRUPTED: i32 = 130;
 }

@@ -215,8 +215,8 @@ fn a_project_without_tests_is_not_a_crash() {
         .paratest()
         .args(["--plugin", "pytest"])
         .run()
-        .expect(0);
-    assert!(run.stderr().contains("no test"), "{}", run.stderr());
+        .expect(4);
+    assert!(run.stderr().contains("no tests to run"), "{}", run.stderr());
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::process::Command;
 use cargo_metadata::{Artifact, Message, TargetKind};
 use rayon::prelude::*;
 
-use super::{DiscoverContext, Plugin, Registration};
+use super::{DiscoverContext, Finished, Plugin, Registration, Verdict};
 use crate::config::{CargoOptions, IgnoredMode};
 use crate::error::{Error, Kind, Result};
 use crate::model::{EnvValue, Invocation, TestCase};
@@ -35,13 +35,28 @@ impl Plugin for CargoPlugin {
         let binaries = build(ctx)?;
         let listed: Vec<Result<Vec<TestCase>>> = binaries
             .par_iter()
-            .map(|binary| list_tests(binary, ctx))
+            .map(|(binary, env)| list_tests(binary, env, ctx))
             .collect();
         let mut tests = Vec::new();
         for result in listed {
             tests.extend(result?);
         }
         Ok(tests)
+    }
+
+    /// Passed only when libtest says it ran this one test and it passed: a
+    /// process that ran no test (or others) is an error, never a pass.
+    fn judge(&self, tests: &[&TestCase], finished: &Finished<'_>) -> Vec<Verdict> {
+        let stdout = crate::libtest::read_log(finished.stdout_path);
+        let stderr = crate::libtest::read_log(finished.stderr_path);
+        tests
+            .iter()
+            .map(|test| {
+                let (status, message) =
+                    crate::libtest::judge(&test.name, finished.status, &stdout, &stderr);
+                Verdict::new(status, (!message.is_empty()).then_some(message))
+            })
+            .collect()
     }
 }
 
@@ -55,18 +70,26 @@ struct TestBinary {
     package_version: String,
     /// The package directory, relative to the source when it is inside it.
     package_dir: PathBuf,
+    /// Cargo's package id, to find the package's metadata and binaries.
+    package_id: String,
+    /// The crate's name (`CARGO_CRATE_NAME`): the target's, `-` made `_`.
+    crate_name: String,
+    /// An integration test or a bench: cargo gives it `CARGO_TARGET_TMPDIR`.
+    integration: bool,
 }
 
+/// Lines of the build's first errors kept in the message of a failed build
+/// (and so in the JUnit `<error>` of the run).
+const BUILD_ERROR_LINES: usize = 20;
+
 /// Runs `cargo test --no-run` with the user's Cargo options and returns the test binaries.
-fn build(ctx: &DiscoverContext<'_>) -> Result<Vec<TestBinary>> {
+fn build(ctx: &DiscoverContext<'_>) -> Result<Vec<(TestBinary, PackageEnv)>> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(&cargo);
+    // Plain `json`: the compiler's messages come on stdout, rendered, so
+    // that a failed build can name its first errors.
     command
-        .args([
-            "test",
-            "--no-run",
-            "--message-format=json-render-diagnostics",
-        ])
+        .args(["test", "--no-run", "--message-format=json"])
         .args(cargo_args(ctx.cargo))
         .current_dir(ctx.source);
     let output = ctx
@@ -79,25 +102,208 @@ fn build(ctx: &DiscoverContext<'_>) -> Result<Vec<TestBinary>> {
                 e,
             )
         })?;
-    if !output.status.success() {
-        eprint!("{}", String::from_utf8_lossy(&output.stderr));
-        return Err(Error::cannot_run(format!(
-            "`cargo test --no-run` failed ({}): the tests could not be built",
-            output.status
-        )));
-    }
     let mut binaries = Vec::new();
+    let mut bins: Vec<(String, String, PathBuf)> = Vec::new();
+    let mut diagnostics = String::new();
+    let mut errors: Vec<String> = Vec::new();
     for message in Message::parse_stream(output.stdout.as_slice()) {
         let message = message
             .map_err(|e| Error::with_cause(Kind::CannotRun, "cannot read cargo's output", e))?;
-        if let Message::CompilerArtifact(artifact) = message
-            && let Some(binary) = test_binary(&artifact, ctx.source)
-        {
-            binaries.push(binary);
+        match message {
+            Message::CompilerArtifact(artifact) => {
+                if let Some(path) = package_binary(&artifact) {
+                    bins.push((
+                        artifact.package_id.repr.clone(),
+                        artifact.target.name.clone(),
+                        path,
+                    ));
+                }
+                binaries.extend(test_binary(&artifact, ctx.source));
+            }
+            Message::CompilerMessage(compiler) => {
+                let Some(rendered) = compiler.message.rendered.as_deref() else {
+                    continue;
+                };
+                // A lib fails twice (as itself and as its unit-test binary): say it once.
+                if diagnostics.contains(rendered) {
+                    continue;
+                }
+                diagnostics.push_str(rendered);
+                if compiler.message.level == cargo_metadata::diagnostic::DiagnosticLevel::Error
+                    && errors.len() < BUILD_ERROR_LINES
+                {
+                    errors.extend(rendered.lines().map(str::to_string));
+                }
+            }
+            _ => {}
         }
     }
+    if !output.status.success() {
+        eprint!("{diagnostics}{}", String::from_utf8_lossy(&output.stderr));
+        // Cargo's own errors (a bad manifest) come on stderr, when it was captured.
+        if errors.is_empty() {
+            errors.extend(
+                String::from_utf8_lossy(&output.stderr)
+                    .lines()
+                    .skip_while(|line| !line.starts_with("error"))
+                    .map(str::to_string),
+            );
+        }
+        errors.truncate(BUILD_ERROR_LINES);
+        let detail = if errors.is_empty() {
+            String::new()
+        } else {
+            format!(":\n{}", errors.join("\n").trim_end())
+        };
+        return Err(Error::cannot_run(format!(
+            "`cargo test --no-run` failed ({}): the tests could not be built{detail}",
+            output.status
+        )));
+    }
+    if ctx.verbose_build {
+        eprint!("{diagnostics}");
+    }
     binaries.sort_by(|a, b| a.id.cmp(&b.id));
-    Ok(binaries)
+    let packages = package_env(ctx, &bins)?;
+    Ok(binaries
+        .into_iter()
+        .map(|binary| {
+            let env = packages
+                .get(&binary.package_id)
+                .cloned()
+                .unwrap_or_default();
+            (binary, env)
+        })
+        .collect())
+}
+
+/// The executable of a package's binary target, built for its integration
+/// tests (`CARGO_BIN_EXE_<name>`).
+fn package_binary(artifact: &Artifact) -> Option<PathBuf> {
+    let is_bin = artifact.target.kind.contains(&TargetKind::Bin);
+    (is_bin && !artifact.profile.test)
+        .then(|| artifact.executable.clone())
+        .flatten()
+        .map(|p| p.into_std_path_buf())
+}
+
+/// `CARGO_PKG_*`, `CARGO_BIN_EXE_*`, `CARGO_TARGET_TMPDIR`'s base and the
+/// rest of what `cargo test` gives every test of a package at run time, by
+/// package id, from `cargo metadata` (its values as the manifest writes them:
+/// `rust-version = "1.70"` stays `1.70`).
+fn package_env(
+    ctx: &DiscoverContext<'_>,
+    bins: &[(String, String, PathBuf)],
+) -> Result<std::collections::HashMap<String, PackageEnv>> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(&cargo);
+    command
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .current_dir(ctx.source);
+    if let Some(path) = &ctx.cargo.manifest_path {
+        command.arg("--manifest-path").arg(path);
+    }
+    let output = ctx
+        .watchdog
+        .capture(command, false)
+        .map_err(|e| Error::with_cause(Kind::CannotRun, "cannot run `cargo metadata`", e))?;
+    if !output.status.success() {
+        return Err(Error::cannot_run(format!(
+            "`cargo metadata` failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim_end()
+        )));
+    }
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .map_err(|e| Error::with_cause(Kind::CannotRun, "cannot read `cargo metadata`", e))?;
+    let target_dir = metadata["target_directory"].as_str().map(PathBuf::from);
+    let cargo_path = cargo_executable(&cargo);
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cargo")));
+    let mut packages = std::collections::HashMap::new();
+    for package in metadata["packages"].as_array().into_iter().flatten() {
+        let Some(id) = package["id"].as_str() else {
+            continue;
+        };
+        let text = |key: &str| package[key].as_str().unwrap_or("").to_string();
+        let version = text("version");
+        let (numbers, pre) = version.split_once('-').unwrap_or((&version, ""));
+        let numbers = numbers.split('+').next().unwrap_or(numbers);
+        let pre = pre.split('+').next().unwrap_or(pre);
+        let mut parts = numbers.split('.');
+        let authors: Vec<&str> = package["authors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.as_str())
+            .collect();
+        let mut vars: Vec<(String, String)> = vec![
+            ("CARGO_PKG_NAME".into(), text("name")),
+            ("CARGO_PKG_VERSION".into(), version.clone()),
+            (
+                "CARGO_PKG_VERSION_MAJOR".into(),
+                parts.next().unwrap_or("").into(),
+            ),
+            (
+                "CARGO_PKG_VERSION_MINOR".into(),
+                parts.next().unwrap_or("").into(),
+            ),
+            (
+                "CARGO_PKG_VERSION_PATCH".into(),
+                parts.next().unwrap_or("").into(),
+            ),
+            ("CARGO_PKG_VERSION_PRE".into(), pre.into()),
+            ("CARGO_PKG_AUTHORS".into(), authors.join(":")),
+            ("CARGO_PKG_DESCRIPTION".into(), text("description")),
+            ("CARGO_PKG_HOMEPAGE".into(), text("homepage")),
+            ("CARGO_PKG_REPOSITORY".into(), text("repository")),
+            ("CARGO_PKG_LICENSE".into(), text("license")),
+            ("CARGO_PKG_LICENSE_FILE".into(), text("license_file")),
+            ("CARGO_PKG_RUST_VERSION".into(), text("rust_version")),
+            ("CARGO_PKG_README".into(), text("readme")),
+            ("CARGO_PRIMARY_PACKAGE".into(), "1".into()),
+        ];
+        if let Some(cargo) = &cargo_path {
+            vars.push(("CARGO".into(), cargo.display().to_string()));
+        }
+        if let Some(home) = &cargo_home {
+            vars.push(("CARGO_HOME".into(), home.display().to_string()));
+        }
+        for (package_id, name, path) in bins {
+            if package_id == id {
+                vars.push((format!("CARGO_BIN_EXE_{name}"), path.display().to_string()));
+            }
+        }
+        packages.insert(
+            id.to_string(),
+            PackageEnv {
+                vars,
+                target_tmpdir: target_dir.as_ref().map(|d| d.join("tmp")),
+            },
+        );
+    }
+    Ok(packages)
+}
+
+/// What every test binary of one package gets from its package.
+#[derive(Debug, Clone, Default)]
+struct PackageEnv {
+    vars: Vec<(String, String)>,
+    target_tmpdir: Option<PathBuf>,
+}
+
+/// The absolute path of the cargo that runs, as `cargo test` gives it in `CARGO`.
+fn cargo_executable(cargo: &std::ffi::OsStr) -> Option<PathBuf> {
+    let path = Path::new(cargo);
+    if path.is_absolute() {
+        return Some(path.to_path_buf());
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(path))
+        .find(|candidate| candidate.is_file())
 }
 
 /// Cargo's own flags for the options the user gave.
@@ -181,6 +387,9 @@ fn test_binary(artifact: &Artifact, source: &Path) -> Option<TestBinary> {
         package_name,
         package_version,
         package_dir,
+        package_id: artifact.package_id.repr.clone(),
+        crate_name: target.name.replace('-', "_"),
+        integration: matches!(kind, TargetKind::Test | TargetKind::Bench),
     })
 }
 
@@ -208,11 +417,15 @@ fn package_name_and_version(repr: &str) -> (String, String) {
 }
 
 /// Lists one binary's tests with `--list --format terse`, ignored ones marked.
-fn list_tests(binary: &TestBinary, ctx: &DiscoverContext<'_>) -> Result<Vec<TestCase>> {
+fn list_tests(
+    binary: &TestBinary,
+    package: &PackageEnv,
+    ctx: &DiscoverContext<'_>,
+) -> Result<Vec<TestCase>> {
     let all = run_list(binary, ctx, false)?;
     let ignored: std::collections::HashSet<String> =
         run_list(binary, ctx, true)?.into_iter().collect();
-    let env = test_env(binary);
+    let env = test_env(binary, package);
     Ok(all
         .into_iter()
         .map(|name| {
@@ -239,8 +452,9 @@ fn list_tests(binary: &TestBinary, ctx: &DiscoverContext<'_>) -> Result<Vec<Test
         .collect())
 }
 
-/// The environment `cargo test` gives a test, with paths pointing into the workspace.
-fn test_env(binary: &TestBinary) -> Vec<(String, EnvValue)> {
+/// The environment `cargo test` gives a test at run time, with paths
+/// pointing into the workspace, plus `PWD` = the working directory.
+fn test_env(binary: &TestBinary, package: &PackageEnv) -> Vec<(String, EnvValue)> {
     let mut env = vec![
         (
             "CARGO_MANIFEST_DIR".to_string(),
@@ -251,18 +465,37 @@ fn test_env(binary: &TestBinary) -> Vec<(String, EnvValue)> {
             EnvValue::InWorkspace(binary.package_dir.join("Cargo.toml")),
         ),
         (
-            "CARGO_PKG_NAME".to_string(),
-            EnvValue::Literal(binary.package_name.clone().into()),
-        ),
-        (
-            "CARGO_PKG_VERSION".to_string(),
-            EnvValue::Literal(binary.package_version.clone().into()),
+            "PWD".to_string(),
+            EnvValue::InWorkspace(binary.package_dir.clone()),
         ),
         (
             "CARGO_CRATE_NAME".to_string(),
-            EnvValue::Literal(binary.package_name.replace('-', "_").into()),
+            EnvValue::Literal(binary.crate_name.clone().into()),
         ),
     ];
+    if package.vars.is_empty() {
+        // No metadata for this package: name and version from its id.
+        for (name, value) in [
+            ("CARGO_PKG_NAME", &binary.package_name),
+            ("CARGO_PKG_VERSION", &binary.package_version),
+        ] {
+            env.push((name.to_string(), EnvValue::Literal(value.into())));
+        }
+    }
+    env.extend(
+        package
+            .vars
+            .iter()
+            .map(|(name, value)| (name.clone(), EnvValue::Literal(value.into()))),
+    );
+    if binary.integration
+        && let Some(dir) = &package.target_tmpdir
+    {
+        env.push((
+            "CARGO_TARGET_TMPDIR".to_string(),
+            EnvValue::Literal(dir.clone().into()),
+        ));
+    }
     // Tests linked against dylibs (or `-C prefer-dynamic`) find them where cargo would.
     if let Some(deps) = binary.executable.parent() {
         let mut paths = vec![deps.to_path_buf()];
@@ -303,11 +536,9 @@ fn run_list(binary: &TestBinary, ctx: &DiscoverContext<'_>, ignored: bool) -> Re
             String::from_utf8_lossy(&output.stderr).trim_end()
         )));
     }
-    Ok(String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| line.strip_suffix(": test"))
-        .map(str::to_string)
-        .collect())
+    Ok(crate::libtest::read_list(&String::from_utf8_lossy(
+        &output.stdout,
+    )))
 }
 
 #[cfg(test)]

@@ -259,11 +259,27 @@ impl Console {
                 outcome.test.id,
                 attempt.number,
                 attempt.worker,
-                attempt.message.as_deref().unwrap_or("failed")
+                // The first line: the whole panic follows below.
+                attempt
+                    .message
+                    .as_deref()
+                    .and_then(|m| m.lines().next())
+                    .unwrap_or("failed")
             );
             eprintln!("{}", self.paint(Style::new().red().bold(), &title));
             if outcome.result == TestResult::Flaky || attempt.number as usize != last {
                 continue;
+            }
+            // The panic first: with RUST_BACKTRACE=1 the tail is all frames.
+            let logs =
+                [&attempt.stderr_path, &attempt.stdout_path].map(|p| crate::libtest::read_log(p));
+            if let Some(panic) =
+                crate::libtest::test_panic(&outcome.test.name, &[&logs[0], &logs[1]])
+            {
+                eprintln!("  panic:");
+                for line in panic.describe().lines() {
+                    eprintln!("    {line}");
+                }
             }
             for (stream, path) in [
                 ("stdout", &attempt.stdout_path),

@@ -43,9 +43,8 @@ pub const TIMEOUT_TYPE: &str = "timeout";
 /// Lines of each stream's tail appended to a stack trace, and their byte cap.
 const TRACE_TAIL_LINES: usize = 30;
 const TRACE_TAIL_BYTES: usize = 4 * 1024;
-/// Cap on the panic messages put in a stack trace (a backtrace can be long).
+/// Cap on the panic messages put in a stack trace.
 const PANIC_BYTES: usize = 16 * 1024;
-const PANIC_LINES: usize = 200;
 
 /// Builds the report for a finished (or interrupted) run.
 ///
@@ -79,6 +78,51 @@ pub fn write_report(
     timestamp: SystemTime,
 ) -> io::Result<()> {
     write_xml(path, &build_report(name, outcomes, timestamp))
+}
+
+/// `type` of the `<error>` of a run that could not happen.
+pub const CANNOT_RUN_TYPE: &str = "cannot run";
+
+/// The report of a run that could not happen (exit 3: the build failed,
+/// `--setup` failed, no workspace could be made): what ran, if anything,
+/// plus one `<testcase name=STAGE>` whose `<error>` names the cause (its first
+/// line as `message`, all of it as text), so that a CI step publishing the
+/// report shows red with the reason instead of an earlier run's report.
+pub fn write_error_report(
+    path: &Path,
+    name: &str,
+    stage: &str,
+    cause: &str,
+    outcomes: &[TestOutcome],
+    timestamp: SystemTime,
+) -> io::Result<()> {
+    let mut report = build_report(name, outcomes, timestamp);
+    let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
+    let cause = xml_safe(cause);
+    status
+        .set_type(CANNOT_RUN_TYPE)
+        .set_message(headline(&cause))
+        .set_description(bound_text(&cause, OUTPUT_LIMIT, "the console"));
+    let mut case = TestCase::new(xml_safe(stage), status);
+    case.set_classname(xml_safe(name));
+    case.set_time(Duration::ZERO);
+    let mut suite = TestSuite::new(xml_safe(name));
+    suite.set_timestamp(to_datetime(timestamp));
+    suite.set_time(Duration::ZERO);
+    suite.add_test_case(case);
+    report.add_test_suite(suite);
+    write_xml(path, &report)
+}
+
+/// The first line of a cause, with the line after it when it ends in `:`
+/// (`the tests could not be built:` + `error[E0308]: mismatched types`).
+fn headline(cause: &str) -> String {
+    let mut lines = cause.lines().filter(|line| !line.trim().is_empty());
+    let first = lines.next().unwrap_or("the run could not happen");
+    match lines.next() {
+        Some(next) if first.ends_with(':') => format!("{first} {}", next.trim()),
+        _ => first.to_string(),
+    }
 }
 
 /// Serializes `report` and drops every attribute the Jenkins xUnit schema
@@ -252,34 +296,17 @@ impl AttemptLogs {
     }
 }
 
-/// The blocks libtest prints when a test panics: from
-/// `thread '...' panicked at` up to the `note: run with RUST_BACKTRACE` hint
-/// (a backtrace, when enabled, is kept up to a cap).
+/// The panics libtest printed (see [`crate::libtest::panics`]), each as
+/// its header and message, capped: what failed, without any backtrace.
 fn panic_messages(output: &str) -> String {
-    let mut panics = String::new();
-    let mut lines_in_block = None;
-    for line in output.lines() {
-        if line.starts_with("thread '") && line.contains("' panicked at") {
-            if !panics.is_empty() {
-                panics.push('\n');
-            }
-            lines_in_block = Some(0);
-        } else if lines_in_block.is_some()
-            && line
-                .to_ascii_lowercase()
-                .starts_with("note: run with `rust_backtrace")
-        {
-            lines_in_block = None;
-        }
-        if let Some(count) = lines_in_block.as_mut() {
-            if *count < PANIC_LINES && panics.len() + line.len() < PANIC_BYTES {
-                panics.push_str(line);
-                panics.push('\n');
-            }
-            *count += 1;
-        }
+    let rendered: Vec<String> = crate::libtest::panics(output)
+        .iter()
+        .map(crate::libtest::Panic::render)
+        .collect();
+    let mut panics = rendered.join("\n");
+    if panics.len() > PANIC_BYTES {
+        panics = bound_text(&panics, PANIC_BYTES, "the log");
     }
-    panics.truncate(panics.trim_end().len());
     panics
 }
 
@@ -476,8 +503,15 @@ fn build_case(name: String, group: &str, outcome: &TestOutcome) -> TestCase {
     };
     let mut case = TestCase::new(name, status);
     case.set_classname(xml_safe(group));
-    if let Some(attempt) = last {
-        case.set_time(attempt.duration);
+    // A test that did not run took no time (a missing `time` reads as NaN).
+    match last {
+        _ if outcome.result == TestResult::Skipped => {
+            case.set_time(Duration::ZERO);
+        }
+        Some(attempt) => {
+            case.set_time(attempt.duration);
+        }
+        None => {}
     }
     if let Some(logs) = output {
         if let Some(stdout) = logs.stdout {
@@ -702,9 +736,10 @@ pub(crate) mod test_support {
         UNIX_EPOCH + Duration::from_secs(T0)
     }
 
+    /// libtest's panic as this toolchain prints it (with the thread id).
     fn panic_text(test: &str, message: &str) -> Vec<u8> {
         format!(
-            "thread '{test}' panicked at src/lib.rs:42:9:\n{message}\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n"
+            "thread '{test}' (4242) panicked at src/lib.rs:42:9:\n{message}\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n"
         )
         .into_bytes()
     }
@@ -906,16 +941,6 @@ mod tests {
     }
 
     #[test]
-    fn panic_message_is_extracted_from_libtest_output() {
-        let stderr = "noise\nthread 'it::works' panicked at tests/it.rs:3:5:\nassertion failed: x\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\nmore noise\n";
-        assert_eq!(
-            panic_messages(stderr),
-            "thread 'it::works' panicked at tests/it.rs:3:5:\nassertion failed: x"
-        );
-        assert_eq!(panic_messages("no panic here\n"), "");
-    }
-
-    #[test]
     fn timeout_message_says_after_how_long() {
         let dir = tempfile::tempdir().unwrap();
         let a = attempt(
@@ -1021,14 +1046,18 @@ mod tests {
                 .detail
                 .as_deref()
                 .unwrap()
-                .starts_with("thread 'tests::always_fails' panicked")
+                .starts_with("thread 'tests::always_fails' (4242) panicked")
         );
         let hangs = case("tests::hangs");
         assert_eq!(hangs.ty.as_deref(), Some(TIMEOUT_TYPE));
         assert_eq!(hangs.message.as_deref(), Some("timed out after 2s"));
         assert_eq!(hangs.reruns.len(), 1);
         assert_eq!(case("tests::ignored_slow").outcome, ReadOutcome::Skipped);
-        assert_eq!(case("tests::ignored_slow").time, None);
+        assert_eq!(
+            case("tests::ignored_slow").time,
+            Some(0.0),
+            "skipped: no time"
+        );
         assert!(
             (lib.time.unwrap() - 2.355).abs() < 1e-9,
             "suite time is the sum"
@@ -1053,7 +1082,7 @@ mod tests {
         let err = garbage.system_err.as_deref().unwrap();
         assert!(err.len() <= OUTPUT_LIMIT);
         assert!(garbage.detail.as_deref().unwrap().starts_with(
-            "thread 'prints_garbage' panicked at src/lib.rs:42:9:\nbad <xml> & ]]> bold"
+            "thread 'prints_garbage' (4242) panicked at src/lib.rs:42:9:\nbad <xml> & ]]> bold"
         ));
     }
 

@@ -207,27 +207,14 @@ fn case_lines(attempt: &crate::model::Attempt) -> Vec<String> {
     lines
 }
 
-/// The lines libtest prints when a test panics, from `thread '...' panicked
-/// at` up to (without) the `note: run with RUST_BACKTRACE` hint, capped.
+/// The panics libtest printed (see [`crate::libtest::panics`]): each
+/// one's header and message, no backtrace, capped.
 fn panic_lines(output: &str) -> Vec<String> {
-    let mut lines = Vec::new();
-    let mut inside = false;
-    for line in output.lines() {
-        if line.starts_with("thread '") && line.contains(" panicked at ") {
-            inside = true;
-        } else if line.starts_with("note: ") || line.starts_with("stack backtrace:") {
-            if inside {
-                break;
-            }
-            continue;
-        }
-        if inside {
-            lines.push(clip(line));
-            if lines.len() == DETAIL_LINES {
-                break;
-            }
-        }
-    }
+    let mut lines: Vec<String> = crate::libtest::panics(output)
+        .iter()
+        .flat_map(|panic| panic.render().lines().map(clip).collect::<Vec<_>>())
+        .collect();
+    lines.truncate(DETAIL_LINES);
     lines
 }
 
