@@ -157,6 +157,11 @@ pub struct SelectArgs {
     #[arg(long, value_name = "PATH")]
     pub timings: Option<PathBuf>,
 
+    /// Where this run writes its updated timings: what it read plus its new samples, always
+    /// written [default: the timings file itself; a shard writes STEM.shard-K-of-N.json beside it].
+    #[arg(long, value_name = "PATH")]
+    pub timings_out: Option<PathBuf>,
+
     /// Only shard K of N (1-based), balanced by expected time; `auto` reads the CI's variables.
     #[arg(long, value_name = "K/N|auto")]
     pub partition: Option<String>,
@@ -343,6 +348,7 @@ impl SelectArgs {
         Profile {
             plugin: self.plugin.clone(),
             timings: self.timings.clone(),
+            timings_out: self.timings_out.clone(),
             partition: self.partition.clone(),
             message_format: self.message_format,
             ..Profile::default()

@@ -130,6 +130,8 @@ pub struct Profile {
     pub slow_timeout: Option<HumanDuration>,
     pub partition: Option<String>,
     pub timings: Option<PathBuf>,
+    /// Where the run writes its updated timings (what it read plus its samples).
+    pub timings_out: Option<PathBuf>,
     pub junit: Option<PathBuf>,
     pub output: Option<PathBuf>,
     pub plugin: Option<String>,
@@ -156,6 +158,7 @@ pub const PROFILE_KEYS: &[&str] = &[
     "slow-timeout",
     "partition",
     "timings",
+    "timings-out",
     "junit",
     "output",
     "plugin",
@@ -197,6 +200,7 @@ impl Profile {
             slow_timeout,
             partition,
             timings,
+            timings_out,
             junit,
             output,
             plugin,
@@ -213,6 +217,7 @@ impl Profile {
         for path in [
             &mut self.workspace_root,
             &mut self.timings,
+            &mut self.timings_out,
             &mut self.junit,
             &mut self.output,
         ]
