@@ -52,6 +52,12 @@ fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// One simulation at a time: each one already runs three shards of two
+/// workers at once, and the second pipeline's balance is judged on
+/// durations measured by the first, which a machine loaded four times over
+/// makes noisier than any CI machine.
+static ONE_SIMULATION: Mutex<()> = Mutex::new(());
+
 /// One job as it ran.
 struct Job {
     name: String,
@@ -454,6 +460,7 @@ fn shard_files(dir: &Path, shard: usize) -> (PathBuf, PathBuf) {
 
 #[test]
 fn gitlab_ci_two_pipelines() {
+    let _alone = ONE_SIMULATION.lock().unwrap_or_else(|e| e.into_inner());
     let sim = Sim::new();
     let config = load_yaml("ci/gitlab-ci.yml");
     let first = gitlab_pipeline(&sim, &config, 1);
@@ -666,6 +673,7 @@ fn circle_steps(config: &Yaml, steps: &Yaml) -> Vec<(String, Yaml)> {
 
 #[test]
 fn circleci_two_pipelines() {
+    let _alone = ONE_SIMULATION.lock().unwrap_or_else(|e| e.into_inner());
     let sim = Sim::new();
     let config = load_yaml("ci/circleci.yml");
     let cache = CircleCache::default();
@@ -764,6 +772,7 @@ fn buildkite_build(sim: &Sim, config: &Yaml, number: usize) -> Pipeline {
 
 #[test]
 fn buildkite_two_builds() {
+    let _alone = ONE_SIMULATION.lock().unwrap_or_else(|e| e.into_inner());
     let sim = Sim::new();
     let config = load_yaml("ci/buildkite.yml");
     let first = buildkite_build(&sim, &config, 1);
@@ -895,6 +904,7 @@ fn jenkins_two_builds() {
         );
     }
 
+    let _alone = ONE_SIMULATION.lock().unwrap_or_else(|e| e.into_inner());
     let sim = Sim::new();
     let first = jenkins_build(&sim, 1);
     let second = jenkins_build(&sim, 2);
@@ -1049,6 +1059,10 @@ fn check_two_pipelines(ci: &str, first: &Pipeline, second: &Pipeline) {
         .collect();
     let mean = loads.iter().sum::<f64>() / loads.len() as f64;
     let max = loads.iter().copied().fold(0.0, f64::max);
+    eprintln!(
+        "{ci}: second pipeline's shards expected {loads:.3?} s, max/mean {:.3}",
+        max / mean
+    );
     assert!(
         max / mean <= 1.05,
         "{ci}: the second pipeline's shards are unbalanced: {loads:?} (max/mean {:.3})",
