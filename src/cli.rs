@@ -157,11 +157,6 @@ pub struct SelectArgs {
     #[arg(long, value_name = "PATH")]
     pub timings: Option<PathBuf>,
 
-    /// Where this run writes its updated timings: what it read plus its new samples, always
-    /// written [default: the timings file itself; a shard writes STEM.shard-K-of-N.json beside it].
-    #[arg(long, value_name = "PATH")]
-    pub timings_out: Option<PathBuf>,
-
     /// Only shard K of N (1-based), balanced by expected time; `auto` reads the CI's variables.
     #[arg(long, value_name = "K/N|auto")]
     pub partition: Option<String>,
@@ -289,6 +284,11 @@ pub struct RunArgs {
     #[arg(long)]
     pub fail_fast: bool,
 
+    /// Where this run writes its updated timings: what it read plus its new samples, always
+    /// written [default: the timings file itself; a shard writes STEM.shard-K-of-N.json beside it].
+    #[arg(long, value_name = "PATH")]
+    pub timings_out: Option<PathBuf>,
+
     /// JUnit XML report [default: .paratest/junit.xml in the source].
     #[arg(long, value_name = "PATH")]
     pub junit: Option<PathBuf>,
@@ -348,7 +348,6 @@ impl SelectArgs {
         Profile {
             plugin: self.plugin.clone(),
             timings: self.timings.clone(),
-            timings_out: self.timings_out.clone(),
             partition: self.partition.clone(),
             message_format: self.message_format,
             ..Profile::default()
@@ -399,6 +398,7 @@ impl RunArgs {
             timeout: self.timeout,
             slow_timeout: self.slow_timeout,
             junit: self.junit.clone(),
+            timings_out: self.timings_out.clone(),
             output: self.output.clone(),
             fail_fast: self.fail_fast.then_some(true),
             flaky_result: self.flaky_result,
