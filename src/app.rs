@@ -680,23 +680,33 @@ fn run_teardown(
     }
 }
 
-/// Saves what the run learnt. Unpartitioned, the samples go into the
-/// timings file under its lock. A shard never writes the file the split was
+/// Saves what the run learnt. With `--timings-out PATH` the run always
+/// writes PATH: what it read plus its own samples (the one contract the CI
+/// set-ups rely on: a shard's file is where it was told, on a first pipeline
+/// too). Without it, an unpartitioned run adds its samples to the timings
+/// file under its lock, and a shard never writes the file the split was
 /// computed from (a later shard on the same machine would compute another
-/// split and run tests twice): it writes `STEM.shard-K-of-N.json` beside it,
-/// holding what it read plus its own samples, for `timings merge`.
+/// split and run tests twice): it writes `STEM.shard-K-of-N.json` beside it.
 /// Returns the file written, if any.
 fn save_timings(
     path: &Path,
+    out: Option<&Path>,
     read: &Timings,
     partition: Option<Partition>,
     samples: &[(String, Duration)],
 ) -> std::result::Result<Option<PathBuf>, String> {
+    if let Some(out) = out.filter(|out| *out != path) {
+        let mut updated = read.clone();
+        updated.add(samples, unix_now());
+        return updated.save_to(out).map(|()| Some(out.to_path_buf()));
+    }
     if samples.is_empty() {
         return Ok(None);
     }
-    let Some(partition) = partition else {
-        return Timings::record(path, samples).map(|()| Some(path.to_path_buf()));
+    // `--timings-out` naming the file read: the user's choice, under the lock.
+    let partition = match partition {
+        Some(partition) if out.is_none() => partition,
+        _ => return Timings::record(path, samples).map(|()| Some(path.to_path_buf())),
     };
     let stem = path
         .file_stem()
@@ -977,7 +987,13 @@ fn run_tests(
         files.push(("Workspaces", workspace_root.clone()));
     }
     let samples = timing_samples(&outcomes);
-    let timings_written = match save_timings(timings_path, &timings, partition, &samples) {
+    let timings_written = match save_timings(
+        timings_path,
+        settings.timings_out.as_deref(),
+        &timings,
+        partition,
+        &samples,
+    ) {
         Ok(path) => path,
         Err(e) => {
             warn(format, Some(&console), &format!("timings not saved: {e}"));

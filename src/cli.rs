@@ -288,6 +288,11 @@ pub struct RunArgs {
     #[arg(long)]
     pub fail_fast: bool,
 
+    /// Where this run writes its updated timings: what it read plus its new samples, always
+    /// written [default: the timings file itself; a shard writes STEM.shard-K-of-N.json beside it].
+    #[arg(long, value_name = "PATH")]
+    pub timings_out: Option<PathBuf>,
+
     /// JUnit XML report [default: .paratest/junit.xml in the source].
     #[arg(long, value_name = "PATH")]
     pub junit: Option<PathBuf>,
@@ -407,6 +412,7 @@ impl RunArgs {
             timeout: self.timeout,
             slow_timeout: self.slow_timeout,
             junit: self.junit.clone(),
+            timings_out: self.timings_out.clone(),
             output: self.output.clone(),
             fail_fast: self.fail_fast.then_some(true),
             flaky_result: self.flaky_result,

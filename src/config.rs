@@ -142,6 +142,8 @@ pub struct Profile {
     pub slow_timeout: Option<HumanDuration>,
     pub partition: Option<String>,
     pub timings: Option<PathBuf>,
+    /// Where the run writes its updated timings (what it read plus its samples).
+    pub timings_out: Option<PathBuf>,
     pub junit: Option<PathBuf>,
     pub output: Option<PathBuf>,
     pub plugin: Option<String>,
@@ -169,6 +171,7 @@ pub const PROFILE_KEYS: &[&str] = &[
     "slow-timeout",
     "partition",
     "timings",
+    "timings-out",
     "junit",
     "output",
     "plugin",
@@ -211,6 +214,7 @@ impl Profile {
             slow_timeout,
             partition,
             timings,
+            timings_out,
             junit,
             output,
             plugin,
@@ -228,6 +232,7 @@ impl Profile {
         for path in [
             &mut self.workspace_root,
             &mut self.timings,
+            &mut self.timings_out,
             &mut self.junit,
             &mut self.output,
         ]

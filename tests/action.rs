@@ -76,6 +76,11 @@ impl Action {
         self
     }
 
+    fn env_remove(mut self, name: &str) -> Action {
+        self.command.env_remove(name);
+        self
+    }
+
     fn run(mut self) -> Finished {
         let output = self.command.output().expect("cannot run bash");
         Finished {
@@ -301,4 +306,196 @@ fn a_usage_error_exits_2_without_counts() {
         .input("ARGS", "--retries 'one")
         .run()
         .expect(2);
+}
+
+/// `action-run install` builds with stable whatever the caller's
+/// `rust-toolchain.toml` pins (here nightly, which is not the toolchain the
+/// action installs with), from outside the caller's directory. `cargo` is a
+/// stand-in that records what the real rustup proxy would build with (a
+/// real `cargo install` takes minutes); `rustc` is the real one.
+#[test]
+fn install_ignores_the_callers_rust_toolchain_file() {
+    let rustup = Command::new("rustup").arg("--version").output();
+    if rustup.is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "rustup is required under CI"
+        );
+        eprintln!("note: no rustup; toolchain check skipped");
+        return;
+    }
+    let project = Project::copy("basic");
+    let workspace = project.path.parent().unwrap().to_path_buf();
+    std::fs::write(
+        workspace.join("rust-toolchain.toml"),
+        "[toolchain]\nchannel = \"nightly\"\n",
+    )
+    .unwrap();
+    let shims = tempfile::tempdir().unwrap();
+    let record = shims.path().join("record");
+    let shim = shims.path().join("cargo");
+    std::fs::write(
+        &shim,
+        "#!/bin/sh\n{ echo \"cwd=$(pwd)\"; echo \"args=$*\"; echo \"rustc=$(rustc --version 2>&1)\"; } >\"$SHIM_RECORD\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&shim, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = std::env::join_paths(std::iter::once(shims.path().to_path_buf()).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .unwrap();
+    let stable = Command::new("rustc")
+        .arg("--version")
+        .env("RUSTUP_TOOLCHAIN", "stable")
+        .output()
+        .unwrap();
+    let stable = String::from_utf8_lossy(&stable.stdout).trim().to_owned();
+
+    Action::new(&project, "install")
+        .env("PATH", path.to_str().unwrap())
+        .env("SHIM_RECORD", record.to_str().unwrap())
+        .env("RUSTUP_AUTO_INSTALL", "0")
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .run()
+        .expect(0);
+    let recorded: BTreeMap<String, String> = std::fs::read_to_string(&record)
+        .unwrap()
+        .lines()
+        .filter_map(|line| line.split_once('='))
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .collect();
+    assert_eq!(recorded["rustc"], stable, "{recorded:#?}");
+    assert!(
+        !Path::new(&recorded["cwd"]).starts_with(&workspace),
+        "cargo install ran in the caller's directory: {recorded:#?}"
+    );
+    assert_eq!(
+        recorded["args"],
+        format!(
+            "install --locked --force --path {}",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    );
+}
+
+/// The binary cache is restored, and saved in a step of its own right after
+/// the install whatever the tests do (`always()`): a red run no longer makes
+/// the next job build cargo-paratest from source.
+#[test]
+fn action_saves_the_binary_cache_even_when_the_tests_fail() {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("action.yml")).unwrap();
+    let action = yaml_rust2::YamlLoader::load_from_str(&text)
+        .unwrap()
+        .remove(0);
+    let steps = action["runs"]["steps"].as_vec().unwrap();
+    let field = |step: &yaml_rust2::Yaml, key: &str| step[key].as_str().unwrap_or("").to_owned();
+    let position = |wanted: &dyn Fn(&yaml_rust2::Yaml) -> bool| {
+        steps
+            .iter()
+            .position(wanted)
+            .unwrap_or_else(|| panic!("no such step in action.yml"))
+    };
+    let bin = "${{ steps.prepare.outputs.bin }}";
+    assert!(
+        !steps
+            .iter()
+            .any(|step| field(step, "uses").starts_with("actions/cache@")),
+        "actions/cache saves only when the job succeeds"
+    );
+    let restore = position(&|step| {
+        field(step, "uses").starts_with("actions/cache/restore@")
+            && field(&step["with"], "path") == bin
+    });
+    let install = position(&|step| field(step, "id") == "install");
+    let save = position(&|step| {
+        field(step, "uses").starts_with("actions/cache/save@")
+            && field(&step["with"], "path") == bin
+    });
+    let run = position(&|step| field(step, "id") == "run");
+    assert!(
+        restore < install && install < save && save < run,
+        "{restore} {install} {save} {run}"
+    );
+    assert_eq!(field(&steps[restore], "id"), "bin-cache");
+    assert!(field(&steps[install], "if").contains("steps.bin-cache.outputs.cache-hit != 'true'"));
+    let save_if = field(&steps[save], "if");
+    assert!(save_if.contains("always()"), "{save_if}");
+    assert!(
+        save_if.contains("steps.install.outcome == 'success'"),
+        "{save_if}"
+    );
+    assert_eq!(
+        field(&steps[save]["with"], "key"),
+        "${{ steps.bin-cache.outputs.cache-primary-key }}"
+    );
+}
+
+/// `rust-version` is declared, allowed by the edition (2024: 1.85) and no
+/// lower than what any dependency that gets built declares.
+#[test]
+fn rust_version_is_declared_and_covers_the_dependencies() {
+    let output = Command::new(env!("CARGO"))
+        .args(["metadata", "--format-version", "1", "--locked", "--offline"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    // `1.91` is `1.91.0`.
+    let version = |text: &str| -> Vec<u64> {
+        let mut parts: Vec<u64> = text.split('.').map(|n| n.parse().unwrap()).collect();
+        parts.resize(3, 0);
+        parts
+    };
+    let packages: BTreeMap<&str, &serde_json::Value> = metadata["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["id"].as_str().unwrap(), p))
+        .collect();
+    let root = metadata["resolve"]["root"].as_str().unwrap();
+    let ours = packages[root]["rust_version"]
+        .as_str()
+        .expect("Cargo.toml declares no rust-version");
+    assert!(
+        version(ours) >= vec![1, 85, 0],
+        "edition 2024 needs 1.85, not {ours}"
+    );
+    // Normal and build dependencies, transitively: what `cargo install` builds.
+    let nodes: BTreeMap<&str, &serde_json::Value> = metadata["resolve"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["id"].as_str().unwrap(), n))
+        .collect();
+    let (mut seen, mut todo) = (std::collections::BTreeSet::new(), vec![root]);
+    while let Some(id) = todo.pop() {
+        if !seen.insert(id) {
+            continue;
+        }
+        for dep in nodes[id]["deps"].as_array().unwrap() {
+            let built = dep["dep_kinds"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|kind| kind["kind"].is_null() || kind["kind"] == "build");
+            if built {
+                todo.push(dep["pkg"].as_str().unwrap());
+            }
+        }
+    }
+    for id in seen {
+        if let Some(theirs) = packages[id]["rust_version"].as_str() {
+            assert!(
+                version(theirs) <= version(ours),
+                "{} needs Rust {theirs}, more than our rust-version {ours}",
+                packages[id]["name"]
+            );
+        }
+    }
 }

@@ -88,7 +88,8 @@ pub fn event(tests: &[TestCase], event: &Event) {
 /// The files a run wrote, for `run-finished`.
 pub struct Written<'a> {
     pub junit: Option<&'a std::path::Path>,
-    /// The timings file (a shard's own `*.shard-K-of-N.json` when partitioned).
+    /// The timings file written (`--timings-out`, else a shard's own
+    /// `*.shard-K-of-N.json` when partitioned).
     pub timings: Option<&'a std::path::Path>,
 }
 

@@ -22,11 +22,12 @@
 //!   and timings start working again without a manual `timings clear`.
 //! - **unreadable** (permissions, a directory): ignored, and not written.
 //!
-//! Writers take an exclusive lock on a sibling `timings.json.lock` (left in
-//! place: removing a lock file races with the next locker), re-read the file
-//! under the lock, and replace it by renaming a temp file from the same
-//! directory, so concurrent runs lose no samples and readers never see half
-//! a file.
+//! Writers take an exclusive lock on a sibling `timings.json.lock`, re-read
+//! the file under the lock, and replace it by renaming a temp file from the
+//! same directory, so concurrent runs lose no samples and readers never see
+//! half a file. The lock file is removed before it is unlocked (a locker
+//! that then finds another file, or none, under the name tries again), so
+//! none is left behind in a directory a CI job uploads.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -488,28 +489,44 @@ fn read_for_update(path: &Path) -> Result<Timings, String> {
 fn with_lock<T>(path: &Path, update: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
     prepare_directory(path)?;
     let lock_path = with_suffix(path, ".lock");
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|error| {
-            format!(
-                "cannot write timings: cannot open lock file {}: {error}",
-                lock_path.display()
-            )
-        })?;
-    fs4::FileExt::lock(&lock).map_err(|error| {
-        format!(
-            "cannot write timings: cannot lock {}: {error}",
-            lock_path.display()
-        )
-    })?;
+    let lock = acquire_lock(&lock_path)?;
     let result = update();
+    // Removed while still held, so that no lock file is left in a directory
+    // that a CI job uploads as an artifact; a waiter that had opened it
+    // notices in `acquire_lock` and locks a fresh one.
+    let _ = fs::remove_file(&lock_path);
     // Closing the file releases the lock too; this only makes the end of
     // the critical section visible.
     let _ = fs4::FileExt::unlock(&lock);
     result
+}
+
+/// Opens and locks `lock_path`, until the file locked is the one the path
+/// still names: the holder before us removed it before unlocking.
+fn acquire_lock(lock_path: &Path) -> Result<fs::File, String> {
+    use std::os::unix::fs::MetadataExt;
+    let failed = |what: &str, error: io::Error| {
+        format!(
+            "cannot write timings: cannot {what} lock file {}: {error}",
+            lock_path.display()
+        )
+    };
+    loop {
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(lock_path)
+            .map_err(|error| failed("open", error))?;
+        fs4::FileExt::lock(&lock).map_err(|error| failed("lock", error))?;
+        let held = lock.metadata().map_err(|error| failed("inspect", error))?;
+        match fs::metadata(lock_path) {
+            Ok(named) if (named.dev(), named.ino()) == (held.dev(), held.ino()) => return Ok(lock),
+            Ok(_) => {}
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(error) => return Err(failed("inspect", error)),
+        }
+    }
 }
 
 /// Creates the store's directory, and keeps `.paratest/` out of git without
@@ -973,7 +990,11 @@ mod tests {
         assert_eq!(timings.len(), 4 * WRITES + 1);
         assert_eq!(timings.samples("shared").len(), MAX_SAMPLES);
         assert!(!with_suffix(&path, ".corrupt").exists());
-        // Only the store, its lock and the .gitignore: no temp file left behind.
-        assert_eq!(fs::read_dir(path.parent().unwrap()).unwrap().count(), 3);
+        // Only the store and the .gitignore: no temp file, no lock file left behind.
+        let left: Vec<_> = fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert_eq!(left.len(), 2, "{left:?}");
     }
 }
