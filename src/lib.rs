@@ -20,5 +20,6 @@ pub mod plugin;
 pub mod process;
 pub mod report;
 pub mod runner;
+pub mod runs;
 pub mod schedule;
 pub mod workspace;
