@@ -504,9 +504,8 @@ pub fn hook_log_path(output: &Path, hook: &str, worker: Option<usize>) -> PathBu
         Some(worker) => format!("{hook}.w{worker}.log"),
         None => format!("{hook}.log"),
     };
-    let path = output.join("hooks").join(name);
-    crate::runs::record(&path);
-    path
+    // A user's own `hooks/setup.log` in an `--output` directory is never replaced.
+    crate::runs::claim(output.join("hooks").join(name), true)
 }
 
 /// Where an attempt's output goes: one file per stream, named after the test

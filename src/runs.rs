@@ -303,19 +303,38 @@ struct Manifest {
 /// Lists `path` in the active manifest before it is written, if it lies in
 /// the explicit `--output` directory. Called by whatever names a log file.
 pub fn record(path: &Path) {
+    claim(path.to_path_buf(), false);
+}
+
+/// The path to write a log at: `path`, unless it lies in the explicit
+/// `--output` directory and a file no run listed (a user's) is there; then
+/// the first free `PATH.1`, `PATH.2`, ... when `dodge` (else the user's
+/// file would be replaced). Listed in the manifest before it is returned.
+pub fn claim(path: PathBuf, dodge: bool) -> PathBuf {
     let mut active = ACTIVE.lock().unwrap_or_else(|e| e.into_inner());
     let Some(manifest) = active.as_mut() else {
-        return;
+        return path;
     };
-    let Ok(relative) = path.strip_prefix(&manifest.dir) else {
-        return;
-    };
-    if let Some(line) = relative.to_str()
-        && !line.contains('\n')
-        && manifest.listed.insert(relative.to_path_buf())
-    {
-        let _ = writeln!(manifest.file, "{line}");
+    let mut candidate = path.clone();
+    for n in 1.. {
+        let Ok(relative) = candidate.strip_prefix(&manifest.dir) else {
+            return candidate;
+        };
+        if manifest.listed.contains(relative) {
+            return candidate;
+        }
+        if !dodge || fs::symlink_metadata(&candidate).is_err() {
+            if let Some(line) = relative.to_str().filter(|l| !l.contains('\n')) {
+                let _ = writeln!(manifest.file, "{line}");
+            }
+            manifest.listed.insert(relative.to_path_buf());
+            return candidate;
+        }
+        let mut name = path.clone().into_os_string();
+        name.push(format!(".{n}"));
+        candidate = PathBuf::from(name);
     }
+    unreachable!("an unbounded loop returns")
 }
 
 fn start_manifest(dir: &Path) -> io::Result<()> {

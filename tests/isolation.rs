@@ -292,14 +292,36 @@ fn an_output_directory_loses_only_the_files_runs_wrote_there() {
     };
     project
         .paratest()
-        .args(["-j", "1", "tests/a.sh", "--output"])
+        .args([
+            "-j",
+            "1",
+            "tests/a.sh",
+            "--setup",
+            "echo our setup",
+            "--output",
+        ])
         .arg_path(&out)
         .run()
         .expect(0);
     assert!(!logs_of("a").is_empty(), "no log of a in {}", out.display());
+    let hook_logs: Vec<String> = std::fs::read_dir(out.join("hooks"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert!(
+        hook_logs.iter().any(|text| text.contains("our setup")),
+        "the setup hook's log is missing: {hook_logs:?}"
+    );
     project
         .paratest()
-        .args(["-j", "1", "tests/b.sh", "--output"])
+        .args([
+            "-j",
+            "1",
+            "tests/b.sh",
+            "--setup",
+            "echo our setup",
+            "--output",
+        ])
         .arg_path(&out)
         .run()
         .expect(0);

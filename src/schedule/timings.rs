@@ -21,7 +21,8 @@
 //!   and then starts a fresh file. The bytes survive for a human to look at,
 //!   and timings start working again without a manual `timings clear`.
 //! - **not a timings file** (no `{"format_version"` in it: a user's notes
-//!   given as `--timings` by mistake): ignored, and a run or `timings`
+//!   given as `--timings` by mistake; anything in a `.paratest/` directory
+//!   counts as ours, so corrupt at worst): ignored, and a run or `timings`
 //!   command that would write it is refused (exit 2) unless
 //!   `--overwrite-timings` asks for it to be replaced.
 //! - **unreadable** (permissions, a directory, a FIFO or device, over
@@ -465,9 +466,19 @@ fn read(path: &Path) -> Result<Timings, LoadProblem> {
         Err(error) => return Err(LoadProblem::Unreadable(error.to_string())),
     };
     parse(&text).map_err(|problem| match problem {
-        LoadProblem::Corrupt(reason) if !looks_like_timings(&text) => LoadProblem::Foreign(reason),
+        LoadProblem::Corrupt(reason) if !looks_like_timings(&text) && !in_our_directory(path) => {
+            LoadProblem::Foreign(reason)
+        }
         other => other,
     })
+}
+
+/// Whether `path` lies in a `.paratest/` directory, which only this tool
+/// writes: whatever is there is ours, damaged at worst.
+fn in_our_directory(path: &Path) -> bool {
+    directory_of(path)
+        .file_name()
+        .is_some_and(|name| name == ".paratest")
 }
 
 /// The biggest timings file read: far above what 100,000 tests need.
