@@ -615,3 +615,44 @@ fn control_characters_in_test_ids_are_escaped_on_the_terminal() {
         assert!(text.contains("red\\u{1b}[31mx\\u{7}.sh"), "{what}: {text}");
     }
 }
+
+#[test]
+fn old_runs_are_pruned_to_a_bound_and_logs_links_to_the_latest() {
+    let project = Project::copy("isolation-suite");
+    let probe = project.scratch("probe");
+    for run in 0..13 {
+        project
+            .paratest()
+            .args(["-j", "1", "tests/a.sh"])
+            .env("PROBE_DIR", &probe)
+            .env("MARK", format!("r{run}"))
+            .run()
+            .expect(0);
+    }
+    let runs = project.path.join(".paratest/runs");
+    let kept = std::fs::read_dir(&runs).unwrap().count();
+    assert_eq!(kept, 10, "{kept} run directories in {}", runs.display());
+    let last = PathBuf::from(&read_env(&probe.join("a.r12.env"))["OUTPUT"]);
+    assert_eq!(
+        project.path.join(".paratest/logs").canonicalize().unwrap(),
+        last
+    );
+    assert!(last.exists(), "the latest run's logs were pruned");
+}
+
+#[test]
+fn an_output_inside_the_source_is_left_out_of_workspaces_and_said_so() {
+    let project = Project::copy("isolation-suite");
+    let run = project
+        .paratest()
+        .args(["-j", "2", "--output", "logs-here", "--setup-workspace"])
+        .args(["test ! -e logs-here || { echo 'logs-here was copied'; exit 1; }"])
+        .run()
+        .expect(0);
+    assert!(
+        run.stderr().contains("logs-here") && run.stderr().contains("inside the source"),
+        "{}",
+        run.stderr()
+    );
+    assert!(project.path.join("logs-here/.paratest-manifest").exists());
+}
