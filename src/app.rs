@@ -608,6 +608,7 @@ fn run(args: &RunArgs) -> Result<i32> {
         run_id: &run_id,
         output: settings.output.as_deref(),
         root: settings.workspace_root.as_deref(),
+        keep_workspaces: settings.keep_workspaces.unwrap_or(false),
     })?;
     let output = dirs.output.clone();
     if settings.output.is_some() && crate::runs::resolved(&output).starts_with(&source) {
@@ -670,7 +671,7 @@ fn run(args: &RunArgs) -> Result<i32> {
         wall,
     );
     run_teardown(&watchdog, &hooks, &context, services, format);
-    dirs.finish(settings.keep_workspaces.unwrap_or(false));
+    // `dirs` goes last: the run's temp directory, a fresh root, the locks.
     result
 }
 

@@ -18,6 +18,7 @@
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
@@ -46,6 +47,7 @@ pub struct RunDirs {
     /// The workspace root (`--workspace-root`, or a fresh temp directory).
     pub root: PathBuf,
     fresh_root: bool,
+    keep_workspaces: bool,
     _locks: Vec<File>,
 }
 
@@ -57,6 +59,8 @@ pub struct Request<'a> {
     pub output: Option<&'a Path>,
     /// `--workspace-root`, absolute.
     pub root: Option<&'a Path>,
+    /// `--keep-workspaces`: a fresh root outlives the run.
+    pub keep_workspaces: bool,
 }
 
 impl RunDirs {
@@ -131,15 +135,18 @@ impl RunDirs {
             output,
             root,
             fresh_root,
+            keep_workspaces: request.keep_workspaces,
             _locks: locks,
         })
     }
+}
 
-    /// The end of the run: the run's temp directory goes, and a fresh root
-    /// too unless the workspaces are kept. The locks go when `self` does.
-    pub fn finish(&self, keep_workspaces: bool) {
+impl Drop for RunDirs {
+    /// The end of the run, however it ends: the run's temp directory goes,
+    /// and a fresh root too unless the workspaces are kept; then the locks.
+    fn drop(&mut self) {
         let _ = fs::remove_dir_all(crate::workspace::temp_dir(&self.root, None));
-        if self.fresh_root && !keep_workspaces {
+        if self.fresh_root && !self.keep_workspaces {
             let _ = fs::remove_dir_all(&self.root);
         }
         let _ = fs::remove_file(self.run_dir.join(ROOT_RECORD));
@@ -258,7 +265,7 @@ fn prune(runs: &Path, own: &str) {
             continue;
         };
         if let Ok(root) = fs::read(path.join(ROOT_RECORD)) {
-            let root = PathBuf::from(String::from_utf8_lossy(&root).into_owned());
+            let root = PathBuf::from(std::ffi::OsString::from_vec(root));
             if remove_dead_root(&root) {
                 let _ = fs::remove_file(path.join(ROOT_RECORD));
             }
