@@ -656,3 +656,23 @@ fn an_output_inside_the_source_is_left_out_of_workspaces_and_said_so() {
     );
     assert!(project.path.join("logs-here/.paratest-manifest").exists());
 }
+
+#[test]
+fn a_run_that_ends_early_still_removes_its_temp_dirs_and_fresh_root() {
+    let project = Project::copy("isolation-suite");
+    let probe = project.scratch("probe");
+    project
+        .paratest()
+        .args(["-j", "1", "--setup"])
+        .args([r#"echo "$TMPDIR" > "$PROBE_DIR/setup"; exit 1"#])
+        .env("PROBE_DIR", &probe)
+        .run()
+        .expect(3);
+    let temp = PathBuf::from(std::fs::read_to_string(probe.join("setup")).unwrap().trim());
+    let root = temp.parent().unwrap();
+    assert!(
+        temp.is_absolute() && !root.exists(),
+        "{} is left after a failed --setup",
+        root.display()
+    );
+}
