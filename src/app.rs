@@ -11,8 +11,8 @@ use crate::cli::{
     TimingsArgs,
 };
 use crate::config::{
-    CONFIG_FILE, FlakyResult, Hooks, Isolation, MessageFormat, NoTests, Profile, ProjectConfig,
-    WorkspaceReset,
+    CONFIG_FILE, FlakyResult, Hooks, Isolation, MessageFormat, NoTests, Origin, Profile,
+    ProjectConfig, WorkspaceReset,
 };
 use crate::error::{Error, Result, exit};
 use crate::events::Event;
@@ -97,14 +97,16 @@ fn timings_command(args: &TimingsArgs) -> Result<i32> {
                 } else {
                     writeln!(
                         stdout,
-                        "{:>9}  {samples} samples  {id}",
-                        crate::report::seconds(*expected)
+                        "{:>9}  {samples} samples  {}",
+                        crate::report::seconds(*expected),
+                        crate::report::console::printable(id)
                     )
                 };
             }
             eprintln!("{} tests in {}", rows.len(), path.display());
         }
         TimingsAction::Merge { inputs, output } => {
+            Timings::check_replaceable(output, args.overwrite_timings).map_err(fail)?;
             let mut loaded = Vec::new();
             for input in inputs {
                 let (timings, warning) = Timings::load(input);
@@ -131,6 +133,7 @@ fn timings_command(args: &TimingsArgs) -> Result<i32> {
         TimingsAction::Import { reports, output } => {
             let imported = import_timings(reports)?;
             let target = output.as_deref().unwrap_or(&path);
+            Timings::check_replaceable(target, args.overwrite_timings).map_err(fail)?;
             let result = if output.is_some() {
                 imported.clone()
             } else {
@@ -149,6 +152,7 @@ fn timings_command(args: &TimingsArgs) -> Result<i32> {
             );
         }
         TimingsAction::Clear => {
+            Timings::check_replaceable(&path, args.overwrite_timings).map_err(fail)?;
             Timings::clear(&path).map_err(fail)?;
             eprintln!("cleared {}", path.display());
         }
@@ -162,6 +166,7 @@ fn merge_reports(args: &MergeArgs) -> Result<i32> {
     use crate::report::{junit, junit_read};
     let mut reports = Vec::new();
     for path in &args.inputs {
+        check_input_file(path)?;
         let report = junit_read::read_report(path).map_err(|e| Error::usage(e.to_string()))?;
         reports.push((path.clone(), report));
     }
@@ -184,6 +189,36 @@ fn merge_reports(args: &MergeArgs) -> Result<i32> {
     Ok(exit::OK)
 }
 
+/// The biggest report `merge` and `timings import` read (they hold it in memory).
+const MAX_REPORT_SIZE: u64 = 512 << 20;
+
+/// A report to read must be a regular file of a bounded size: a FIFO would
+/// block and a device never ends. Checked before the file is opened.
+fn check_input_file(path: &Path) -> Result<()> {
+    let metadata = std::fs::metadata(path).map_err(|e| {
+        Error::with_cause(
+            crate::error::Kind::Usage,
+            format!("cannot read {}", path.display()),
+            e,
+        )
+    })?;
+    if !metadata.is_file() {
+        return Err(Error::usage(format!(
+            "cannot read {}: not a regular file (a FIFO, a device or a directory); give the path of a report file",
+            path.display()
+        )));
+    }
+    if metadata.len() > MAX_REPORT_SIZE {
+        return Err(Error::usage(format!(
+            "cannot read {}: it is {} MiB, over the limit of {} MiB for one report",
+            path.display(),
+            metadata.len() >> 20,
+            MAX_REPORT_SIZE >> 20
+        )));
+    }
+    Ok(())
+}
+
 /// Timings from JUnit reports: passing testcases only, as in a run. A
 /// testcase's id is `SUITE NAME` (Cargo tests in our reports and nextest's:
 /// suite = binary id); a pytest testcase (it has a `file` attribute, or its
@@ -196,6 +231,7 @@ fn import_timings(reports: &[PathBuf]) -> Result<Timings> {
     let now = unix_now();
     let mut durations: Vec<(String, Duration, u64)> = Vec::new();
     for path in reports {
+        check_input_file(path)?;
         let report = junit_read::read_report(path).map_err(|e| Error::usage(e.to_string()))?;
         let mut files: std::collections::BTreeMap<String, Duration> =
             std::collections::BTreeMap::new();
@@ -256,10 +292,15 @@ fn prepare(select: &SelectArgs, cli_layer: Profile) -> Result<Prepared> {
     let source = find_source(select, &cwd)?;
     let project = ProjectConfig::load(&source)?;
     let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
-    let settings = cli_layer
-        .resolve_paths(&cwd)
-        .overlay(Profile::from_env(|name| std::env::var(name).ok(), &cwd)?)
-        .overlay(project.profile(select.profile.as_deref(), ci)?);
+    let cli_layer = cli_layer.resolve_paths(&cwd);
+    cli_layer.validate(Origin::CommandLine)?;
+    let env_layer = Profile::from_env(|name| std::env::var(name).ok(), &cwd)?;
+    env_layer.validate(Origin::Environment)?;
+    let file_layer = project.profile(select.profile.as_deref(), ci)?;
+    if let Some(path) = &project.path {
+        file_layer.validate(Origin::File(path))?;
+    }
+    let settings = cli_layer.overlay(env_layer).overlay(file_layer);
     let plugin = plugin::select(settings.plugin.as_deref(), &source, &project.plugins)?;
     Ok(Prepared {
         source,
@@ -324,12 +365,29 @@ fn ensure_paratest_dir(source: &Path) {
     }
 }
 
+/// What workspaces and discovery leave out of the source besides the
+/// fixed names: the log directory and a `--target-dir` inside it.
+fn excluded_paths(output: Option<&Path>, select: &SelectArgs) -> Vec<PathBuf> {
+    output
+        .map(Path::to_path_buf)
+        .into_iter()
+        .chain(
+            select
+                .cargo
+                .target_dir
+                .iter()
+                .map(|d| std::path::absolute(d).unwrap_or_else(|_| d.clone())),
+        )
+        .collect()
+}
+
 fn discover(
     prepared: &Prepared,
     select: &SelectArgs,
     selection: &Selection,
     verbose_build: bool,
     watchdog: &Watchdog,
+    excluded: &[PathBuf],
 ) -> Result<Vec<TestCase>> {
     let mut cargo = select.cargo.options();
     if prepared.plugin.name() == "cargo" && select.source.is_none() {
@@ -346,6 +404,11 @@ fn discover(
         verbose_build,
         patterns: &select.test_pattern,
         watchdog,
+        excluded,
+        discovery_timeout: prepared
+            .settings
+            .discovery_timeout
+            .map_or(crate::config::DEFAULT_DISCOVERY_TIMEOUT, |t| t.0),
     };
     let mut tests = prepared.plugin.discover(&ctx)?;
     tests.retain(|test| selection.matches(test));
@@ -439,7 +502,15 @@ fn list(args: &ListArgs) -> Result<i32> {
     let watchdog = Watchdog::start();
     handle_interrupts(&watchdog);
     let selection = selection(&prepared, &args.select, &args.test_args)?;
-    let tests = discover(&prepared, &args.select, &selection, false, &watchdog)?;
+    let excluded = excluded_paths(prepared.settings.output.as_deref(), &args.select);
+    let tests = discover(
+        &prepared,
+        &args.select,
+        &selection,
+        false,
+        &watchdog,
+        &excluded,
+    )?;
     let timings = load_timings(&timings_path(&prepared), format);
     let partition = partition(&prepared.settings)?;
     let shard = schedule::select(&tests, &timings, partition, |t| selection.skipped(t));
@@ -470,14 +541,14 @@ fn list(args: &ListArgs) -> Result<i32> {
                 "w{:<3} {:>9}  {}",
                 plan.worker_of[position],
                 crate::report::seconds(expected),
-                test.id
+                crate::report::console::printable(&test.id)
             );
         } else {
             let _ = writeln!(
                 stdout,
                 "{:>9}  {}",
                 crate::report::seconds(expected),
-                test.id
+                crate::report::console::printable(&test.id)
             );
         }
     }
@@ -563,19 +634,50 @@ fn run(args: &RunArgs) -> Result<i32> {
         cannot_run_report(&junit_path, "usage", &e.to_string(), format);
         return Err(e);
     }
-    ensure_paratest_dir(&source);
-    let output = settings
-        .output
-        .clone()
-        .unwrap_or_else(|| paratest_dir(&source).join("logs"));
     let timings_path = timings_path(&prepared);
-    crate::runner::clear_logs(&output);
+    let run_id = run_id();
+    let opened = Timings::check_replaceable(&timings_path, args.overwrite_timings)
+        .map_err(Error::usage)
+        .and_then(|()| {
+            ensure_paratest_dir(&source);
+            crate::runs::RunDirs::open(&crate::runs::Request {
+                source: &source,
+                run_id: &run_id,
+                output: settings.output.as_deref(),
+                root: settings.workspace_root.as_deref(),
+                keep_workspaces: settings.keep_workspaces.unwrap_or(false),
+            })
+        });
+    let dirs = match opened {
+        Ok(dirs) => dirs,
+        Err(e) => {
+            let stage = if e.exit_code() == exit::USAGE {
+                "usage"
+            } else {
+                "workspaces"
+            };
+            cannot_run_report(&junit_path, stage, &e.to_string(), format);
+            return Err(e);
+        }
+    };
+    let output = dirs.output.clone();
+    if settings.output.is_some() && crate::runs::resolved(&output).starts_with(&source) {
+        warn(
+            format,
+            None,
+            &format!(
+                "--output {} is inside the source: it is left out of the workspace copies and of test discovery",
+                output.display()
+            ),
+        );
+    }
     let context = RunContext {
-        run_id: run_id(),
+        run_id,
         source: source.clone(),
         output: output.clone(),
         workers,
         partition: partition.map(|p| p.to_string()),
+        temp_root: dirs.root.clone(),
     };
 
     // --setup runs before discovery; --teardown runs whatever happens after
@@ -630,6 +732,7 @@ fn run(args: &RunArgs) -> Result<i32> {
         };
         cannot_run_report(&junit_path, stage, &e.to_string(), format);
     }
+    // `dirs` goes last: the run's temp directory, a fresh root, the locks.
     result
 }
 
@@ -797,12 +900,14 @@ fn run_tests(
     let format = settings.message_format.unwrap_or(MessageFormat::Human);
     let interactive_build = format == MessageFormat::Human;
     let selection = selection(prepared, &args.select, &args.test_args)?;
+    let excluded = excluded_paths(Some(&context.output), &args.select);
     let tests = match discover(
         prepared,
         &args.select,
         &selection,
         interactive_build,
         watchdog,
+        &excluded,
     ) {
         Err(_) if watchdog.is_interrupted() => {
             cannot_run_report(
@@ -856,28 +961,7 @@ fn run_tests(
         }
     }
 
-    let workspace_root = match &settings.workspace_root {
-        Some(root) => root.clone(),
-        None => tempfile::Builder::new()
-            .prefix("paratest-")
-            .tempdir()
-            .map_err(|e| {
-                Error::with_cause(
-                    crate::error::Kind::CannotRun,
-                    "cannot create the workspace root",
-                    e,
-                )
-            })?
-            .keep(),
-    };
-    let mut excluded = vec![context.output.clone()];
-    excluded.extend(
-        args.select
-            .cargo
-            .target_dir
-            .iter()
-            .map(|d| std::path::absolute(d).unwrap_or_else(|_| d.clone())),
-    );
+    let workspace_root = context.temp_root.clone();
     let layout = Layout {
         isolation: settings.isolation.unwrap_or(Isolation::Copy),
         source: prepared.source.clone(),
@@ -927,9 +1011,6 @@ fn run_tests(
         stats
     });
     let makespan = run_started.elapsed();
-    if !runner.keep_workspaces && settings.workspace_root.is_none() {
-        let _ = std::fs::remove_dir_all(&workspace_root);
-    }
 
     let interrupted = watchdog.is_interrupted();
     let outcomes = collector.outcomes();

@@ -61,6 +61,10 @@ pub struct TimingsArgs {
     /// The source whose timings file is meant [default: the Cargo workspace root, else the current directory].
     #[arg(long, value_name = "DIR", global = true)]
     pub source: Option<PathBuf>,
+
+    /// Replace or clear a file that is not a timings file (refused otherwise).
+    #[arg(long, global = true)]
+    pub overwrite_timings: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -169,6 +173,10 @@ pub struct SelectArgs {
     #[arg(long, value_name = "FORMAT")]
     pub message_format: Option<MessageFormat>,
 
+    /// Time limit of a plugin's discovery (pytest collection, an external plugin's `discover`) [default: 10m].
+    #[arg(long, value_name = "DURATION")]
+    pub discovery_timeout: Option<HumanDuration>,
+
     #[command(flatten)]
     pub cargo: CargoArgs,
 }
@@ -230,7 +238,13 @@ pub struct RunArgs {
     pub select: SelectArgs,
 
     /// Number of workers = number of workspaces [default: available parallelism].
-    #[arg(short = 'j', long, visible_short_alias = 'w', value_name = "N")]
+    #[arg(
+        short = 'j',
+        long,
+        visible_short_alias = 'w',
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
     pub workers: Option<usize>,
 
     /// How each workspace is made [default: copy].
@@ -265,7 +279,12 @@ pub struct RunArgs {
     pub teardown: Option<String>,
 
     /// Extra attempts for a failing test [default: 0].
-    #[arg(long, visible_alias = "retry", value_name = "N")]
+    #[arg(
+        long,
+        visible_alias = "retry",
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
     pub retries: Option<u32>,
 
     /// Whether a flaky test fails the run [default: pass].
@@ -297,13 +316,17 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH")]
     pub junit: Option<PathBuf>,
 
-    /// Directory for per-test logs [default: .paratest/logs/ in the source].
+    /// Directory for per-test logs [default: .paratest/runs/RUN-ID/ in the source, linked from .paratest/logs].
     #[arg(long, value_name = "DIR")]
     pub output: Option<PathBuf>,
 
     /// What an empty selection does [default: fail, exit 4; a shard of a non-empty suite warns].
     #[arg(long, value_name = "ACTION")]
     pub no_tests: Option<NoTests>,
+
+    /// Replace a `--timings` file that is not a timings file (refused otherwise).
+    #[arg(long)]
+    pub overwrite_timings: bool,
 
     /// Arguments for the test framework; for Cargo, `--skip`, `--ignored`,
     /// `--include-ignored`, `--exact` and free filters select tests as in
@@ -322,7 +345,13 @@ pub struct ListArgs {
     pub plan: bool,
 
     /// Number of workers the plan assumes [default: available parallelism].
-    #[arg(short = 'j', long, visible_short_alias = 'w', value_name = "N")]
+    #[arg(
+        short = 'j',
+        long,
+        visible_short_alias = 'w',
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
     pub workers: Option<usize>,
 
     /// Arguments for the test framework, as after `run --`: they select tests the same way.
@@ -364,6 +393,7 @@ impl SelectArgs {
             timings: self.timings.clone(),
             partition: self.partition.clone(),
             message_format: self.message_format,
+            discovery_timeout: self.discovery_timeout,
             ..Profile::default()
         }
     }

@@ -152,6 +152,7 @@ pub struct Profile {
     pub workspace_reset: Option<WorkspaceReset>,
     pub message_format: Option<MessageFormat>,
     pub no_tests: Option<NoTests>,
+    pub discovery_timeout: Option<HumanDuration>,
 }
 
 /// Every key a profile accepts; also the `PARATEST_<KEY>` variables read.
@@ -180,6 +181,7 @@ pub const PROFILE_KEYS: &[&str] = &[
     "workspace-reset",
     "message-format",
     "no-tests",
+    "discovery-timeout",
 ];
 
 /// Variables cargo-paratest itself sets for tests. Inside a test (`PARATEST=1`)
@@ -223,6 +225,7 @@ impl Profile {
             workspace_reset,
             message_format,
             no_tests,
+            discovery_timeout,
         )
     }
 
@@ -273,6 +276,92 @@ impl Profile {
             )
         })?;
         Ok(profile.resolve_paths(cwd))
+    }
+}
+
+/// Where a layer of settings came from, so that an error names the option
+/// the way the user wrote it.
+#[derive(Debug, Clone, Copy)]
+pub enum Origin<'a> {
+    CommandLine,
+    Environment,
+    /// `paratest.toml` at this path.
+    File(&'a Path),
+}
+
+impl Origin<'_> {
+    /// `--workers`, `PARATEST_WORKERS` or `` `workers` in /s/paratest.toml ``.
+    pub fn name(&self, key: &str) -> String {
+        match self {
+            Origin::CommandLine => format!("--{key}"),
+            Origin::Environment => format!("PARATEST_{}", key.to_uppercase().replace('-', "_")),
+            Origin::File(path) => format!("`{key}` in {}", path.display()),
+        }
+    }
+}
+
+/// The most workers (and workspaces) one run may have.
+pub const MAX_WORKERS: usize = 1024;
+/// The most extra attempts a failing test may get.
+pub const MAX_RETRIES: u32 = 100;
+/// The longest time limit any setting takes (a week): longer is a typo, and
+/// far longer overflows the clock.
+pub const MAX_TIME_LIMIT: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How long a plugin's discovery may take unless `discovery-timeout` says otherwise.
+pub const DEFAULT_DISCOVERY_TIMEOUT: Duration = Duration::from_secs(600);
+
+impl Profile {
+    /// Checks every value of this layer against its valid range; the error
+    /// names the option as `origin` spells it, the range and the value.
+    pub fn validate(&self, origin: Origin<'_>) -> Result<()> {
+        let out_of_range = |key: &str, range: &str, got: &dyn std::fmt::Display| {
+            Error::usage(format!(
+                "invalid {}: must be {range}; got {got}",
+                origin.name(key)
+            ))
+        };
+        if let Some(workers) = self.workers
+            && !(1..=MAX_WORKERS).contains(&workers)
+        {
+            return Err(out_of_range(
+                "workers",
+                &format!("between 1 and {MAX_WORKERS}"),
+                &workers,
+            ));
+        }
+        if let Some(retries) = self.retries
+            && retries > MAX_RETRIES
+        {
+            return Err(out_of_range(
+                "retries",
+                &format!("between 0 and {MAX_RETRIES}"),
+                &retries,
+            ));
+        }
+        for (key, value) in [
+            ("timeout", self.timeout),
+            ("slow-timeout", self.slow_timeout),
+            ("discovery-timeout", self.discovery_timeout),
+        ] {
+            if let Some(HumanDuration(duration)) = value
+                && (duration.is_zero() || duration > MAX_TIME_LIMIT)
+            {
+                return Err(out_of_range(
+                    key,
+                    "more than 0s and at most 7days (one week)",
+                    &humantime::format_duration(duration),
+                ));
+            }
+        }
+        if let Some(text) = self.partition.as_deref()
+            && text != "auto"
+        {
+            text.parse::<crate::schedule::partition::Partition>()
+                .map_err(|why| {
+                    Error::usage(format!("invalid {}: {why}", origin.name("partition")))
+                })?;
+        }
+        Ok(())
     }
 }
 

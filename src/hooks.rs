@@ -16,6 +16,9 @@ pub struct RunContext {
     pub output: PathBuf,
     pub workers: usize,
     pub partition: Option<String>,
+    /// The workspace root: it holds each worker's private temp directory
+    /// ([`crate::workspace::temp_dir`]) and the run hooks' own.
+    pub temp_root: PathBuf,
 }
 
 /// Where a command runs: the run itself, a worker's workspace, or one test attempt in it.
@@ -66,6 +69,11 @@ impl<'a> Scope<'a> {
         if let Some((worker, workspace)) = self.worker {
             env.push(("PARATEST_WORKER", worker.to_string().into()));
             env.push(("PARATEST_WORKSPACE", workspace.into()));
+        }
+        // Tests that share the system temp directory collide across workers.
+        let temp = crate::workspace::temp_dir(&run.temp_root, self.worker.map(|(n, _)| n));
+        for name in ["TMPDIR", "TMP", "TEMP", "PARATEST_TMPDIR"] {
+            env.push((name, temp.clone().into()));
         }
         if let Some((id, attempt)) = self.test {
             env.push(("PARATEST_TEST", id.into()));
@@ -237,6 +245,7 @@ mod tests {
             output: "/out".into(),
             workers: 3,
             partition: None,
+            temp_root: "/ws".into(),
         }
     }
 

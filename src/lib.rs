@@ -21,6 +21,7 @@ pub mod plugin;
 pub mod process;
 pub mod report;
 pub mod runner;
+pub mod runs;
 pub mod schedule;
 pub mod selection;
 pub mod workspace;

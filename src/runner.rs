@@ -264,9 +264,12 @@ impl Runner<'_> {
         if let Some(group) = services.take() {
             crate::process::stop_group(group);
         }
-        if !self.keep_workspaces
-            && let Err(e) = self.layout.remove(worker)
-        {
+        let removed = if self.keep_workspaces {
+            self.layout.remove_temp(worker)
+        } else {
+            self.layout.remove(worker)
+        };
+        if let Err(e) = removed {
             problems.push(format!("worker {worker}: cannot remove its workspace: {e}"));
         }
         if problems.is_empty() {
@@ -501,60 +504,20 @@ pub fn hook_log_path(output: &Path, hook: &str, worker: Option<usize>) -> PathBu
         Some(worker) => format!("{hook}.w{worker}.log"),
         None => format!("{hook}.log"),
     };
-    output.join("hooks").join(name)
-}
-
-/// Removes the logs of a previous run from `output`: only files named the
-/// way this module names them, since `--output` may be any directory.
-pub fn clear_logs(output: &Path) {
-    let ours = |dir: &Path, is_ours: fn(&str) -> bool| {
-        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            if entry.file_name().to_str().is_some_and(is_ours) {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
-    };
-    ours(output, is_attempt_log);
-    ours(&output.join("hooks"), |name| {
-        let stem = name.strip_suffix(".log").unwrap_or("");
-        let hook = stem
-            .split_once(".w")
-            .filter(|(_, n)| n.parse::<usize>().is_ok())
-            .map_or(stem, |(hook, _)| hook);
-        [
-            "setup",
-            "setup-workspace",
-            "test",
-            "teardown-workspace",
-            "teardown",
-        ]
-        .contains(&hook)
-    });
-}
-
-/// `SAFE-ID-HHHHHHHH.N.stdout|stderr|report`, as [`log_paths`] names them.
-fn is_attempt_log(name: &str) -> bool {
-    let Some((rest, extension)) = name.rsplit_once('.') else {
-        return false;
-    };
-    let Some((stem, attempt)) = rest.rsplit_once('.') else {
-        return false;
-    };
-    let hash = stem.rsplit_once('-').map_or("", |(_, hash)| hash);
-    ["stdout", "stderr", "report"].contains(&extension)
-        && attempt.parse::<u32>().is_ok()
-        && hash.len() == 8
-        && hash.bytes().all(|b| b.is_ascii_hexdigit())
+    // A user's own `hooks/setup.log` in an `--output` directory is never replaced.
+    crate::runs::claim(output.join("hooks").join(name), true)
 }
 
 /// Where an attempt's output goes: one file per stream, named after the test
 /// id made safe for any filesystem.
 pub fn log_paths(output: &Path, id: &str, attempt: u32) -> (PathBuf, PathBuf) {
     let stem = format!("{}.{attempt}", safe_file_name(id));
-    (
-        output.join(format!("{stem}.stdout")),
-        output.join(format!("{stem}.stderr")),
-    )
+    let [stdout, stderr, report] =
+        ["stdout", "stderr", "report"].map(|stream| output.join(format!("{stem}.{stream}")));
+    for path in [&stdout, &stderr, &report] {
+        crate::runs::record(path);
+    }
+    (stdout, stderr)
 }
 
 /// A file name for a test id: safe characters kept, the rest `_`, long ids
@@ -689,31 +652,6 @@ impl Queue {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn clearing_logs_removes_only_our_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let (stdout, stderr) = log_paths(dir.path(), "crate::it tests::a", 2);
-        let hook = hook_log_path(dir.path(), "setup-workspace", Some(3));
-        let theirs = [
-            "notes.stdout",
-            "hooks/pre-commit",
-            "hooks/x.log",
-            "a.1.stdout",
-        ];
-        std::fs::create_dir_all(dir.path().join("hooks")).unwrap();
-        for path in [&stdout, &stderr, &hook] {
-            std::fs::write(path, "").unwrap();
-        }
-        for name in theirs {
-            std::fs::write(dir.path().join(name), "").unwrap();
-        }
-        clear_logs(dir.path());
-        assert!(!stdout.exists() && !stderr.exists() && !hook.exists());
-        for name in theirs {
-            assert!(dir.path().join(name).exists(), "{name} was deleted");
-        }
-    }
 
     #[test]
     fn safe_file_names_are_distinct_and_tame() {

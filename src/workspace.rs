@@ -18,6 +18,9 @@ pub const CACHE_TAG: &str = "CACHEDIR.TAG";
 /// Top-level entries of the source never copied into a workspace.
 pub const NEVER_COPIED: &[&str] = &["target", ".paratest", ".git"];
 
+/// Entries left out at any depth: version control and Python's byte code.
+const NEVER_COPIED_ANYWHERE: &[&str] = &[".git", "__pycache__"];
+
 /// How the workspaces of a run are made.
 #[derive(Debug, Clone)]
 pub struct Layout {
@@ -26,8 +29,18 @@ pub struct Layout {
     /// The directory holding one subdirectory per workspace.
     pub root: PathBuf,
     /// Absolute paths inside the source that are not copied either (a target
-    /// directory elsewhere in the tree, the workspace root itself).
+    /// directory elsewhere in the tree, the log directory).
     pub excluded: Vec<PathBuf>,
+}
+
+/// The private temp directory of worker `worker` (`None`: of the run's own
+/// hooks, `--setup` and `--teardown`) under a workspace root: `ROOT/.wN.tmp`,
+/// `ROOT/.run.tmp`. Tests and hooks get it as `TMPDIR`, `TMP`, `TEMP`.
+pub fn temp_dir(root: &Path, worker: Option<usize>) -> PathBuf {
+    match worker {
+        Some(worker) => root.join(format!(".w{worker}.tmp")),
+        None => root.join(".run.tmp"),
+    }
 }
 
 impl Layout {
@@ -39,16 +52,14 @@ impl Layout {
         }
     }
 
-    /// Makes worker `worker`'s workspace, replacing one a previous run left
-    /// there. A directory there that this tool did not make (no marker
-    /// beside it), or one holding the source, is never deleted: that is an
-    /// error instead.
+    /// Makes worker `worker`'s workspace and its empty temp directory,
+    /// replacing those a previous run left there. A directory there that
+    /// this tool did not make (no marker beside it), or one holding the
+    /// source, is never deleted: that is an error instead.
     pub fn create(&self, worker: usize) -> io::Result<PathBuf> {
         let path = self.path(worker);
-        if self.isolation == Isolation::None {
-            return Ok(path);
-        }
-        if self.source.starts_with(&path) {
+        let copied = self.isolation != Isolation::None;
+        if copied && self.source.starts_with(&path) {
             return Err(io::Error::other(format!(
                 "{} would hold the source {}; choose another --workspace-root",
                 path.display(),
@@ -56,48 +67,96 @@ impl Layout {
             )));
         }
         self.remove(worker)?;
-        if path.exists() {
-            return Err(io::Error::other(format!(
-                "{} exists and was not made by cargo-paratest; remove it or choose another --workspace-root",
-                path.display()
-            )));
+        let temp = temp_dir(&self.root, Some(worker));
+        for ours in [Some(&path).filter(|_| copied), Some(&temp)]
+            .into_iter()
+            .flatten()
+        {
+            if ours.exists() {
+                return Err(io::Error::other(format!(
+                    "{} exists and was not made by cargo-paratest; remove it or choose another --workspace-root",
+                    ours.display()
+                )));
+            }
         }
         fs::create_dir_all(&self.root)?;
         fs::write(
             self.marker(worker),
-            "made by cargo-paratest; its sibling directory may be deleted\n",
+            "made by cargo-paratest; its sibling directories wN and .wN.tmp may be deleted\n",
         )?;
+        fs::create_dir(&temp)?;
         match self.isolation {
             Isolation::Copy => copy_tree(&self.source, &path, &self.skip_list())?,
-            _ => fs::create_dir_all(&path)?,
+            Isolation::Empty => fs::create_dir_all(&path)?,
+            Isolation::None => {}
         }
         Ok(path)
     }
 
-    /// Deletes a workspace this tool made (never the source, never a
-    /// directory without the marker).
+    /// Deletes a workspace and temp directory this tool made (never the
+    /// source, never a directory without the marker).
     pub fn remove(&self, worker: usize) -> io::Result<()> {
-        if self.isolation == Isolation::None || !self.marker(worker).exists() {
+        if !self.marker(worker).exists() {
             return Ok(());
         }
-        remove_if_present(&self.path(worker))?;
+        if self.isolation != Isolation::None {
+            remove_if_present(&self.path(worker))?;
+        }
+        remove_if_present(&temp_dir(&self.root, Some(worker)))?;
         fs::remove_file(self.marker(worker))
+    }
+
+    /// Empties and removes the worker's temp directory only (a kept workspace stays).
+    pub fn remove_temp(&self, worker: usize) -> io::Result<()> {
+        if !self.marker(worker).exists() {
+            return Ok(());
+        }
+        remove_if_present(&temp_dir(&self.root, Some(worker)))
     }
 
     /// `ROOT/.wN.paratest`: beside the workspace, so tests never see it.
     fn marker(&self, worker: usize) -> PathBuf {
-        self.root.join(format!(".w{worker}.paratest"))
+        marker(&self.root, worker)
     }
 
     fn skip_list(&self) -> Vec<PathBuf> {
-        let mut skip: Vec<PathBuf> = NEVER_COPIED
-            .iter()
-            .map(|name| self.source.join(name))
-            .collect();
-        skip.extend(self.excluded.iter().cloned());
+        let mut skip = self.excluded.clone();
         skip.push(self.root.clone());
         skip
     }
+}
+
+fn marker(root: &Path, worker: usize) -> PathBuf {
+    root.join(format!(".w{worker}.paratest"))
+}
+
+/// Removes what earlier runs left under `root` and marked as theirs (every
+/// `wN` and `.wN.tmp` with a `.wN.paratest` marker beside it, and the run
+/// temp directory). Only called while holding the root's lock, so no live
+/// run owns them. Returns how many workspaces were removed.
+pub fn clear_leftovers(root: &Path) -> io::Result<usize> {
+    let mut removed = 0;
+    let entries = match fs::read_dir(root) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let name = entry?.file_name();
+        let Some(worker) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(".w")?.strip_suffix(".paratest"))
+            .and_then(|n| n.parse::<usize>().ok())
+        else {
+            continue;
+        };
+        remove_if_present(&root.join(format!("w{worker}")))?;
+        remove_if_present(&temp_dir(root, Some(worker)))?;
+        fs::remove_file(marker(root, worker))?;
+        removed += 1;
+    }
+    remove_if_present(&temp_dir(root, None))?;
+    Ok(removed)
 }
 
 fn remove_if_present(path: &Path) -> io::Result<()> {
@@ -105,6 +164,72 @@ fn remove_if_present(path: &Path) -> io::Result<()> {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
     }
+}
+
+/// The one walk of the source, shared by the workspace copy, the command
+/// plugin's discovery and the pytest collection fingerprint, so that all
+/// three see the same files. Calls `visit(relative path, entry, type)` for
+/// every entry a workspace copy holds, in name order within a directory,
+/// and descends into directories (never through a symbolic link). Left
+/// out: `target/`, `.paratest/` and `.git/` at the top, `.git` and
+/// `__pycache__` at any depth, caches (a directory holding `CACHEDIR.TAG`,
+/// such as any Cargo target directory or `.pytest_cache`), and `excluded`
+/// (absolute paths: the log directory, another target directory).
+pub fn walk_source(
+    source: &Path,
+    excluded: &[PathBuf],
+    visit: &mut dyn FnMut(&Path, &fs::DirEntry, fs::FileType) -> io::Result<()>,
+) -> io::Result<()> {
+    walk_dir(source, Path::new(""), excluded, visit)
+}
+
+fn walk_dir(
+    source: &Path,
+    relative: &Path,
+    excluded: &[PathBuf],
+    visit: &mut dyn FnMut(&Path, &fs::DirEntry, fs::FileType) -> io::Result<()>,
+) -> io::Result<()> {
+    let at_top = relative.as_os_str().is_empty();
+    let mut entries = fs::read_dir(source.join(relative))?.collect::<io::Result<Vec<_>>>()?;
+    entries.sort_by_key(|entry| entry.file_name());
+    for entry in entries {
+        let name = entry.file_name();
+        if NEVER_COPIED_ANYWHERE.iter().any(|n| name == *n)
+            || (at_top && NEVER_COPIED.iter().any(|n| name == *n))
+        {
+            continue;
+        }
+        let path = entry.path();
+        if excluded.contains(&path) {
+            continue;
+        }
+        let kind = entry.file_type()?;
+        if kind.is_dir() && path.join(CACHE_TAG).is_file() {
+            continue;
+        }
+        let child = relative.join(&name);
+        visit(&child, &entry, kind)?;
+        if kind.is_dir() {
+            walk_dir(source, &child, excluded, visit)?;
+        }
+    }
+    Ok(())
+}
+
+/// Adds the path, size and modification time of every file the walk sees
+/// to `hasher`: any edit, new or deleted file changes the hash.
+pub fn hash_source(source: &Path, excluded: &[PathBuf], hasher: &mut impl std::hash::Hasher) {
+    use std::hash::Hash;
+    let _ = walk_source(source, excluded, &mut |relative, entry, kind| {
+        if !kind.is_dir()
+            && let Ok(metadata) = entry.metadata()
+        {
+            relative.hash(hasher);
+            metadata.len().hash(hasher);
+            metadata.modified().ok().hash(hasher);
+        }
+        Ok(())
+    });
 }
 
 /// Copying runs on its own pool: the worker threads are busy waiting on tests.
@@ -122,37 +247,25 @@ fn copy_pool() -> &'static rayon::ThreadPool {
     })
 }
 
-/// Copies `from` to `to` (which must not exist): directories and symlinks
-/// first, in one walk, then the files in parallel as copy-on-write reflinks
-/// where the filesystem has them, plain copies elsewhere. Permissions are kept.
-pub fn copy_tree(from: &Path, to: &Path, skip: &[PathBuf]) -> io::Result<()> {
+/// Copies what [`walk_source`] sees of `from` to `to` (which must not
+/// exist): directories and symlinks first, in one walk, then the files in
+/// parallel as copy-on-write reflinks where the filesystem has them, plain
+/// copies elsewhere. Permissions are kept.
+pub fn copy_tree(from: &Path, to: &Path, excluded: &[PathBuf]) -> io::Result<()> {
     let mut files = Vec::new();
     fs::create_dir_all(to)?;
-    let mut pending = vec![PathBuf::new()];
-    while let Some(relative) = pending.pop() {
-        for entry in fs::read_dir(from.join(&relative))? {
-            let entry = entry?;
-            let path = entry.path();
-            if skip.contains(&path) {
-                continue;
-            }
-            let relative = relative.join(entry.file_name());
-            let kind = entry.file_type()?;
-            if kind.is_dir() && path.join(CACHE_TAG).is_file() {
-                // A cache (Cargo's target directory wherever it is, .pytest_cache).
-                continue;
-            } else if kind.is_dir() {
-                fs::create_dir(to.join(&relative))?;
-                fs::set_permissions(to.join(&relative), entry.metadata()?.permissions())?;
-                pending.push(relative);
-            } else if kind.is_symlink() {
-                std::os::unix::fs::symlink(fs::read_link(&path)?, to.join(&relative))?;
-            } else if kind.is_file() {
-                files.push(relative);
-            }
-            // Sockets, FIFOs and devices are not part of a project's files.
+    walk_source(from, excluded, &mut |relative, entry, kind| {
+        if kind.is_dir() {
+            fs::create_dir(to.join(relative))?;
+            fs::set_permissions(to.join(relative), entry.metadata()?.permissions())?;
+        } else if kind.is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(entry.path())?, to.join(relative))?;
+        } else if kind.is_file() {
+            files.push(relative.to_path_buf());
         }
-    }
+        // Sockets, FIFOs and devices are not part of a project's files.
+        Ok(())
+    })?;
     // Probe reflinks on the first file only: where the filesystem lacks them
     // (ext4), a failed attempt per file costs a create and a delete, which
     // made copying 1.5x slower than `cp -r`.

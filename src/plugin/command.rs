@@ -66,9 +66,7 @@ impl Plugin for CommandPlugin {
         }
         let globs = glob_set(&patterns)?;
         let template = settings.command.as_deref().unwrap_or(DEFAULT_COMMAND);
-        let mut files = Vec::new();
-        walk(ctx.source, Path::new(""), &globs, &mut files)?;
-        files
+        walk(ctx.source, ctx.excluded, &globs)?
             .iter()
             .map(|file| test_case(file, template, ctx.test_args))
             .collect()
@@ -107,38 +105,27 @@ fn glob_set(patterns: &[String]) -> Result<GlobSet> {
         .map_err(|e| Error::with_cause(Kind::Usage, "invalid test patterns", e))
 }
 
-/// Collects the matching files under `root/dir` in name order, leaving out
-/// what a workspace copy leaves out (`target/`, `.paratest/`, `.git/` at the
-/// top) and every nested `.git/`. Symbolic links to directories are not followed.
-fn walk(root: &Path, dir: &Path, globs: &GlobSet, files: &mut Vec<PathBuf>) -> Result<()> {
-    let full = root.join(dir);
-    let read_error = |e| {
+/// The matching files among those a workspace copy holds (the one walk of
+/// [`crate::workspace::walk_source`]), in path order. A symbolic link to a
+/// file counts as a file; links to directories are not followed.
+fn walk(root: &Path, excluded: &[PathBuf], globs: &GlobSet) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    crate::workspace::walk_source(root, excluded, &mut |relative, entry, kind| {
+        if (kind.is_file() || (kind.is_symlink() && entry.path().is_file()))
+            && globs.is_match(relative)
+        {
+            files.push(relative.to_path_buf());
+        }
+        Ok(())
+    })
+    .map_err(|e| {
         Error::with_cause(
             Kind::CannotRun,
-            format!("cannot list {} for test files", full.display()),
+            format!("cannot list {} for test files", root.display()),
             e,
         )
-    };
-    let mut entries = std::fs::read_dir(&full)
-        .map_err(read_error)?
-        .collect::<std::io::Result<Vec<_>>>()
-        .map_err(read_error)?;
-    entries.sort_by_key(|entry| entry.file_name());
-    for entry in entries {
-        let name = entry.file_name();
-        let at_top = dir.as_os_str().is_empty();
-        if name == ".git" || (at_top && crate::workspace::NEVER_COPIED.iter().any(|n| name == *n)) {
-            continue;
-        }
-        let relative = dir.join(&name);
-        let file_type = entry.file_type().map_err(read_error)?;
-        if file_type.is_dir() {
-            walk(root, &relative, globs, files)?;
-        } else if (file_type.is_file() || entry.path().is_file()) && globs.is_match(&relative) {
-            files.push(relative);
-        }
-    }
-    Ok(())
+    })?;
+    Ok(files)
 }
 
 /// One file as a test: id = its path, group = its directory, name = its file name.
@@ -255,8 +242,7 @@ mod tests {
             std::fs::write(path, "").unwrap();
         }
         let globs = glob_set(&["**/*.sh".to_string()]).unwrap();
-        let mut files = Vec::new();
-        walk(dir.path(), Path::new(""), &globs, &mut files).unwrap();
+        let files = walk(dir.path(), &[], &globs).unwrap();
         let files: Vec<_> = files.iter().map(|f| f.to_str().unwrap()).collect();
         assert_eq!(files, ["a/b.sh", "a/z.sh", "b.sh"]);
     }

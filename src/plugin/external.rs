@@ -126,23 +126,29 @@ impl Plugin for ExternalPlugin {
             .current_dir(ctx.source)
             .env("PARATEST_SOURCE", ctx.source)
             .env("PARATEST_PLUGIN_SETTINGS", settings);
-        let output = ctx.watchdog.capture(command, false).map_err(|e| {
-            Error::with_cause(
-                Kind::Usage,
-                format!("plugin `{}`: cannot start {}", self.name, self.display()),
-                e,
-            )
-        })?;
-        let stderr = String::from_utf8_lossy(&output.stderr);
+        let output = match super::capture::capture(ctx, command) {
+            Ok(output) => output,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::with_cause(
+                    Kind::Usage,
+                    format!("plugin `{}`: cannot start {}", self.name, self.display()),
+                    e,
+                ));
+            }
+            Err(e) => {
+                return Err(Error::usage(format!(
+                    "plugin `{}`: {} {e}",
+                    self.name,
+                    self.display()
+                )));
+            }
+        };
+        let stderr = super::capture::excerpt(&output.stderr, "    ");
         let fail = |why: String| {
             let mut message = format!("plugin `{}`: {} {why}", self.name, self.display());
             if !stderr.trim().is_empty() {
                 message.push_str("\n  plugin stderr:\n");
-                for line in stderr.trim_end().lines() {
-                    message.push_str("    ");
-                    message.push_str(line);
-                    message.push('\n');
-                }
+                message.push_str(&stderr);
             }
             Error::usage(message.trim_end().to_string())
         };
@@ -170,13 +176,17 @@ fn parse(stdout: &str, plugin: &str, test_args: &[String]) -> Result<Vec<TestCas
         if text.trim().is_empty() {
             continue;
         }
-        let at =
-            |why: String| format!("printed a bad line {number}: {why}\n  line {number}: {text}");
+        let at = |why: String| {
+            format!(
+                "printed a bad line {number}: {why}\n  line {number}: {}",
+                super::capture::excerpt(text.as_bytes(), "").trim_end()
+            )
+        };
         let test = parse_line(text, plugin, test_args).map_err(at)?;
         if let Some(first) = seen.insert(test.id.clone(), number) {
             return Err(at(format!(
                 "duplicate id `{}` (first on line {first})",
-                test.id
+                crate::report::console::printable(&test.id)
             )));
         }
         tests.push(test);

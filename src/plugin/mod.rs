@@ -5,6 +5,7 @@
 //! listed by `cargo paratest plugins` and checked by a test that loops over
 //! [`registered`].
 
+pub mod capture;
 pub mod cargo;
 pub mod command;
 pub mod external;
@@ -38,6 +39,11 @@ pub struct DiscoverContext<'a> {
     /// Runs discovery's own processes ([`Watchdog::capture`]), so that
     /// Ctrl-C or SIGTERM stops a build or a plugin that hangs.
     pub watchdog: &'a crate::process::Watchdog,
+    /// Absolute paths inside the source that workspaces leave out (the log
+    /// directory, a target directory): discovery leaves them out too.
+    pub excluded: &'a [std::path::PathBuf],
+    /// How long a discovery process may run ([`capture::capture`]).
+    pub discovery_timeout: Duration,
 }
 
 /// A finished test process, as a plugin sees it to judge it.

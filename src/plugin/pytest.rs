@@ -199,7 +199,7 @@ fn collect(ctx: &DiscoverContext<'_>, settings: &Settings, python: &str) -> Resu
         .args(["-c", COLLECT, "--collect-only"])
         .args(common_args(settings))
         .current_dir(ctx.source);
-    let output = ctx.watchdog.capture(command, false).map_err(|e| {
+    let output = super::capture::capture(ctx, command).map_err(|e| {
         Error::with_cause(
             Kind::CannotRun,
             format!("cannot run `{python} -m pytest`"),
@@ -262,35 +262,7 @@ fn fingerprint(source: &Path, python: &str, settings: &Settings) -> String {
     )
         .hash(&mut hasher);
     std::env::var_os("PYTEST_ADDOPTS").hash(&mut hasher);
-    let mut pending = vec![source.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        let mut entries: Vec<_> = entries.flatten().collect();
-        entries.sort_by_key(|e| e.file_name());
-        for entry in entries {
-            let name = entry.file_name();
-            if [".git", ".paratest", "__pycache__"]
-                .iter()
-                .any(|skip| name == *skip)
-            {
-                continue;
-            }
-            let Ok(metadata) = entry.metadata() else {
-                continue;
-            };
-            if metadata.is_dir() {
-                if !entry.path().join(crate::workspace::CACHE_TAG).exists() {
-                    pending.push(entry.path());
-                }
-                continue;
-            }
-            entry.path().hash(&mut hasher);
-            metadata.len().hash(&mut hasher);
-            metadata.modified().ok().hash(&mut hasher);
-        }
-    }
+    crate::workspace::hash_source(source, &[], &mut hasher);
     format!("{:016x}", hasher.finish())
 }
 

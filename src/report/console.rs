@@ -79,7 +79,7 @@ impl Console {
         match event {
             Event::TestStarted { index, worker, .. } => {
                 if let Some(bar) = &self.progress {
-                    bar.set_message(format!("w{worker}: {}", tests[*index].id));
+                    bar.set_message(format!("w{worker}: {}", printable(&tests[*index].id)));
                 }
             }
             Event::TestSlow {
@@ -92,7 +92,7 @@ impl Console {
                 self.line(&format!(
                     "{label} [>{:>7}] w{worker} {}",
                     seconds(*elapsed),
-                    tests[*index].id
+                    printable(&tests[*index].id)
                 ));
             }
             Event::AttemptFinished {
@@ -124,7 +124,7 @@ impl Console {
                     "{label} [{:>8}] w{} {}{retry_note}",
                     seconds(attempt.duration),
                     attempt.worker,
-                    tests[*index].id
+                    printable(&tests[*index].id)
                 ));
                 if let (Some(bar), Some(_)) = (&self.progress, result) {
                     bar.inc(1);
@@ -145,7 +145,7 @@ impl Console {
     /// Skipped (ignored) tests, one line each, as the run begins.
     pub fn skipped(&self, test: &TestCase) {
         let label = self.paint(Style::new().dim().bold(), "    SKIP");
-        self.line(&format!("{label} [{:>8}]    {}", "", test.id));
+        self.line(&format!("{label} [{:>8}]    {}", "", printable(&test.id)));
     }
 
     pub fn finish_progress(&self) {
@@ -183,7 +183,7 @@ impl Console {
                     .map(|a| a.duration)
                     .max()
                     .unwrap_or_default();
-                eprintln!("  {:>9} {}", seconds(longest), outcome.test.id);
+                eprintln!("  {:>9} {}", seconds(longest), printable(&outcome.test.id));
             }
         }
         if !summary.workers.is_empty() {
@@ -256,7 +256,7 @@ impl Console {
             let title = format!(
                 "--- {} {} (attempt {}, worker {}): {}",
                 outcome.result.as_str().to_uppercase(),
-                outcome.test.id,
+                printable(&outcome.test.id),
                 attempt.number,
                 attempt.worker,
                 // The first line: the whole panic follows below.
@@ -294,6 +294,26 @@ impl Console {
                 }
             }
         }
+    }
+}
+
+/// `text` as it may go to a terminal: control characters (escape
+/// sequences, carriage returns, NUL) become Rust escapes such as `\u{1b}`,
+/// so that a test id cannot move the cursor, recolour or hide a line.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().any(char::is_control) {
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect::<String>()
+            .into()
+    } else {
+        text.into()
     }
 }
 

@@ -22,11 +22,19 @@ pub struct Partition {
     pub total: usize,
 }
 
+/// The most shards a suite may be split into: far more than any CI runs,
+/// and small enough that per-shard bookkeeping stays cheap.
+pub const MAX_SHARDS: usize = 100_000;
+
 impl Partition {
     /// A checked partition; the error says which bound is broken.
     pub fn new(index: usize, total: usize) -> Result<Partition, String> {
         if total == 0 {
             Err("N, the number of shards, must be at least 1".to_owned())
+        } else if total > MAX_SHARDS {
+            Err(format!(
+                "N, the number of shards, must be between 1 and {MAX_SHARDS}; got {total}"
+            ))
         } else if index == 0 {
             Err(format!("K is 1-based: shards are numbered 1 to {total}"))
         } else if index > total {
@@ -153,10 +161,8 @@ impl CiVariables {
                 self.index, self.total, self.first
             ));
         }
-        Ok(Partition {
-            index: index_value - self.first + 1,
-            total: total_value,
-        })
+        Partition::new(index_value - self.first + 1, total_value)
+            .map_err(|why| format!("--partition auto: {}={total_value}: {why}", self.total))
     }
 }
 

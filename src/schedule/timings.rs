@@ -20,7 +20,17 @@
 //!   moves it aside to `timings.json.corrupt` (replacing an older backup)
 //!   and then starts a fresh file. The bytes survive for a human to look at,
 //!   and timings start working again without a manual `timings clear`.
-//! - **unreadable** (permissions, a directory): ignored, and not written.
+//! - **not a timings file** (no `{"format_version"` in it: a user's notes
+//!   given as `--timings` by mistake; anything in a `.paratest/` directory
+//!   counts as ours, so corrupt at worst): ignored, and a run or `timings`
+//!   command that would write it is refused (exit 2) unless
+//!   `--overwrite-timings` asks for it to be replaced.
+//! - **unreadable** (permissions, a directory, a FIFO or device, over
+//!   [`MAX_FILE_SIZE`]): ignored, and not written.
+//!
+//! A backup of a corrupt file never replaces another file: it is the first
+//! free name of `timings.json.corrupt`, `timings.json.corrupt.1`, ...
+//! A timings path that is a symbolic link is read and written through it.
 //!
 //! Writers take an exclusive lock on a sibling `timings.json.lock`, re-read
 //! the file under the lock, and replace it by renaming a temp file from the
@@ -72,8 +82,11 @@ pub struct Sample {
 pub enum LoadProblem {
     /// The file exists but could not be read.
     Unreadable(String),
-    /// Not JSON, truncated, or not the shape of format 1.
+    /// Ours but damaged: truncated, or not the shape of format 1.
     Corrupt(String),
+    /// Not a timings file at all (a user's text, another tool's JSON):
+    /// never moved, never replaced unless the user asks.
+    Foreign(String),
     /// Written by a newer cargo-paratest: this is its `format_version`.
     Newer(u64),
 }
@@ -240,7 +253,35 @@ impl Timings {
         Timings::record_at(path, samples, unix_now())
     }
 
+    /// Refuses (the message is for an exit 2) a `path` that holds something
+    /// that is not a timings file, unless `overwrite`, which removes it
+    /// now so that the command's write replaces it.
+    pub fn check_replaceable(path: &Path, overwrite: bool) -> Result<(), String> {
+        let path = &through_link(path);
+        let reason = match read(path) {
+            Err(LoadProblem::Foreign(reason)) => reason,
+            Err(LoadProblem::Unreadable(reason))
+                if fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) =>
+            {
+                return Err(format!(
+                    "invalid --timings {}: {reason}; give the path of a timings file",
+                    path.display()
+                ));
+            }
+            _ => return Ok(()),
+        };
+        if !overwrite {
+            return Err(format!(
+                "invalid --timings {}: it is not a timings file ({reason}); refusing to replace it. \
+                 Give another --timings path, or pass --overwrite-timings to replace this file",
+                path.display()
+            ));
+        }
+        fs::remove_file(path).map_err(|error| format!("cannot replace {}: {error}", path.display()))
+    }
+
     fn record_at(path: &Path, samples: &[(String, Duration)], recorded: u64) -> Result<(), String> {
+        let path = &through_link(path);
         with_lock(path, || {
             let mut timings = read_for_update(path)?;
             timings.add(samples, recorded);
@@ -253,6 +294,7 @@ impl Timings {
     /// rename and refusals as [`Timings::record`]. To add to an existing
     /// store rather than replace it, [`Timings::merge`] with it first.
     pub fn save_to(&self, path: &Path) -> Result<(), String> {
+        let path = &through_link(path);
         with_lock(path, || {
             read_for_update(path)?;
             self.write(path)
@@ -261,6 +303,12 @@ impl Timings {
 
     /// Removes the store (`timings clear`). A missing file is not an error.
     pub fn clear(path: &Path) -> Result<(), String> {
+        if let Err(LoadProblem::Foreign(reason)) = read(path) {
+            return Err(format!(
+                "not removing {}: it is not a timings file ({reason})",
+                path.display()
+            ));
+        }
         match fs::remove_file(path) {
             Err(error) if error.kind() != io::ErrorKind::NotFound => Err(format!(
                 "cannot remove timings file {}: {error}",
@@ -377,9 +425,13 @@ fn load_warning(path: &Path, problem: &LoadProblem) -> String {
     let path = path.display();
     match problem {
         LoadProblem::Unreadable(reason) => format!("ignoring timings file {path}: {reason}"),
+        LoadProblem::Foreign(reason) => {
+            format!("ignoring {path}: it is not a timings file ({reason}); it will not be replaced")
+        }
         LoadProblem::Corrupt(reason) => {
             format!(
-                "ignoring timings file {path}: {reason}; it will be kept as {path}.corrupt on the next write"
+                "ignoring timings file {path}: {reason}; it will be moved to {path}.corrupt (or the first free \
+                 {path}.corrupt.N) on the next write"
             )
         }
         LoadProblem::Newer(version) => format!(
@@ -391,15 +443,87 @@ fn load_warning(path: &Path, problem: &LoadProblem) -> String {
 
 /// Reads and checks a store; a missing file is an empty store.
 fn read(path: &Path) -> Result<Timings, LoadProblem> {
+    // Checked before opening: opening a FIFO blocks, reading a device never ends.
+    match fs::metadata(path) {
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Timings::new()),
+        Err(error) => return Err(LoadProblem::Unreadable(error.to_string())),
+        Ok(metadata) if !metadata.is_file() => {
+            return Err(LoadProblem::Unreadable("not a regular file".to_owned()));
+        }
+        Ok(metadata) if metadata.len() > MAX_FILE_SIZE => {
+            return Err(LoadProblem::Unreadable(format!(
+                "larger than {} MiB",
+                MAX_FILE_SIZE >> 20
+            )));
+        }
+        Ok(_) => {}
+    }
     let text = match fs::read_to_string(path) {
         Ok(text) => text,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Timings::new()),
         Err(error) if error.kind() == io::ErrorKind::InvalidData => {
-            return Err(LoadProblem::Corrupt("not UTF-8 text".to_owned()));
+            return Err(LoadProblem::Foreign("not UTF-8 text".to_owned()));
         }
         Err(error) => return Err(LoadProblem::Unreadable(error.to_string())),
     };
-    parse(&text)
+    parse(&text).map_err(|problem| match problem {
+        LoadProblem::Corrupt(reason) if !looks_like_timings(&text) && !in_our_directory(path) => {
+            LoadProblem::Foreign(reason)
+        }
+        other => other,
+    })
+}
+
+/// Whether `path` lies in a `.paratest/` directory, which only this tool
+/// writes: whatever is there is ours, damaged at worst.
+fn in_our_directory(path: &Path) -> bool {
+    directory_of(path)
+        .file_name()
+        .is_some_and(|name| name == ".paratest")
+}
+
+/// The biggest timings file read: far above what 100,000 tests need.
+pub const MAX_FILE_SIZE: u64 = 256 << 20;
+
+/// Whether a file that does not parse was ever one of ours: a JSON object
+/// naming `format_version`, as every version writes first.
+fn looks_like_timings(text: &str) -> bool {
+    text.trim_start().starts_with('{') && text.contains("\"format_version\"")
+}
+
+/// `path`, or where it leads when it is a symbolic link: a timings file
+/// that is a link is updated through it, never replaced by a file.
+fn through_link(path: &Path) -> PathBuf {
+    if !fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return path.to_path_buf();
+    }
+    fs::canonicalize(path).unwrap_or_else(|_| match fs::read_link(path) {
+        Ok(target) => directory_of(path).join(target),
+        Err(_) => path.to_path_buf(),
+    })
+}
+
+/// The first of `PATH.corrupt`, `PATH.corrupt.1`, ... that `path` can be
+/// linked to without replacing anything; `path` is then removed.
+fn move_aside(path: &Path) -> io::Result<PathBuf> {
+    for n in 0..1000 {
+        let backup = if n == 0 {
+            with_suffix(path, ".corrupt")
+        } else {
+            with_suffix(path, &format!(".corrupt.{n}"))
+        };
+        match fs::hard_link(path, &backup) {
+            Ok(()) => {
+                fs::remove_file(path)?;
+                return Ok(backup);
+            }
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(error) => return Err(error),
+        }
+    }
+    Err(io::Error::other(
+        "every backup name up to .corrupt.999 is taken",
+    ))
 }
 
 fn parse(text: &str) -> Result<Timings, LoadProblem> {
@@ -462,16 +586,18 @@ fn read_for_update(path: &Path) -> Result<Timings, String> {
     match read(path) {
         Ok(timings) => Ok(timings),
         Err(LoadProblem::Corrupt(_)) => {
-            let backup = with_suffix(path, ".corrupt");
-            fs::rename(path, &backup).map_err(|error| {
+            move_aside(path).map_err(|error| {
                 format!(
-                    "not updating corrupt timings file {}: cannot move it to {}: {error}",
+                    "not updating corrupt timings file {}: cannot move it aside: {error}",
                     path.display(),
-                    backup.display()
                 )
             })?;
             Ok(Timings::new())
         }
+        Err(LoadProblem::Foreign(reason)) => Err(format!(
+            "not replacing {}: it is not a timings file ({reason})",
+            path.display()
+        )),
         Err(LoadProblem::Newer(version)) => Err(format!(
             "not updating timings file {}: it has format_version {version}, newer than this cargo-paratest \
              writes ({FORMAT_VERSION})",
