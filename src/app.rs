@@ -598,7 +598,15 @@ fn run(args: &RunArgs) -> Result<i32> {
     let wall = Instant::now();
     let watchdog = Watchdog::start();
     handle_interrupts(&watchdog);
-    let prepared = prepare(&args.select, args.profile())?;
+    let prepared = match prepare(&args.select, args.profile()) {
+        Ok(prepared) => prepared,
+        Err(e) => {
+            if let Some(path) = unresolved_junit_path(args) {
+                cannot_run_report(&path, "usage", &e.to_string(), MessageFormat::Human);
+            }
+            return Err(e);
+        }
+    };
     let settings = &prepared.settings;
     let source = prepared.source.clone();
     let format = settings.message_format.unwrap_or(MessageFormat::Human);
@@ -738,6 +746,21 @@ fn run(args: &RunArgs) -> Result<i32> {
 
 /// Writes the report of a run that could not happen, in place of any
 /// earlier run's report at that path.
+/// Where the report goes when the settings could not be resolved (a bad
+/// value, a broken `paratest.toml`): the `--junit` typed, else the default
+/// report of the source if one is there from an earlier run, so that no
+/// earlier run's report survives a usage error; nothing new is created in a
+/// directory that has no report yet.
+fn unresolved_junit_path(args: &RunArgs) -> Option<PathBuf> {
+    let cwd = std::env::current_dir().ok()?;
+    if let Some(path) = &args.junit {
+        return Some(cwd.join(path));
+    }
+    let source = find_source(&args.select, &cwd).ok()?;
+    let default = paratest_dir(&source).join("junit.xml");
+    default.is_file().then_some(default)
+}
+
 fn cannot_run_report(junit_path: &Path, stage: &str, cause: &str, format: MessageFormat) {
     if let Err(e) = crate::report::junit::write_error_report(
         junit_path,
