@@ -667,9 +667,8 @@ fn timing_samples(outcomes: &[crate::model::TestOutcome]) -> Vec<(String, Durati
                 .iter()
                 .filter(|c| c.status == AttemptStatus::Passed)
             {
-                let id = format!("{}::{}", outcome.test.group, case.name);
-                if id != outcome.test.id {
-                    samples.push((id, case.duration));
+                if case.id != outcome.test.id {
+                    samples.push((case.id.clone(), case.duration));
                 }
             }
         }
@@ -810,10 +809,15 @@ fn run_tests(
         scope.spawn(move || {
             for event in receiver {
                 console.event(tests, &event);
-                if format == MessageFormat::Json {
-                    json::event(tests, &event);
-                }
                 collector.record(&event);
+                if format == MessageFormat::Json {
+                    let index = match &event {
+                        Event::AttemptFinished { index, .. } => Some(*index),
+                        _ => None,
+                    };
+                    let attempts = index.map_or(&[][..], |i| collector.attempts_of(i));
+                    json::event_by_case(tests, &event, attempts);
+                }
             }
         });
         let stats = runner.run(&sender);
@@ -845,15 +849,18 @@ fn run_tests(
         };
         console.event(&tests, &event);
         if format == MessageFormat::Json {
-            json::event(&tests, &event);
+            json::event_by_case(&tests, &event, &outcome.attempts);
         }
     }
-    let counts = Counts::of(&outcomes, stats.not_run);
+    // What the reports count: the framework's own tests (a pytest file's
+    // tests), while `outcomes` keeps the units the workers were handed.
+    let reported = crate::report::cases::expand(&outcomes);
+    let counts = Counts::of(&reported, stats.not_run);
     let mut files = Vec::new();
     let junit_written = match crate::report::junit::write_report(
         junit_path,
         "cargo-paratest",
-        &outcomes,
+        &reported,
         SystemTime::now(),
     ) {
         Ok(()) => {
@@ -910,7 +917,7 @@ fn run_tests(
     // GitHub Actions shows this Markdown on the run's page.
     if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty())
         && let Err(e) =
-            crate::report::step_summary::write(Path::new(&path), &counts, &outcomes, wall.elapsed())
+            crate::report::step_summary::write(Path::new(&path), &counts, &reported, wall.elapsed())
     {
         warn(
             format,
@@ -920,7 +927,7 @@ fn run_tests(
     }
     console.summary(&Summary {
         counts,
-        outcomes: &outcomes,
+        outcomes: &reported,
         workers: &collector.workers,
         wall: wall.elapsed(),
         makespan: longest.map(|_| (makespan, lower_bound)),

@@ -9,6 +9,7 @@ pub mod cargo;
 pub mod command;
 pub mod external;
 pub mod pytest;
+pub mod pytest_results;
 
 use std::path::Path;
 use std::process::ExitStatus;

@@ -222,6 +222,9 @@ impl Console {
             parts.push(format!("{} timed out", counts.timed_out));
         }
         parts.push(format!("{} skipped", counts.skipped));
+        if counts.xfailed > 0 {
+            parts.push(format!("{} xfailed", counts.xfailed));
+        }
         if counts.not_run > 0 {
             parts.push(format!("{} not run", counts.not_run));
         }
@@ -263,6 +266,32 @@ impl Console {
             );
             eprintln!("{}", self.paint(Style::new().red().bold(), &title));
             if outcome.result == TestResult::Flaky || attempt.number as usize != last {
+                continue;
+            }
+            if let [case] = attempt.cases.as_slice() {
+                // A framework case (a pytest test): its own traceback and
+                // output, not its whole file's log.
+                for (what, text) in [
+                    ("traceback", &case.detail),
+                    ("stdout", &case.stdout),
+                    ("stderr", &case.stderr),
+                ] {
+                    let Some(text) = text.as_deref().filter(|t| !t.trim().is_empty()) else {
+                        continue;
+                    };
+                    let lines: Vec<&str> = text.trim_end().lines().collect();
+                    eprintln!(
+                        "  {what} (last lines; full log {}):",
+                        attempt.stdout_path.display()
+                    );
+                    for line in &lines[lines.len().saturating_sub(FAILURE_TAIL_LINES)..] {
+                        let line: String = line
+                            .chars()
+                            .filter(|c| *c == '\t' || !c.is_control())
+                            .collect();
+                        eprintln!("    {line}");
+                    }
+                }
                 continue;
             }
             for (stream, path) in [
