@@ -271,19 +271,16 @@ impl Console {
             if let [case] = attempt.cases.as_slice() {
                 // A framework case (a pytest test): its own traceback and
                 // output, not its whole file's log.
-                for (what, text) in [
-                    ("traceback", &case.detail),
-                    ("stdout", &case.stdout),
-                    ("stderr", &case.stderr),
+                for (what, text, log) in [
+                    ("traceback", &case.detail, &attempt.stdout_path),
+                    ("stdout", &case.stdout, &attempt.stdout_path),
+                    ("stderr", &case.stderr, &attempt.stderr_path),
                 ] {
                     let Some(text) = text.as_deref().filter(|t| !t.trim().is_empty()) else {
                         continue;
                     };
                     let lines: Vec<&str> = text.trim_end().lines().collect();
-                    eprintln!(
-                        "  {what} (last lines; full log {}):",
-                        attempt.stdout_path.display()
-                    );
+                    eprintln!("  {what} (last lines; full log {}):", log.display());
                     for line in &lines[lines.len().saturating_sub(FAILURE_TAIL_LINES)..] {
                         let line: String = line
                             .chars()

@@ -12,7 +12,14 @@
 //!   The schema allows `<failure>` no child element, so its stack trace is
 //!   its text, while each `<rerunFailure>`/`<flakyFailure>` holds
 //!   `<stackTrace>`, `<system-out>`, `<system-err>`;
-//! - skipped: `<skipped>`.
+//! - skipped: `<skipped>` (`type="pytest.xfail"` for an expected failure).
+//!
+//! A test whose plugin read the framework's own cases (the tests of a
+//! pytest file) is first split into one testcase per case
+//! (`report::cases`), which takes the case's classname, `file`/`line` where
+//! the framework gave them, its own captured output instead of the
+//! process's logs, and `<error>`/`<rerunError>`/`<flakyError>` instead of
+//! the failure elements where the framework calls it an error.
 //!
 //! The report is built with `quick-junit`, then every element is stripped of
 //! the attributes the schema does not list (`quick-junit` always writes
