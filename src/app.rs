@@ -211,16 +211,17 @@ fn import_timings(reports: &[PathBuf]) -> Result<Timings> {
                 if duration > MAX_DURATION {
                     continue;
                 }
-                // pytest's own reports name the file; ours name the suite after it.
-                let pytest = match &case.file {
-                    Some(file) => {
-                        crate::plugin::pytest::node_in_file(case).map(|node| (file.clone(), node))
-                    }
-                    None => suite
-                        .name
-                        .ends_with(".py")
-                        .then(|| (suite.name.clone(), case.name.clone())),
+                // Ours name the suite after the test's file (a test inherited
+                // from another file has that file as `file`); pytest's own
+                // reports only have `file`.
+                let file = match &case.file {
+                    _ if suite.name.ends_with(".py") => Some(&suite.name),
+                    file => file.as_ref(),
                 };
+                let pytest = file.map(|file| {
+                    let node = crate::plugin::pytest::node_in_file(file, case);
+                    (file.clone(), node)
+                });
                 match pytest {
                     Some((file, node)) => {
                         durations.push((format!("{file}::{node}"), duration, now));

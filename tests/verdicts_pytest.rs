@@ -255,6 +255,25 @@ fn our_report_equals_pytests_own_case_by_case() {
         "{}",
         run.stderr()
     );
+    // Our report maps back to node ids for `timings import`, classes included.
+    let imported = project.scratch("import").join("timings.json");
+    project
+        .paratest()
+        .args(["timings", "import", "-o"])
+        .arg_path(&imported)
+        .arg_path(&project.path.join(".paratest/junit.xml"))
+        .run()
+        .expect(0);
+    let imported: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&imported).unwrap()).unwrap();
+    for id in [
+        "tests/test_nested.py::TestOuter::TestInner::test_deep",
+        "tests/test_inherit.py::TestChild::test_inherited_passes",
+        "tests/test_params.py::test_ids[x::y]",
+        "tests/test_inherit.py",
+    ] {
+        assert!(imported["tests"].get(id).is_some(), "{id}: {imported}");
+    }
     let summary = std::fs::read_to_string(&summary).unwrap();
     assert!(
         summary.contains("| passed | failed | timed out | flaky | skipped | xfailed | not run |")

@@ -388,10 +388,9 @@ fn run_args(settings: &Settings, ids: &[&str]) -> Vec<OsString> {
     args
 }
 
-/// The part of a case's node id after its file: `TestGroup::test_in_class`,
+/// The part of a case's node id after `file`: `TestGroup::test_in_class`,
 /// `test_square[1-1]`. The classname is the module path, plus the class.
-pub fn node_in_file(case: &ReadCase) -> Option<String> {
-    let file = case.file.as_deref()?;
+pub fn node_in_file(file: &str, case: &ReadCase) -> String {
     let module = file.trim_end_matches(".py").replace('/', ".");
     let classes = case
         .classname
@@ -400,7 +399,7 @@ pub fn node_in_file(case: &ReadCase) -> Option<String> {
         .unwrap_or("");
     let mut node: Vec<&str> = classes.split('.').filter(|part| !part.is_empty()).collect();
     node.push(&case.name);
-    Some(node.join("::"))
+    node.join("::")
 }
 
 /// A test's result from its cases: failed if one failed, skipped if all
@@ -453,20 +452,17 @@ mod tests {
 
     #[test]
     fn node_ids_come_back_from_classnames() {
+        let file = "tests/test_a.py";
         assert_eq!(
-            node_in_file(&case("tests.test_a", "test_x[1-2]", "tests/test_a.py")).unwrap(),
+            node_in_file(file, &case("tests.test_a", "test_x[1-2]", file)),
             "test_x[1-2]"
         );
         assert_eq!(
-            node_in_file(&case(
-                "tests.test_a.TestGroup.Inner",
-                "test_y",
-                "tests/test_a.py"
-            ))
-            .unwrap(),
+            node_in_file(file, &case("tests.test_a.TestGroup.Inner", "test_y", file)),
             "TestGroup::Inner::test_y"
         );
-        assert!(node_in_file(&ReadCase::default()).is_none());
+        let inherited = case("tests.test_a.TestChild", "test_base", "tests/base.py");
+        assert_eq!(node_in_file(file, &inherited), "TestChild::test_base");
     }
 
     #[test]

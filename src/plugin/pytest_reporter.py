@@ -59,7 +59,10 @@ class Results:
 
     def pytest_configure(self, config):
         self.prefix = config.getoption("junitprefix", None)
-        self.locations = config.getini("junit_family") == "xunit1"
+        try:
+            self.locations = config.getini("junit_family") == "xunit1"
+        except ValueError:  # `-p no:junitxml`: no such option, pytest's default then
+            self.locations = False
 
     def node(self, nodeid, location):
         names = mangle_test_address(nodeid)
