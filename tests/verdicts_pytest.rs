@@ -198,7 +198,7 @@ fn our_report_equals_pytests_own_case_by_case() {
         (report.tests, report.failures, report.errors),
         (ours.len(), verdicts("failure"), verdicts("error"))
     );
-    assert_eq!((report.tests, report.failures, report.errors), (32, 5, 2));
+    assert_eq!((report.tests, report.failures, report.errors), (33, 5, 2));
     for suite in &report.test_suites {
         let count = |verdict: &str| {
             suite
@@ -238,11 +238,11 @@ fn our_report_equals_pytests_own_case_by_case() {
         "xfailed",
     ]
     .map(|key| finished[key].as_u64().unwrap());
-    assert_eq!(counts, [20, 7, 0, 0, 3, 2], "{finished}");
+    assert_eq!(counts, [21, 7, 0, 0, 3, 2], "{finished}");
     let results = run.results();
     assert_eq!(
         results.len(),
-        32,
+        33,
         "one test-finished per pytest test: {results:?}"
     );
     assert_eq!(
@@ -251,7 +251,7 @@ fn our_report_equals_pytests_own_case_by_case() {
     );
     assert!(
         run.stderr()
-            .contains("27 tests run: 20 passed, 7 failed, 3 skipped, 2 xfailed"),
+            .contains("28 tests run: 21 passed, 7 failed, 3 skipped, 2 xfailed"),
         "{}",
         run.stderr()
     );
@@ -277,7 +277,7 @@ fn our_report_equals_pytests_own_case_by_case() {
     let summary = std::fs::read_to_string(&summary).unwrap();
     assert!(
         summary.contains("| passed | failed | timed out | flaky | skipped | xfailed | not run |")
-            && summary.contains("| 20 | 7 | 0 | 0 | 3 | 2 | 0 |"),
+            && summary.contains("| 21 | 7 | 0 | 0 | 3 | 2 | 0 |"),
         "{summary}"
     );
 }
@@ -355,7 +355,7 @@ fn a_test_pytest_collected_but_never_reported_is_an_error() {
     let ours = cases(&our_junit(&project));
     let zkill = |name: &str| &ours[&("tests.test_zkill".to_string(), name.to_string())];
     assert_eq!(zkill("test_before_kill").verdict, "passed");
-    for name in ["test_kills", "test_after_kill"] {
+    for name in ["test_kills", "test_hangs", "test_after_kill"] {
         let case = zkill(name);
         assert_eq!(case.verdict, "error", "{name}");
         assert!(
@@ -366,7 +366,43 @@ fn a_test_pytest_collected_but_never_reported_is_an_error() {
     let finished = run.finished();
     assert_eq!(
         (finished["passed"].as_u64(), finished["failed"].as_u64()),
-        (Some(1), Some(2)),
+        (Some(1), Some(3)),
+        "{finished}"
+    );
+}
+
+#[test]
+fn a_file_that_times_out_keeps_what_pytest_reported_before_the_limit() {
+    if !common::have_pytest() {
+        return;
+    }
+    let project = Project::copy("pytest-verdicts");
+    let run = project
+        .paratest()
+        .args(["test_zkill", "--timeout", "5s", "--message-format", "json"])
+        .env("PV_HANG", "1")
+        .run()
+        .expect(1);
+    let ours = cases(&our_junit(&project));
+    let zkill = |name: &str| &ours[&("tests.test_zkill".to_string(), name.to_string())];
+    assert_eq!(zkill("test_before_kill").verdict, "passed");
+    assert_eq!(zkill("test_kills").verdict, "passed");
+    let hung = zkill("test_hangs");
+    assert_eq!(hung.verdict, "failure");
+    assert!(
+        hung.message.as_deref().unwrap().contains("timed out"),
+        "{hung:?}"
+    );
+    let after = zkill("test_after_kill");
+    assert_eq!(after.verdict, "error");
+    assert!(
+        after.message.as_deref().unwrap().contains("never ran"),
+        "{after:?}"
+    );
+    let finished = run.finished();
+    assert_eq!(
+        ["passed", "failed", "timed_out"].map(|key| finished[key].as_u64().unwrap()),
+        [2, 1, 1],
         "{finished}"
     );
 }

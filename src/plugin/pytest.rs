@@ -14,6 +14,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use super::pytest_results::Ended;
 use super::{DiscoverContext, Finished, Plugin, Registration, Verdict};
 use crate::error::{Error, Kind, Result};
 use crate::model::{AttemptStatus, CaseResult, Invocation, TestCase};
@@ -135,8 +136,13 @@ impl Plugin for PytestPlugin {
 
     fn judge(&self, tests: &[&TestCase], finished: &Finished<'_>) -> Vec<Verdict> {
         let code = finished.status.code();
+        let ended = if finished.timed_out {
+            Ended::TimedOut
+        } else {
+            Ended::Exited(format!("pytest {}", describe(finished.status)))
+        };
         let exit = format!("pytest {}", describe(finished.status));
-        let cases = match super::pytest_results::read(finished.report_path, &exit) {
+        let cases = match super::pytest_results::read(finished.report_path, &ended) {
             Ok(cases) => cases,
             Err(_) => {
                 let (status, message) = match code {

@@ -51,6 +51,14 @@ struct Phase {
     stderr: Option<String>,
 }
 
+/// How the pytest process ended, for the nodes it never reported.
+pub enum Ended {
+    /// By itself or by a signal: how, as `pytest exited with 1`.
+    Exited(String),
+    /// Killed at its time limit.
+    TimedOut,
+}
+
 /// What one node's reports added up to so far.
 struct State {
     node: Node,
@@ -58,6 +66,8 @@ struct State {
     failed: Option<(String, Option<String>, Option<String>)>,
     /// A skip (or an xfail): (message, xfail).
     skipped: Option<(Option<String>, bool)>,
+    /// Some phase of it was reported: it started.
+    started: bool,
     torn_down: bool,
     duration: f64,
     stdout: Option<String>,
@@ -70,6 +80,7 @@ impl State {
             node,
             failed: None,
             skipped: None,
+            started: false,
             torn_down: false,
             duration: 0.0,
             stdout: None,
@@ -77,7 +88,7 @@ impl State {
         }
     }
 
-    fn case(self, exit: &str) -> CaseResult {
+    fn case(self, ended: &Ended) -> CaseResult {
         let (status, kind, message, detail) = match (self.failed, self.skipped) {
             (Some((when, message, detail)), _) if when == "call" => {
                 (AttemptStatus::Failed, CaseKind::Plain, message, detail)
@@ -103,14 +114,28 @@ impl State {
                 message,
                 None,
             ),
-            (None, None) if !self.torn_down => (
-                AttemptStatus::Failed,
-                CaseKind::Error,
-                Some(format!(
-                    "pytest collected this test but never reported its result ({exit})"
-                )),
-                None,
-            ),
+            (None, None) if !self.torn_down => match ended {
+                Ended::Exited(exit) => (
+                    AttemptStatus::Failed,
+                    CaseKind::Error,
+                    Some(format!(
+                        "pytest collected this test but never reported its result ({exit})"
+                    )),
+                    None,
+                ),
+                Ended::TimedOut if self.started => (
+                    AttemptStatus::TimedOut,
+                    CaseKind::Plain,
+                    Some("timed out: pytest was stopped at the time limit in this test".into()),
+                    None,
+                ),
+                Ended::TimedOut => (
+                    AttemptStatus::Failed,
+                    CaseKind::Error,
+                    Some("never ran: pytest was stopped at the time limit before it".into()),
+                    None,
+                ),
+            },
             (None, None) => (AttemptStatus::Passed, CaseKind::Plain, None, None),
         };
         CaseResult {
@@ -130,10 +155,10 @@ impl State {
     }
 }
 
-/// One case per node collected or reported, in collection order. `exit`
-/// describes how the process ended, for nodes it never reported.
+/// One case per node collected or reported, in collection order. `ended`
+/// tells how the process ended, for nodes it never reported.
 /// `Err` when the file is missing (the process never got as far as writing it).
-pub fn read(path: &Path, exit: &str) -> std::io::Result<Vec<CaseResult>> {
+pub fn read(path: &Path, ended: &Ended) -> std::io::Result<Vec<CaseResult>> {
     let file = std::fs::File::open(path)?;
     let mut order: Vec<State> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
@@ -174,6 +199,7 @@ pub fn read(path: &Path, exit: &str) -> std::io::Result<Vec<CaseResult>> {
                 let at = slot(&mut order, node);
                 let state = &mut order[at];
                 state.duration += duration;
+                state.started = true;
                 match outcome.as_str() {
                     "failed" if state.failed.is_none() => {
                         state.failed = Some((when.clone(), message, detail));
@@ -189,7 +215,7 @@ pub fn read(path: &Path, exit: &str) -> std::io::Result<Vec<CaseResult>> {
             }
         }
     }
-    Ok(order.into_iter().map(|state| state.case(exit)).collect())
+    Ok(order.into_iter().map(|state| state.case(ended)).collect())
 }
 
 #[cfg(test)]
@@ -226,7 +252,7 @@ mod tests {
             r#"{"event": "report", "node": "d", "#.to_string(),
         ];
         std::fs::write(&path, lines.join("\n")).unwrap();
-        let cases = read(&path, "ended by signal 9").unwrap();
+        let cases = read(&path, &Ended::Exited("ended by signal 9".into())).unwrap();
         let seen: Vec<(&str, AttemptStatus, CaseKind, Option<&str>)> = cases
             .iter()
             .map(|c| (c.id.as_str(), c.status, c.kind, c.message.as_deref()))
@@ -259,6 +285,12 @@ mod tests {
         );
         assert_eq!(cases[0].duration, Duration::from_secs_f64(1.5));
         assert_eq!(cases[2].stdout.as_deref(), Some("own output"));
-        assert!(read(&dir.path().join("missing"), "").is_err());
+        let timed_out = read(&path, &Ended::TimedOut).unwrap();
+        assert_eq!(
+            timed_out[3].status,
+            AttemptStatus::TimedOut,
+            "d was running"
+        );
+        assert!(read(&dir.path().join("missing"), &Ended::TimedOut).is_err());
     }
 }
