@@ -123,6 +123,23 @@ pub struct Attempt {
     pub cases: Vec<CaseResult>,
 }
 
+impl Attempt {
+    /// A copy without its framework cases, which can be many.
+    pub fn clone_without_cases(&self) -> Attempt {
+        Attempt {
+            number: self.number,
+            worker: self.worker,
+            status: self.status,
+            started: self.started,
+            duration: self.duration,
+            message: self.message.clone(),
+            stdout_path: self.stdout_path.clone(),
+            stderr_path: self.stderr_path.clone(),
+            cases: Vec::new(),
+        }
+    }
+}
+
 /// One framework test case inside a scheduled test, as its runner reported it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CaseResult {

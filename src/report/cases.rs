@@ -38,6 +38,12 @@ pub fn split(outcome: &TestOutcome) -> Vec<TestOutcome> {
         for case in &attempt.cases {
             found[index[case.id.as_str()]] = Some(case);
         }
+        // Cloned per case without its cases: cloning those too would be quadratic.
+        let bare = Attempt {
+            cases: Vec::new(),
+            message: None,
+            ..attempt.clone_without_cases()
+        };
         for (attempts, case) in per_case.iter_mut().zip(found) {
             attempts.push(match case {
                 Some(case) => Attempt {
@@ -45,11 +51,11 @@ pub fn split(outcome: &TestOutcome) -> Vec<TestOutcome> {
                     duration: case.duration,
                     message: case.message.clone().or_else(|| attempt.message.clone()),
                     cases: vec![case.clone()],
-                    ..attempt.clone()
+                    ..bare.clone()
                 },
                 None => Attempt {
-                    cases: Vec::new(),
-                    ..attempt.clone()
+                    message: attempt.message.clone(),
+                    ..bare.clone()
                 },
             });
         }
