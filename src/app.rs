@@ -248,16 +248,17 @@ fn import_timings(reports: &[PathBuf]) -> Result<Timings> {
                 if duration > MAX_DURATION {
                     continue;
                 }
-                // pytest's own reports name the file; ours name the suite after it.
-                let pytest = match &case.file {
-                    Some(file) => {
-                        crate::plugin::pytest::node_in_file(case).map(|node| (file.clone(), node))
-                    }
-                    None => suite
-                        .name
-                        .ends_with(".py")
-                        .then(|| (suite.name.clone(), case.name.clone())),
+                // Ours name the suite after the test's file (a test inherited
+                // from another file has that file as `file`); pytest's own
+                // reports only have `file`.
+                let file = match &case.file {
+                    _ if suite.name.ends_with(".py") => Some(&suite.name),
+                    file => file.as_ref(),
                 };
+                let pytest = file.map(|file| {
+                    let node = crate::plugin::pytest::node_in_file(file, case);
+                    (file.clone(), node)
+                });
                 match pytest {
                     Some((file, node)) => {
                         durations.push((format!("{file}::{node}"), duration, now));
@@ -864,9 +865,8 @@ fn timing_samples(outcomes: &[crate::model::TestOutcome]) -> Vec<(String, Durati
                 .iter()
                 .filter(|c| c.status == AttemptStatus::Passed)
             {
-                let id = format!("{}::{}", outcome.test.group, case.name);
-                if id != outcome.test.id {
-                    samples.push((id, case.duration));
+                if case.id != outcome.test.id {
+                    samples.push((case.id.clone(), case.duration));
                 }
             }
         }
@@ -1023,10 +1023,15 @@ fn run_tests(
         scope.spawn(move || {
             for event in receiver {
                 console.event(tests, &event);
-                if format == MessageFormat::Json {
-                    json::event(tests, &event);
-                }
                 collector.record(&event);
+                if format == MessageFormat::Json {
+                    let index = match &event {
+                        Event::AttemptFinished { index, .. } => Some(*index),
+                        _ => None,
+                    };
+                    let attempts = index.map_or(&[][..], |i| collector.attempts_of(i));
+                    json::event_by_case(tests, &event, attempts);
+                }
             }
         });
         let stats = runner.run(&sender);
@@ -1055,10 +1060,13 @@ fn run_tests(
         };
         console.event(&tests, &event);
         if format == MessageFormat::Json {
-            json::event(&tests, &event);
+            json::event_by_case(&tests, &event, &outcome.attempts);
         }
     }
-    let counts = Counts::of(&outcomes, stats.not_run);
+    // What the reports count: the framework's own tests (a pytest file's
+    // tests), while `outcomes` keeps the units the workers were handed.
+    let reported = crate::report::cases::expand(&outcomes);
+    let counts = Counts::of(&reported, stats.not_run);
     let mut files = Vec::new();
     // The run's wall-clock time, one figure for every report: the JUnit
     // root's time (not a sum of tests), the console, the step summary and
@@ -1135,7 +1143,7 @@ fn run_tests(
     // GitHub Actions shows this Markdown on the run's page.
     if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty())
         && let Err(e) =
-            crate::report::step_summary::write(Path::new(&path), &counts, &outcomes, wall)
+            crate::report::step_summary::write(Path::new(&path), &counts, &reported, wall)
     {
         warn(
             format,
@@ -1145,7 +1153,7 @@ fn run_tests(
     }
     console.summary(&Summary {
         counts,
-        outcomes: &outcomes,
+        outcomes: &reported,
         workers: &collector.workers,
         wall,
         makespan: longest.map(|_| (makespan, lower_bound)),

@@ -123,18 +123,59 @@ pub struct Attempt {
     pub cases: Vec<CaseResult>,
 }
 
+impl Attempt {
+    /// A copy without its framework cases, which can be many.
+    pub fn clone_without_cases(&self) -> Attempt {
+        Attempt {
+            number: self.number,
+            worker: self.worker,
+            status: self.status,
+            started: self.started,
+            duration: self.duration,
+            message: self.message.clone(),
+            stdout_path: self.stdout_path.clone(),
+            stderr_path: self.stderr_path.clone(),
+            cases: Vec::new(),
+        }
+    }
+}
+
 /// One framework test case inside a scheduled test, as its runner reported it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CaseResult {
+    /// The framework's own id (pytest's node id): unique over the run.
+    pub id: String,
+    /// The JUnit testcase name the framework gives it (`test_x[1-2]`).
     pub name: String,
+    /// The JUnit classname the framework gives it (`tests.test_a.TestGroup`).
     pub classname: Option<String>,
     /// Passed, Failed (failures and errors) or Skipped (skips and expected failures).
     pub status: AttemptStatus,
+    /// Which kind of failure or skip it was, where the framework tells.
+    pub kind: CaseKind,
     pub duration: Duration,
-    /// The runner's one-line message (`AssertionError: ...`, `xfail: reason`).
+    /// The runner's one-line message (`AssertionError: ...`, an xfail's reason).
     pub message: Option<String>,
     /// The traceback or longer text, if any.
     pub detail: Option<String>,
+    /// Where the framework says the test is (pytest's `file`/`line`), to be reported as such.
+    pub file: Option<String>,
+    pub line: Option<u64>,
+    /// The test's own captured output, when the framework captured it per test.
+    pub stdout: Option<String>,
+    pub stderr: Option<String>,
+}
+
+/// What a framework says beyond passed, failed, skipped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CaseKind {
+    /// A plain pass, failure (the test's own assertion) or skip.
+    #[default]
+    Plain,
+    /// Failed outside the test's body: in setup or teardown, or never reported (JUnit `<error>`).
+    Error,
+    /// Skipped because it failed as expected (pytest's xfail).
+    ExpectedFailure,
 }
 
 /// A test with every attempt it had and its final result: what reports are made of.

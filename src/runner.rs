@@ -368,15 +368,18 @@ impl Runner<'_> {
                 let limit = humantime::format_duration(
                     self.timeout.unwrap_or_default() * jobs.len() as u32,
                 );
-                every(
+                let mut attempts = every(
                     AttemptStatus::TimedOut,
                     format!("timed out after {limit}"),
                     exit.duration,
-                )
+                );
+                self.keep_reported_cases(&tests, &exit, &template, &report_path, &mut attempts);
+                attempts
             }
             Ok(exit) => {
                 let finished = Finished {
                     status: exit.status,
+                    timed_out: false,
                     stdout_path: &template.stdout_path,
                     stderr_path: &template.stderr_path,
                     report_path: &report_path,
@@ -425,6 +428,32 @@ impl Runner<'_> {
             let _ = events.send(Event::Warning(e));
         }
         attempts
+    }
+
+    /// A process killed at its time limit stays timed out, but the cases
+    /// its framework reported before (pytest: the tests of a file that ran
+    /// before one hung) are kept on its attempts.
+    fn keep_reported_cases(
+        &self,
+        tests: &[&TestCase],
+        exit: &crate::process::Exit,
+        template: &Attempt,
+        report_path: &Path,
+        attempts: &mut [Attempt],
+    ) {
+        let finished = Finished {
+            status: exit.status,
+            timed_out: true,
+            stdout_path: &template.stdout_path,
+            stderr_path: &template.stderr_path,
+            report_path,
+        };
+        let verdicts = self.plugin.judge(tests, &finished);
+        if verdicts.len() == attempts.len() {
+            for (attempt, verdict) in attempts.iter_mut().zip(verdicts) {
+                attempt.cases = verdict.cases;
+            }
+        }
     }
 
     #[allow(clippy::too_many_arguments)]

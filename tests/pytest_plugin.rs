@@ -8,29 +8,13 @@ use std::process::Command;
 
 use common::Project;
 
-/// pytest must be importable; under CI a missing pytest fails the test.
-fn have_pytest() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import pytest"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok || std::env::var_os("CI").is_none(),
-        "pytest is required under CI (.ci/run installs it)"
-    );
-    if !ok {
-        eprintln!("note: pytest missing; test skipped");
-    }
-    ok
-}
-
 fn junit(project: &Project) -> quick_junit::Report {
     common::read_junit(&project.path.join(".paratest/junit.xml"))
 }
 
 #[test]
 fn files_run_in_workspaces_and_every_pytest_result_is_read() {
-    if !have_pytest() {
+    if !common::have_pytest() {
         return;
     }
     let project = Project::copy("pytest-project");
@@ -40,19 +24,12 @@ fn files_run_in_workspaces_and_every_pytest_result_is_read() {
         .run()
         .expect(1);
     let results = run.results();
-    assert_eq!(results.len(), 8, "{results:?}");
-    assert_eq!(results["tests/test_basic.py"], "failed");
-    for file in [
-        "test_marks",
-        "test_param",
-        "test_env",
-        "test_flaky",
-        "test_fixed_file_1",
-        "test_fixed_file_2",
-        "test_fixed_file_3",
-    ] {
-        assert_eq!(results[&format!("tests/{file}.py")], "passed", "{file}");
-    }
+    assert_eq!(results.len(), 15, "one result per pytest test: {results:?}");
+    assert_eq!(results["tests/test_basic.py::test_fails"], "failed");
+    assert_eq!(results["tests/test_marks.py::test_skipped"], "skipped");
+    assert_eq!(results["tests/test_marks.py::test_xfail"], "skipped");
+    let passed = results.values().filter(|r| *r == "passed").count();
+    assert_eq!(passed, 12, "{results:?}");
     common::assert_schema_valid(&project.path.join(".paratest/junit.xml"));
     let cases = common::case_shapes(&junit(&project));
     assert_eq!(cases.len(), 15, "one testcase per pytest test: {cases:?}");
@@ -60,17 +37,14 @@ fn files_run_in_workspaces_and_every_pytest_result_is_read() {
         cases["tests/test_basic.py test_fails"]
             .starts_with("failed:0:AssertionError: arithmetic is broken")
     );
-    assert_eq!(
-        cases["tests/test_basic.py TestGroup::test_in_class"],
-        "passed"
-    );
+    assert_eq!(cases["tests/test_basic.py test_in_class"], "passed");
     assert_eq!(
         cases["tests/test_marks.py test_skipped"],
         "skipped:not on this platform"
     );
     assert_eq!(
-        cases["tests/test_marks.py test_xfail"],
-        "skipped:xfail: known bug 123"
+        cases["tests/test_marks.py test_xfail"], "skipped:known bug 123",
+        "an xfail's message is its reason, as in pytest's own report"
     );
     assert_eq!(cases["tests/test_param.py test_square[-4-16]"], "passed");
     assert!(
@@ -81,7 +55,7 @@ fn files_run_in_workspaces_and_every_pytest_result_is_read() {
 
 #[test]
 fn retries_turn_a_failing_first_attempt_into_a_flaky_testcase() {
-    if !have_pytest() {
+    if !common::have_pytest() {
         return;
     }
     let project = Project::copy("pytest-project");
@@ -100,8 +74,12 @@ fn retries_turn_a_failing_first_attempt_into_a_flaky_testcase() {
         .env("FLAKY_DEMO", "1")
         .run()
         .expect(1);
-    assert_eq!(run.results()["tests/test_flaky.py"], "flaky");
-    assert_eq!(run.results()["tests/test_basic.py"], "failed");
+    assert_eq!(
+        run.results()["tests/test_flaky.py::test_flaky_on_demand"],
+        "flaky"
+    );
+    assert_eq!(run.results()["tests/test_basic.py::test_fails"], "failed");
+    assert_eq!(run.results()["tests/test_basic.py::test_adds"], "passed");
     let cases = common::case_shapes(&junit(&project));
     assert_eq!(cases["tests/test_flaky.py test_flaky_on_demand"], "flaky:1");
     assert!(
@@ -116,7 +94,7 @@ fn retries_turn_a_failing_first_attempt_into_a_flaky_testcase() {
 
 #[test]
 fn test_granularity_schedules_single_tests_and_timings_know_both() {
-    if !have_pytest() {
+    if !common::have_pytest() {
         return;
     }
     let project = Project::copy("pytest-project");
@@ -164,7 +142,7 @@ fn test_granularity_schedules_single_tests_and_timings_know_both() {
 
 #[test]
 fn short_files_share_a_pytest_process_once_timings_are_known() {
-    if !have_pytest() {
+    if !common::have_pytest() {
         return;
     }
     let project = Project::copy("pytest-project");
@@ -186,7 +164,7 @@ fn short_files_share_a_pytest_process_once_timings_are_known() {
         .args(["--message-format", "json"])
         .run()
         .expect(1);
-    assert_eq!(warm.results().len(), 5);
+    assert_eq!(warm.results().len(), 12, "the tests of five files");
     let logs = std::fs::read_dir(project.path.join(".paratest/logs")).unwrap();
     let processes = logs
         .filter(|e| {
@@ -205,7 +183,7 @@ fn short_files_share_a_pytest_process_once_timings_are_known() {
 
 #[test]
 fn a_project_without_tests_is_not_a_crash() {
-    if !have_pytest() {
+    if !common::have_pytest() {
         return;
     }
     let project = Project::copy("pytest-project");
@@ -221,7 +199,7 @@ fn a_project_without_tests_is_not_a_crash() {
 
 #[test]
 fn timings_import_reads_pytest_reports_as_node_ids_and_files() {
-    if !have_pytest() {
+    if !common::have_pytest() {
         return;
     }
     let project = Project::copy("pytest-project");
@@ -286,7 +264,7 @@ fn timings_import_reads_pytest_reports_as_node_ids_and_files() {
 
 #[test]
 fn a_quiet_addopts_does_not_hide_the_tests() {
-    if !have_pytest() {
+    if !common::have_pytest() {
         return;
     }
     let project = Project::copy("pytest-project");
@@ -300,13 +278,13 @@ fn a_quiet_addopts_does_not_hide_the_tests() {
         .args(["--plugin", "pytest", "--message-format", "json"])
         .run()
         .expect(1);
-    assert_eq!(run.results().len(), 8, "{:?}", run.results());
-    assert_eq!(run.results()["tests/test_basic.py"], "failed");
+    assert_eq!(run.results().len(), 15, "{:?}", run.results());
+    assert_eq!(run.results()["tests/test_basic.py::test_fails"], "failed");
 }
 
 #[test]
 fn collection_is_reused_until_a_file_changes() {
-    if !have_pytest() {
+    if !common::have_pytest() {
         return;
     }
     let project = Project::copy("pytest-project");
@@ -336,7 +314,7 @@ fn collection_is_reused_until_a_file_changes() {
     )
     .unwrap();
     let fresh = project.paratest().args(args).run().expect(1);
-    assert_eq!(fresh.results()["tests/test_new.py"], "passed");
+    assert_eq!(fresh.results()["tests/test_new.py::test_new"], "passed");
     assert_eq!(ids(&fresh).len(), ids(&first).len() + 1);
     // And it can be switched off.
     std::fs::write(

@@ -10,6 +10,7 @@ pub mod cargo;
 pub mod command;
 pub mod external;
 pub mod pytest;
+pub mod pytest_results;
 
 use std::path::Path;
 use std::process::ExitStatus;
@@ -49,6 +50,9 @@ pub struct DiscoverContext<'a> {
 /// A finished test process, as a plugin sees it to judge it.
 pub struct Finished<'a> {
     pub status: ExitStatus,
+    /// Killed for running past its time limit: a plugin may still say what
+    /// it reported before (its cases are kept; the attempt stays timed out).
+    pub timed_out: bool,
     pub stdout_path: &'a Path,
     pub stderr_path: &'a Path,
     /// The report the plugin asked the process to write (see [`Plugin::invocation`]), if it did.

@@ -1,22 +1,24 @@
-//! The pytest plugin: discovers with `pytest --collect-only -q`, schedules a
-//! file (or one test) at a time, and reads every result from pytest's own
-//! JUnit report, so skips, xfails and errors are read, not guessed.
+//! The pytest plugin: discovers with pytest's own collection, schedules a
+//! file (or one test) at a time, and reads every result from a small pytest
+//! plugin of ours (`pytest_reporter.py`) that writes one JSON line per phase
+//! of each test: pytest's own verdicts, classnames, locations and each
+//! test's own captured output, as its `--junitxml` would report them.
 //!
 //! A pytest process costs about half a second before its first test, so
 //! this plugin batches: the runner hands one process several short files
 //! (see `runner::Queue::next`), and long ones run alone.
 
+use serde::Deserialize;
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
-use serde::Deserialize;
-
+use super::pytest_results::Ended;
 use super::{DiscoverContext, Finished, Plugin, Registration, Verdict};
 use crate::error::{Error, Kind, Result};
 use crate::model::{AttemptStatus, CaseResult, Invocation, TestCase};
-use crate::report::junit_read::{self, ReadCase, ReadOutcome};
+use crate::report::junit_read::ReadCase;
 
 pub struct PytestPlugin;
 
@@ -51,21 +53,18 @@ enum Granularity {
     Test,
 }
 
-/// Discovery: pytest's own collection, with a tiny plugin printing every
-/// collected node id behind a mark. Parsing `--collect-only -q` instead
-/// breaks when the project's `addopts` has `-q` too (pytest then prints
-/// per-file counts, and nothing would run).
-const COLLECT: &str = "\
-import sys, pytest
-class NodeIds:
-    def pytest_collection_finish(self, session):
-        for item in session.items:
-            print('paratest-node ' + item.nodeid)
-sys.exit(int(pytest.main(sys.argv[1:], plugins=[NodeIds()])))
-";
+/// Our side of every pytest process: `collect` for discovery, `run` for
+/// tests (see the file's own doc). Discovery prints node ids behind a mark,
+/// since parsing `--collect-only -q` breaks when the project's `addopts`
+/// has `-q` too (pytest then prints per-file counts, and nothing would run).
+const REPORTER: &str = include_str!("pytest_reporter.py");
 
-/// What [`COLLECT`] prints before each node id.
+/// What the reporter prints before each collected node id.
 const NODE_MARK: &str = "paratest-node ";
+/// What it prints before each collection error (a JSON object).
+const COLLECT_ERROR_MARK: &str = "paratest-collect-error ";
+/// Where a run's argv holds the path of its results file, set per attempt.
+const RESULTS_ARG: usize = 3;
 
 /// pytest's exit code when it collected no test: not a crash.
 const NO_TESTS_COLLECTED: i32 = 5;
@@ -76,13 +75,11 @@ impl Plugin for PytestPlugin {
     }
 
     fn description(&self) -> &'static str {
-        "Python tests with pytest: a file per test (or one test), results read from pytest's JUnit report"
+        "Python tests with pytest: a file per process (or one test), pytest's own verdicts per test"
     }
 
     fn detects(&self, source: &Path) -> bool {
-        ["pytest.ini", "conftest.py"]
-            .iter()
-            .any(|f| source.join(f).is_file())
+        configured(source)
     }
 
     fn discover(&self, ctx: &DiscoverContext<'_>) -> Result<Vec<TestCase>> {
@@ -129,7 +126,7 @@ impl Plugin for PytestPlugin {
         };
         // The discovered argv ends with the test's own id; swap in the batch's.
         let mut args: Vec<OsString> = args[..args.len() - 1].to_vec();
-        args.push(format!("--junitxml={}", report_path.display()).into());
+        args[RESULTS_ARG] = report_path.into();
         args.extend(tests.iter().map(|t| OsString::from(&t.id)));
         Invocation::Argv {
             program: program.clone(),
@@ -139,46 +136,78 @@ impl Plugin for PytestPlugin {
 
     fn judge(&self, tests: &[&TestCase], finished: &Finished<'_>) -> Vec<Verdict> {
         let code = finished.status.code();
-        let report = match junit_read::read_report(finished.report_path) {
-            Ok(report) => report,
-            Err(e) => {
-                let message = match code {
-                    Some(NO_TESTS_COLLECTED) => "pytest collected no test".to_string(),
-                    _ => format!(
-                        "pytest {} and wrote no report ({e})",
-                        describe(finished.status)
+        let ended = if finished.timed_out {
+            Ended::TimedOut
+        } else {
+            Ended::Exited(format!("pytest {}", describe(finished.status)))
+        };
+        let exit = format!("pytest {}", describe(finished.status));
+        let cases = match super::pytest_results::read(finished.report_path, &ended) {
+            Ok(cases) => cases,
+            Err(_) => {
+                let (status, message) = match code {
+                    Some(NO_TESTS_COLLECTED) => (
+                        AttemptStatus::Skipped,
+                        "pytest collected no test".to_string(),
                     ),
-                };
-                let status = if code == Some(NO_TESTS_COLLECTED) {
-                    AttemptStatus::Skipped
-                } else {
-                    AttemptStatus::Failed
+                    _ => (
+                        AttemptStatus::Failed,
+                        format!("{exit} before it reported any test"),
+                    ),
                 };
                 return vec![Verdict::new(status, Some(message)); tests.len()];
             }
         };
-        let cases: Vec<&ReadCase> = report
-            .suites
+        // A case belongs to the test of its node id (granularity `test`),
+        // else to the test of its file.
+        let by_id: HashMap<&str, usize> = tests
             .iter()
-            .flat_map(|suite| &suite.cases)
+            .enumerate()
+            .map(|(i, test)| (test.id.as_str(), i))
             .collect();
-        tests
-            .iter()
-            .map(|test| {
-                let mine: Vec<CaseResult> = cases
-                    .iter()
-                    .filter_map(|case| {
-                        let node = node_in_file(case)?;
-                        let file = case.file.as_deref()?;
-                        let belongs = file == test.group
-                            && (test.id == test.group || test.id == format!("{file}::{node}"));
-                        belongs.then(|| case_result(case, node))
-                    })
-                    .collect();
-                verdict(mine, finished.status)
-            })
+        let mut mine: Vec<Vec<CaseResult>> = vec![Vec::new(); tests.len()];
+        for case in cases {
+            let file = case
+                .id
+                .split_once("::")
+                .map_or(case.id.as_str(), |(f, _)| f);
+            if let Some(&i) = by_id.get(case.id.as_str()).or_else(|| by_id.get(file)) {
+                mine[i].push(case);
+            }
+        }
+        mine.into_iter()
+            .map(|cases| verdict(cases, finished.status))
             .collect()
     }
+}
+
+/// Whether `source` configures pytest, in any of the files pytest reads its
+/// configuration from (or has a root `conftest.py`).
+fn configured(source: &Path) -> bool {
+    let read = |name: &str| std::fs::read_to_string(source.join(name)).ok();
+    let has_section = |name: &str, section: &str| {
+        read(name).is_some_and(|text| text.lines().any(|line| line.trim() == section))
+    };
+    let in_pyproject = read("pyproject.toml")
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .is_some_and(|table| {
+            table
+                .get("tool")
+                .and_then(|tool| tool.get("pytest"))
+                .is_some()
+        });
+    [
+        "pytest.ini",
+        ".pytest.ini",
+        "pytest.toml",
+        ".pytest.toml",
+        "conftest.py",
+    ]
+    .iter()
+    .any(|f| source.join(f).is_file())
+        || in_pyproject
+        || has_section("tox.ini", "[pytest]")
+        || has_section("setup.cfg", "[tool:pytest]")
 }
 
 /// The node ids pytest collects, from the cache when nothing in the source
@@ -196,7 +225,7 @@ fn collect(ctx: &DiscoverContext<'_>, settings: &Settings, python: &str) -> Resu
     }
     let mut command = Command::new(python);
     command
-        .args(["-c", COLLECT, "--collect-only"])
+        .args(["-c", REPORTER, "collect", "--collect-only"])
         .args(common_args(settings))
         .current_dir(ctx.source);
     let output = super::capture::capture(ctx, command).map_err(|e| {
@@ -216,10 +245,9 @@ fn collect(ctx: &DiscoverContext<'_>, settings: &Settings, python: &str) -> Resu
         Some(NO_TESTS_COLLECTED) => Vec::new(),
         _ => {
             return Err(Error::cannot_run(format!(
-                "`{python} -m pytest --collect-only` failed ({}):\n{}{}",
+                "`{python} -m pytest --collect-only` failed ({}):\n{}",
                 output.status,
-                stdout.trim_end(),
-                String::from_utf8_lossy(&output.stderr).trim_end()
+                collection_errors(&stdout, &String::from_utf8_lossy(&output.stderr))
             )));
         }
     };
@@ -232,6 +260,34 @@ fn collect(ctx: &DiscoverContext<'_>, settings: &Settings, python: &str) -> Resu
     }
     Ok(node_ids)
 }
+
+/// What to show of a failed collection: each collection error pytest
+/// reported, not the collection tree around it (tens of thousands of lines
+/// on a large suite); else, when pytest failed before collecting (a bad
+/// option, a broken `conftest.py`), its stderr and the end of its stdout.
+fn collection_errors(stdout: &str, stderr: &str) -> String {
+    let errors: Vec<String> = stdout
+        .lines()
+        .filter_map(|line| line.strip_prefix(COLLECT_ERROR_MARK))
+        .filter_map(|json| serde_json::from_str::<serde_json::Value>(json).ok())
+        .map(|error| {
+            format!(
+                "ERROR collecting {}\n{}",
+                error["node"].as_str().unwrap_or(""),
+                error["detail"].as_str().unwrap_or("").trim_end()
+            )
+        })
+        .collect();
+    if !errors.is_empty() {
+        return errors.join("\n\n");
+    }
+    let lines: Vec<&str> = stdout.trim_end().lines().collect();
+    let tail = lines[lines.len().saturating_sub(COLLECTION_TAIL_LINES)..].join("\n");
+    format!("{}\n{tail}", stderr.trim_end()).trim().to_string()
+}
+
+/// Lines of pytest's stdout shown when collection failed without a collection error.
+const COLLECTION_TAIL_LINES: usize = 20;
 
 /// Where [`collect`] keeps the last collection, in the source's `.paratest/`.
 const COLLECTION_CACHE: &str = "pytest-collection.json";
@@ -299,9 +355,10 @@ fn common_args(settings: &Settings) -> Vec<String> {
     args
 }
 
-/// A run's argv after the program; the test ids come last.
+/// A run's argv after the program: the reporter, the results file
+/// ([`RESULTS_ARG`], set per attempt), pytest's arguments, the test ids last.
 fn run_args(settings: &Settings, ids: &[&str]) -> Vec<OsString> {
-    let mut args: Vec<OsString> = ["-m", "pytest", "-q", "-o", "junit_family=xunit1"]
+    let mut args: Vec<OsString> = ["-c", REPORTER, "run", "", "-q"]
         .map(OsString::from)
         .to_vec();
     args.extend(common_args(settings).into_iter().map(OsString::from));
@@ -309,10 +366,9 @@ fn run_args(settings: &Settings, ids: &[&str]) -> Vec<OsString> {
     args
 }
 
-/// The part of a case's node id after its file: `TestGroup::test_in_class`,
+/// The part of a case's node id after `file`: `TestGroup::test_in_class`,
 /// `test_square[1-1]`. The classname is the module path, plus the class.
-pub fn node_in_file(case: &ReadCase) -> Option<String> {
-    let file = case.file.as_deref()?;
+pub fn node_in_file(file: &str, case: &ReadCase) -> String {
     let module = file.trim_end_matches(".py").replace('/', ".");
     let classes = case
         .classname
@@ -321,31 +377,7 @@ pub fn node_in_file(case: &ReadCase) -> Option<String> {
         .unwrap_or("");
     let mut node: Vec<&str> = classes.split('.').filter(|part| !part.is_empty()).collect();
     node.push(&case.name);
-    Some(node.join("::"))
-}
-
-fn case_result(case: &ReadCase, node: String) -> CaseResult {
-    let (status, message) = match case.outcome {
-        ReadOutcome::Passed => (AttemptStatus::Passed, None),
-        ReadOutcome::Failed => (AttemptStatus::Failed, case.message.clone()),
-        ReadOutcome::Error => (
-            AttemptStatus::Failed,
-            Some(format!("error: {}", case.message.as_deref().unwrap_or(""))),
-        ),
-        ReadOutcome::Skipped if case.ty.as_deref() == Some("pytest.xfail") => (
-            AttemptStatus::Skipped,
-            Some(format!("xfail: {}", case.message.as_deref().unwrap_or(""))),
-        ),
-        ReadOutcome::Skipped => (AttemptStatus::Skipped, case.message.clone()),
-    };
-    CaseResult {
-        name: node,
-        classname: case.classname.clone(),
-        status,
-        duration: Duration::from_secs_f64(case.time.unwrap_or(0.0).max(0.0)),
-        message,
-        detail: case.detail.clone(),
-    }
+    node.join("::")
 }
 
 /// A test's result from its cases: failed if one failed, skipped if all
@@ -366,8 +398,7 @@ fn verdict(cases: Vec<CaseResult>, status: std::process::ExitStatus) -> Verdict 
     } else {
         AttemptStatus::Passed
     };
-    let message =
-        failed.map(|c| format!("{}: {}", c.name, c.message.as_deref().unwrap_or("failed")));
+    let message = failed.map(|c| format!("{}: {}", c.id, c.message.as_deref().unwrap_or("failed")));
     Verdict {
         status: overall,
         message,
@@ -386,6 +417,7 @@ fn describe(status: std::process::ExitStatus) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn case(classname: &str, name: &str, file: &str) -> ReadCase {
         ReadCase {
@@ -398,20 +430,17 @@ mod tests {
 
     #[test]
     fn node_ids_come_back_from_classnames() {
+        let file = "tests/test_a.py";
         assert_eq!(
-            node_in_file(&case("tests.test_a", "test_x[1-2]", "tests/test_a.py")).unwrap(),
+            node_in_file(file, &case("tests.test_a", "test_x[1-2]", file)),
             "test_x[1-2]"
         );
         assert_eq!(
-            node_in_file(&case(
-                "tests.test_a.TestGroup.Inner",
-                "test_y",
-                "tests/test_a.py"
-            ))
-            .unwrap(),
+            node_in_file(file, &case("tests.test_a.TestGroup.Inner", "test_y", file)),
             "TestGroup::Inner::test_y"
         );
-        assert!(node_in_file(&ReadCase::default()).is_none());
+        let inherited = case("tests.test_a.TestChild", "test_base", "tests/base.py");
+        assert_eq!(node_in_file(file, &inherited), "TestChild::test_base");
     }
 
     #[test]
@@ -419,12 +448,18 @@ mod tests {
         use std::os::unix::process::ExitStatusExt;
         let exit = std::process::ExitStatus::from_raw(1 << 8);
         let result = |status| CaseResult {
+            id: "f.py::t".into(),
             name: "t".into(),
             classname: None,
             status,
+            kind: crate::model::CaseKind::Plain,
             duration: Duration::from_millis(10),
             message: Some("boom".into()),
             detail: None,
+            file: None,
+            line: None,
+            stdout: None,
+            stderr: None,
         };
         let mixed = verdict(
             vec![result(AttemptStatus::Passed), result(AttemptStatus::Failed)],
@@ -435,6 +470,54 @@ mod tests {
         let skipped = verdict(vec![result(AttemptStatus::Skipped)], exit);
         assert_eq!(skipped.status, AttemptStatus::Skipped);
         assert_eq!(verdict(Vec::new(), exit).status, AttemptStatus::Failed);
+    }
+
+    #[test]
+    fn pytest_is_detected_in_every_file_it_reads_its_configuration_from() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+        write("pyproject.toml", "[project]\nname = \"x\"\n");
+        write("setup.cfg", "[metadata]\nname = x\n");
+        write("tox.ini", "[tox]\nenv_list = py3\n");
+        assert!(!configured(dir.path()), "no pytest section anywhere");
+        for (name, text) in [
+            (
+                "pyproject.toml",
+                "[tool.pytest.ini_options]\naddopts = \"-q\"\n",
+            ),
+            ("pyproject.toml", "[tool.pytest]\nminversion = \"9.0\"\n"),
+            (
+                "setup.cfg",
+                "[metadata]\nname = x\n[tool:pytest]\ntestpaths = t\n",
+            ),
+            ("tox.ini", "[tox]\n\n[pytest]\naddopts = -q\n"),
+            ("pytest.toml", "[pytest]\n"),
+        ] {
+            let before = std::fs::read_to_string(dir.path().join(name)).ok();
+            write(name, text);
+            assert!(configured(dir.path()), "{name}: {text}");
+            match before {
+                Some(before) => write(name, &before),
+                None => std::fs::remove_file(dir.path().join(name)).unwrap(),
+            }
+        }
+    }
+
+    #[test]
+    fn a_collection_error_shows_the_error_not_the_tree() {
+        let tree: String = (0..5000)
+            .map(|i| format!("<Function test_{i}>\n"))
+            .collect();
+        let error = serde_json::json!({"node": "tests/test_bad.py", "detail": "ImportError while importing test module\nE   ModuleNotFoundError: No module named 'nope'"});
+        let stdout = format!("{tree}{COLLECT_ERROR_MARK}{error}\n{tree}");
+        let shown = collection_errors(&stdout, "");
+        assert_eq!(
+            shown,
+            "ERROR collecting tests/test_bad.py\nImportError while importing test module\nE   ModuleNotFoundError: No module named 'nope'"
+        );
+        let usage = collection_errors(&tree, "ERROR: usage: unrecognized arguments: --bad");
+        assert!(usage.starts_with("ERROR: usage"), "{usage}");
+        assert_eq!(usage.lines().count(), 1 + COLLECTION_TAIL_LINES);
     }
 
     #[test]

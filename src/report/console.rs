@@ -222,6 +222,9 @@ impl Console {
             parts.push(format!("{} timed out", counts.timed_out));
         }
         parts.push(format!("{} skipped", counts.skipped));
+        if counts.xfailed > 0 {
+            parts.push(format!("{} xfailed", counts.xfailed));
+        }
         if counts.not_run > 0 {
             parts.push(format!("{} not run", counts.not_run));
         }
@@ -268,6 +271,25 @@ impl Console {
             );
             eprintln!("{}", self.paint(Style::new().red().bold(), &title));
             if outcome.result == TestResult::Flaky || attempt.number as usize != last {
+                continue;
+            }
+            if let [case] = attempt.cases.as_slice() {
+                // A framework case (a pytest test): its own traceback and
+                // output, not its whole file's log.
+                for (what, text, log) in [
+                    ("traceback", &case.detail, &attempt.stdout_path),
+                    ("stdout", &case.stdout, &attempt.stdout_path),
+                    ("stderr", &case.stderr, &attempt.stderr_path),
+                ] {
+                    let Some(text) = text.as_deref().filter(|t| !t.trim().is_empty()) else {
+                        continue;
+                    };
+                    let lines: Vec<&str> = text.trim_end().lines().collect();
+                    eprintln!("  {what} (last lines; full log {}):", log.display());
+                    for line in &lines[lines.len().saturating_sub(FAILURE_TAIL_LINES)..] {
+                        eprintln!("    {}", printable(line));
+                    }
+                }
                 continue;
             }
             // The panic first: with RUST_BACKTRACE=1 the tail is all frames.

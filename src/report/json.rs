@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::Counts;
 use crate::events::Event;
-use crate::model::{AttemptStatus, TestCase};
+use crate::model::{Attempt, AttemptStatus, CaseKind, TestCase, TestOutcome, TestResult};
 
 /// Writes one event per line; an `id` names the test.
 pub fn emit(value: Value) {
@@ -52,27 +52,7 @@ pub fn event(tests: &[TestCase], event: &Event) {
             index,
             attempt,
             result,
-        } => {
-            let attempt_result = match attempt.status {
-                AttemptStatus::Passed => "passed",
-                AttemptStatus::Failed => "failed",
-                AttemptStatus::TimedOut => "timed-out",
-                AttemptStatus::Skipped => "skipped",
-            };
-            json!({
-                "event": "test-finished",
-                "id": tests[*index].id,
-                "group": tests[*index].group,
-                "attempt": attempt.number,
-                "worker": attempt.worker,
-                "result": result.map_or(attempt_result, |r| r.as_str()),
-                "retrying": result.is_none(),
-                "duration": attempt.duration.as_secs_f64(),
-                "message": attempt.message,
-                "stdout": attempt.stdout_path,
-                "stderr": attempt.stderr_path,
-            })
-        }
+        } => test_finished(&tests[*index], attempt, *result),
         Event::WorkspaceReady { worker, path, took } => {
             json!({"event": "workspace-ready", "worker": worker, "path": path, "duration": took.as_secs_f64()})
         }
@@ -83,6 +63,64 @@ pub fn event(tests: &[TestCase], event: &Event) {
         Event::WorkerFinished { .. } => return,
     };
     emit(value);
+}
+
+fn test_finished(test: &TestCase, attempt: &Attempt, result: Option<TestResult>) -> Value {
+    let attempt_result = match attempt.status {
+        AttemptStatus::Passed => "passed",
+        AttemptStatus::Failed => "failed",
+        AttemptStatus::TimedOut => "timed-out",
+        AttemptStatus::Skipped => "skipped",
+    };
+    let mut value = json!({
+        "event": "test-finished",
+        "id": test.id,
+        "group": test.group,
+        "attempt": attempt.number,
+        "worker": attempt.worker,
+        "result": result.map_or(attempt_result, |r| r.as_str()),
+        "retrying": result.is_none(),
+        "duration": attempt.duration.as_secs_f64(),
+        "message": attempt.message,
+        "stdout": attempt.stdout_path,
+        "stderr": attempt.stderr_path,
+    });
+    if let [case] = attempt.cases.as_slice() {
+        match case.kind {
+            CaseKind::Error => value["kind"] = "error".into(),
+            CaseKind::ExpectedFailure => value["kind"] = "xfail".into(),
+            CaseKind::Plain => {}
+        }
+    }
+    value
+}
+
+/// Like [`event`], except that an attempt whose plugin reported framework
+/// cases (the tests of a pytest file) is told as one `test-finished` per
+/// case, with the case's node id and result. `attempts` are every attempt
+/// of the event's test so far, this one last.
+pub fn event_by_case(tests: &[TestCase], event: &Event, attempts: &[Attempt]) {
+    let Event::AttemptFinished {
+        index,
+        attempt,
+        result,
+    } = event
+    else {
+        return self::event(tests, event);
+    };
+    if attempt.cases.is_empty() {
+        return self::event(tests, event);
+    }
+    let outcome = TestOutcome {
+        test: tests[*index].clone(),
+        result: result.unwrap_or(TestResult::Failed),
+        attempts: attempts.to_vec(),
+    };
+    for case in super::cases::split(&outcome) {
+        if let Some(last) = case.attempts.last() {
+            emit(test_finished(&case.test, last, result.map(|_| case.result)));
+        }
+    }
 }
 
 /// The files a run wrote, for `run-finished`.
@@ -102,7 +140,8 @@ pub fn run_finished(
 ) {
     emit(json!({
         "event": "run-finished", "passed": counts.passed, "failed": counts.failed, "flaky": counts.flaky,
-        "timed_out": counts.timed_out, "skipped": counts.skipped, "not_run": counts.not_run,
+        "timed_out": counts.timed_out, "skipped": counts.skipped, "xfailed": counts.xfailed,
+        "not_run": counts.not_run,
         "duration": duration, "exit_code": exit_code, "interrupted": interrupted,
         "junit": written.junit, "timings": written.timings,
     }));

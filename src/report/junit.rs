@@ -12,7 +12,14 @@
 //!   The schema allows `<failure>` no child element, so its stack trace is
 //!   its text, while each `<rerunFailure>`/`<flakyFailure>` holds
 //!   `<stackTrace>`, `<system-out>`, `<system-err>`;
-//! - skipped: `<skipped>`.
+//! - skipped: `<skipped>` (`type="pytest.xfail"` for an expected failure).
+//!
+//! A test whose plugin read the framework's own cases (the tests of a
+//! pytest file) is first split into one testcase per case
+//! (`report::cases`), which takes the case's classname, `file`/`line` where
+//! the framework gave them, its own captured output instead of the
+//! process's logs, and `<error>`/`<rerunError>`/`<flakyError>` instead of
+//! the failure elements where the framework calls it an error.
 //!
 //! The report is built with `quick-junit`, then every element is stripped of
 //! the attributes the schema does not list (`quick-junit` always writes
@@ -31,7 +38,7 @@ use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestRerun, T
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::{Reader, Writer};
 
-use crate::model::{Attempt, AttemptStatus, TestOutcome, TestResult};
+use crate::model::{Attempt, AttemptStatus, CaseKind, TestOutcome, TestResult};
 
 /// The most text kept from one output stream of one attempt, in bytes.
 pub const OUTPUT_LIMIT: usize = 64 * 1024;
@@ -39,6 +46,10 @@ pub const OUTPUT_LIMIT: usize = 64 * 1024;
 pub const FAILURE_TYPE: &str = "test failure";
 /// `type` of a failure because the test ran past `--timeout`.
 pub const TIMEOUT_TYPE: &str = "timeout";
+/// `type` of an error: the framework failed the test outside its body.
+pub const ERROR_TYPE: &str = "test error";
+/// `type` of a skip that is an expected failure (pytest's own word).
+pub const XFAIL_TYPE: &str = "pytest.xfail";
 
 /// Lines of each stream's tail appended to a stack trace, and their byte cap.
 const TRACE_TAIL_LINES: usize = 30;
@@ -51,7 +62,7 @@ const PANIC_BYTES: usize = 16 * 1024;
 /// `timestamp` is when the run started; a suite's timestamp is its earliest
 /// attempt, or `timestamp` for a suite whose tests never ran.
 pub fn build_report(name: &str, outcomes: &[TestOutcome], timestamp: SystemTime) -> Report {
-    let outcomes: Vec<TestOutcome> = outcomes.iter().flat_map(case_outcomes).collect();
+    let outcomes = super::cases::expand(outcomes);
     let mut groups: BTreeMap<&str, Vec<&TestOutcome>> = BTreeMap::new();
     for outcome in &outcomes {
         groups
@@ -263,7 +274,21 @@ struct AttemptLogs {
 }
 
 impl AttemptLogs {
+    /// The attempt's own output: its framework case's captured output when
+    /// the plugin read one (a pytest test's, not its whole file's), else
+    /// its process's logs.
     fn read(attempt: &Attempt) -> Self {
+        if let Some(case) = attempt.cases.first() {
+            let full_at = attempt.stdout_path.display().to_string();
+            let bound = |text: &Option<String>| {
+                text.as_deref()
+                    .map(|text| bound_text(&xml_safe(text), OUTPUT_LIMIT, &full_at))
+            };
+            return AttemptLogs {
+                stdout: bound(&case.stdout),
+                stderr: bound(&case.stderr),
+            };
+        }
         AttemptLogs {
             stdout: read_log(&attempt.stdout_path, OUTPUT_LIMIT),
             stderr: read_log(&attempt.stderr_path, OUTPUT_LIMIT),
@@ -349,14 +374,16 @@ fn unique_names(mut sorted: Vec<&TestOutcome>) -> Vec<(String, &TestOutcome)> {
     sorted.reverse();
     sorted.dedup_by(|later, earlier| later.test.id == earlier.test.id);
     sorted.reverse();
-    let mut uses: HashMap<&str, usize> = HashMap::new();
+    let mut uses: HashMap<(Option<&str>, &str), usize> = HashMap::new();
     for outcome in &sorted {
-        *uses.entry(outcome.test.name.as_str()).or_default() += 1;
+        *uses
+            .entry((case_classname(outcome), outcome.test.name.as_str()))
+            .or_default() += 1;
     }
     sorted
         .into_iter()
         .map(|outcome| {
-            let name = if uses[outcome.test.name.as_str()] > 1 {
+            let name = if uses[&(case_classname(outcome), outcome.test.name.as_str())] > 1 {
                 format!("{} [{}]", outcome.test.name, outcome.test.id)
             } else {
                 outcome.test.name.clone()
@@ -366,66 +393,27 @@ fn unique_names(mut sorted: Vec<&TestOutcome>) -> Vec<(String, &TestOutcome)> {
         .collect()
 }
 
-/// A test whose plugin reported framework cases (pytest: the functions of a
-/// file) becomes one outcome per case, so that the report has one testcase
-/// per framework test; each attempt of such an outcome carries its one case,
-/// whose `detail` is the stack trace. A case missing from an attempt (the
-/// process timed out or crashed before reporting) takes that attempt's own
-/// status and message. A test with no cases in any attempt stays as it is.
-fn case_outcomes(outcome: &TestOutcome) -> Vec<TestOutcome> {
-    let mut names: Vec<&str> = Vec::new();
-    for case in outcome.attempts.iter().flat_map(|attempt| &attempt.cases) {
-        if !names.contains(&case.name.as_str()) {
-            names.push(&case.name);
-        }
+/// The classname the framework gave the outcome's case (pytest's dotted
+/// `tests.test_a.TestGroup`), if it is one framework case.
+fn case_classname(outcome: &TestOutcome) -> Option<&str> {
+    outcome
+        .attempts
+        .iter()
+        .find_map(|attempt| attempt.cases.first()?.classname.as_deref())
+}
+
+/// The framework case an attempt carries (one, once split by `cases::split`).
+fn case_of(attempt: &Attempt) -> Option<&crate::model::CaseResult> {
+    attempt.cases.first()
+}
+
+/// `<error>` for what the framework calls an error (pytest: a failed setup
+/// or teardown, a test never reported), else `<failure>`.
+fn non_success_kind(attempt: &Attempt) -> NonSuccessKind {
+    match case_of(attempt).map(|case| case.kind) {
+        Some(CaseKind::Error) => NonSuccessKind::Error,
+        _ => NonSuccessKind::Failure,
     }
-    if names.is_empty() {
-        return vec![outcome.clone()];
-    }
-    names
-        .into_iter()
-        .map(|name| {
-            let attempts: Vec<Attempt> = outcome
-                .attempts
-                .iter()
-                .map(
-                    |attempt| match attempt.cases.iter().find(|case| case.name == name) {
-                        Some(case) => Attempt {
-                            status: case.status,
-                            duration: case.duration,
-                            message: case.message.clone().or_else(|| attempt.message.clone()),
-                            cases: vec![case.clone()],
-                            ..attempt.clone()
-                        },
-                        None => Attempt {
-                            cases: Vec::new(),
-                            ..attempt.clone()
-                        },
-                    },
-                )
-                .collect();
-            let failed_before = attempts[..attempts.len() - 1]
-                .iter()
-                .any(|a| is_failure(a.status));
-            let result = match attempts.last().map(|a| a.status) {
-                Some(AttemptStatus::Passed) if failed_before => TestResult::Flaky,
-                Some(AttemptStatus::Passed) => TestResult::Passed,
-                Some(AttemptStatus::Skipped) | None => TestResult::Skipped,
-                Some(AttemptStatus::TimedOut) => TestResult::TimedOut,
-                Some(AttemptStatus::Failed) => TestResult::Failed,
-            };
-            let test = crate::model::TestCase {
-                id: format!("{}::{name}", outcome.test.id),
-                name: name.to_string(),
-                ..outcome.test.clone()
-            };
-            TestOutcome {
-                test,
-                result,
-                attempts,
-            }
-        })
-        .collect()
 }
 
 /// The stack trace of an attempt: the framework's own text when the plugin
@@ -462,12 +450,17 @@ fn build_case(name: String, group: &str, outcome: &TestOutcome) -> TestCase {
             status
         }
         TestResult::Failed | TestResult::TimedOut => {
-            let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            let kind = attempts
+                .first()
+                .map_or(NonSuccessKind::Failure, non_success_kind);
+            let mut status = TestCaseStatus::non_success(kind);
             match attempts.first() {
                 Some(attempt) => {
                     let timed_out = attempt.status == AttemptStatus::TimedOut;
                     status.set_type(if timed_out {
                         TIMEOUT_TYPE
+                    } else if kind == NonSuccessKind::Error {
+                        ERROR_TYPE
                     } else {
                         FAILURE_TYPE
                     });
@@ -498,21 +491,31 @@ fn build_case(name: String, group: &str, outcome: &TestOutcome) -> TestCase {
                 None => "skipped",
             };
             status.set_message(xml_safe(message));
+            if last.is_some_and(|attempt| {
+                case_of(attempt).is_some_and(|case| case.kind == CaseKind::ExpectedFailure)
+            }) {
+                status.set_type(XFAIL_TYPE);
+            }
             status
         }
     };
     let mut case = TestCase::new(name, status);
-    case.set_classname(xml_safe(group));
-    // A test that did not run took no time (a missing `time` reads as NaN).
-    match last {
-        _ if outcome.result == TestResult::Skipped => {
-            case.set_time(Duration::ZERO);
+    case.set_classname(xml_safe(case_classname(outcome).unwrap_or(group)));
+    // The framework's own location, where it gives one (pytest under
+    // `junit_family = xunit1`, which writes these two attributes itself).
+    if let Some(framework_case) = last.and_then(case_of) {
+        if let Some(file) = &framework_case.file {
+            case.extra.insert("file".into(), xml_safe(file).into());
         }
-        Some(attempt) => {
-            case.set_time(attempt.duration);
+        if let Some(line) = framework_case.line {
+            case.extra.insert("line".into(), line.to_string().into());
         }
-        None => {}
     }
+    // A test that did not run took no time (a missing `time` reads as NaN).
+    case.set_time(match last {
+        Some(attempt) if outcome.result != TestResult::Skipped => attempt.duration,
+        _ => Duration::ZERO,
+    });
     if let Some(logs) = output {
         if let Some(stdout) = logs.stdout {
             case.set_system_out(stdout);
@@ -534,10 +537,13 @@ fn rerun(attempt: &Attempt) -> TestRerun {
     let timed_out = attempt.status == AttemptStatus::TimedOut;
     let message = failure_message(attempt, timed_out);
     let logs = AttemptLogs::read(attempt);
-    let mut rerun = TestRerun::new(NonSuccessKind::Failure);
+    let kind = non_success_kind(attempt);
+    let mut rerun = TestRerun::new(kind);
     rerun
         .set_type(if timed_out {
             TIMEOUT_TYPE
+        } else if kind == NonSuccessKind::Error {
+            ERROR_TYPE
         } else {
             FAILURE_TYPE
         })
@@ -591,7 +597,9 @@ fn schema_attributes(element: &[u8]) -> &'static [&'static [u8]] {
             b"log",
             b"url",
         ],
-        b"testcase" => &[b"name", b"time", b"classname", b"group"],
+        // `file` and `line` are not in the schema: they are only ever written
+        // where the project asked pytest for them (`junit_family = xunit1`).
+        b"testcase" => &[b"name", b"time", b"classname", b"group", b"file", b"line"],
         b"failure" | b"error" | b"skipped" | b"rerunFailure" | b"rerunError" | b"flakyFailure"
         | b"flakyError" => &[b"type", b"message"],
         b"property" => &[b"name", b"value"],

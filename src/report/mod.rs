@@ -2,6 +2,7 @@
 //! ([`Collector`]), the console and JSON views of the events, and the JUnit
 //! report written from what was collected.
 
+pub mod cases;
 pub mod console;
 pub mod json;
 pub mod junit;
@@ -13,7 +14,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::events::{Event, WorkerStats};
-use crate::model::{Attempt, TestCase, TestOutcome, TestResult};
+use crate::model::{Attempt, CaseKind, TestCase, TestOutcome, TestResult};
 
 /// Everything the reporter thread learnt from the events of one run.
 pub struct Collector<'a> {
@@ -52,6 +53,11 @@ impl<'a> Collector<'a> {
             Event::Warning(message) => self.warnings.push(message.clone()),
             Event::WorkspaceReady { .. } | Event::TestStarted { .. } | Event::TestSlow { .. } => {}
         }
+    }
+
+    /// Every attempt of test `index` recorded so far.
+    pub fn attempts_of(&self, index: usize) -> &[Attempt] {
+        &self.attempts[index]
     }
 
     /// Marks tests that are reported without running (ignored ones).
@@ -100,7 +106,10 @@ pub struct Counts {
     pub flaky: usize,
     pub failed: usize,
     pub timed_out: usize,
+    /// Skipped, expected failures (pytest's xfail) aside.
     pub skipped: usize,
+    /// Skipped because they failed as expected (pytest's xfail).
+    pub xfailed: usize,
     pub not_run: usize,
 }
 
@@ -116,6 +125,9 @@ impl Counts {
                 TestResult::Flaky => &mut counts.flaky,
                 TestResult::Failed => &mut counts.failed,
                 TestResult::TimedOut => &mut counts.timed_out,
+                TestResult::Skipped if cases::kind(outcome) == CaseKind::ExpectedFailure => {
+                    &mut counts.xfailed
+                }
                 TestResult::Skipped => &mut counts.skipped,
             } += 1;
         }

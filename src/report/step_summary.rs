@@ -56,11 +56,20 @@ pub fn render(counts: &Counts, outcomes: &[TestOutcome], wall: Duration) -> Stri
         counts.run(),
         seconds(wall)
     );
-    md.push_str("| passed | failed | timed out | flaky | skipped | not run | time |\n");
-    md.push_str("|---:|---:|---:|---:|---:|---:|---:|\n");
+    // An xfailed column only where there are expected failures (pytest's xfail).
+    let (xfail_head, xfail_rule, xfailed) = if counts.xfailed > 0 {
+        (" xfailed |", "---:|", format!(" {} |", counts.xfailed))
+    } else {
+        ("", "", String::new())
+    };
     let _ = writeln!(
         md,
-        "| {} | {} | {} | {} | {} | {} | {} |\n",
+        "| passed | failed | timed out | flaky | skipped |{xfail_head} not run | time |"
+    );
+    let _ = writeln!(md, "|---:|---:|---:|---:|---:|{xfail_rule}---:|---:|");
+    let _ = writeln!(
+        md,
+        "| {} | {} | {} | {} | {} |{xfailed} {} | {} |\n",
         counts.passed,
         counts.failed,
         counts.timed_out,
@@ -456,12 +465,18 @@ mod tests {
         std::fs::write(dir.path().join("1.stdout"), "log text\n").unwrap();
         let mut failed = attempt(1, AttemptStatus::Failed, 5, dir.path());
         let case = |name: &str, status, message: Option<&str>, detail: Option<&str>| CaseResult {
+            id: format!("tests/test_x.py::{name}"),
             name: name.to_string(),
             classname: None,
             status,
+            kind: crate::model::CaseKind::Plain,
             duration: Duration::ZERO,
             message: message.map(str::to_string),
             detail: detail.map(str::to_string),
+            file: None,
+            line: None,
+            stdout: None,
+            stderr: None,
         };
         failed.cases = vec![
             case("test_ok", AttemptStatus::Passed, None, None),

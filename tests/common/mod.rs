@@ -287,3 +287,19 @@ pub fn case_shapes(report: &quick_junit::Report) -> std::collections::BTreeMap<S
     }
     shapes
 }
+
+/// pytest must be importable; under CI a missing pytest fails the test.
+pub fn have_pytest() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import pytest"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok || std::env::var_os("CI").is_none(),
+        "pytest is required under CI (.ci/run installs it)"
+    );
+    if !ok {
+        eprintln!("note: pytest missing; test skipped");
+    }
+    ok
+}

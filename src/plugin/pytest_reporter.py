@@ -1,0 +1,122 @@
+"""cargo-paratest's side of a pytest process, run as `python -c THIS MODE ...`.
+
+`collect ARGS...`: pytest's own collection; prints every collected node id
+behind a mark, and every collection error (only the error, never the
+collection tree) behind another.
+
+`run RESULTS ARGS...`: runs the tests and writes RESULTS, one JSON object a
+line, flushed as each arrives so that a process killed mid-file still leaves
+what it did:
+  {"event": "collected", "nodes": [NODE, ...]}          once, after collection
+  {"event": "report", "when": "setup"|"call"|"teardown", "outcome": ..., ...NODE}
+where NODE is {"node", "classname", "name", "file", "line"}: the testcase
+attributes pytest's own --junitxml writes (`file` and `line` only under
+`junit_family = xunit1`, as pytest does).
+"""
+
+import json
+import re
+import sys
+
+import pytest
+
+try:
+    from _pytest.junitxml import mangle_test_address
+except ImportError:  # pytest moved it: the same rule, copied
+
+    def mangle_test_address(address):
+        path, bracket, params = address.partition("[")
+        names = path.split("::")
+        names[0] = re.sub(r"\.py$", "", names[0].replace("/", "."))
+        names[-1] += bracket + params
+        return names
+
+
+NODE_MARK = "paratest-node "
+COLLECT_ERROR_MARK = "paratest-collect-error "
+
+
+class Collect:
+    def pytest_collection_finish(self, session):
+        for item in session.items:
+            print(NODE_MARK + item.nodeid)
+
+    def pytest_collectreport(self, report):
+        if report.failed:
+            error = {"node": report.nodeid, "detail": report.longreprtext}
+            print(COLLECT_ERROR_MARK + json.dumps(error), flush=True)
+
+
+class Results:
+    def __init__(self, path):
+        self.out = open(path, "w", encoding="utf-8")
+        self.prefix = None
+        self.locations = False
+
+    def write(self, event):
+        self.out.write(json.dumps(event) + "\n")
+        self.out.flush()
+
+    def pytest_configure(self, config):
+        self.prefix = config.getoption("junitprefix", None)
+        try:
+            self.locations = config.getini("junit_family") == "xunit1"
+        except ValueError:  # `-p no:junitxml`: no such option, pytest's default then
+            self.locations = False
+
+    def node(self, nodeid, location):
+        names = mangle_test_address(nodeid)
+        classnames = names[:-1]
+        if self.prefix:
+            classnames.insert(0, self.prefix)
+        node = {"node": nodeid, "classname": ".".join(classnames), "name": names[-1]}
+        if self.locations and location:
+            node["file"] = location[0]
+            node["line"] = location[1]
+        return node
+
+    def pytest_collection_finish(self, session):
+        nodes = [self.node(item.nodeid, item.location) for item in session.items]
+        self.write({"event": "collected", "nodes": nodes})
+
+    def pytest_runtest_logreport(self, report):
+        event = self.node(report.nodeid, report.location)
+        xfail = getattr(report, "wasxfail", None)
+        event.update(
+            event="report",
+            when=report.when,
+            outcome=report.outcome,
+            xfail=xfail is not None,
+            message=message(report, xfail),
+            detail=report.longreprtext if report.failed else None,
+            duration=report.duration,
+            # Each phase's report holds the sections of the phases before it.
+            stdout=report.capstdout + report.caplog,
+            stderr=report.capstderr,
+        )
+        self.write(event)
+
+
+def message(report, xfail):
+    """The one-line message pytest's --junitxml gives this phase."""
+    if report.passed:
+        return None
+    if report.skipped:
+        if xfail is not None:
+            return xfail[len("reason: ") :] if xfail.startswith("reason: ") else xfail
+        longrepr = report.longrepr
+        if isinstance(longrepr, tuple):
+            reason = longrepr[2]
+            return reason[len("Skipped: ") :] if reason.startswith("Skipped: ") else reason
+        return str(longrepr)
+    crash = getattr(report.longrepr, "reprcrash", None)
+    return crash.message if crash is not None else str(report.longrepr)
+
+
+def main(argv):
+    if argv[0] == "collect":
+        return pytest.main(argv[1:], plugins=[Collect()])
+    return pytest.main(argv[2:], plugins=[Results(argv[1])])
+
+
+sys.exit(int(main(sys.argv[1:])))
