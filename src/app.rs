@@ -30,6 +30,14 @@ use crate::workspace::Layout;
 
 /// Runs the command line and returns the process exit code.
 pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
+    let args: Vec<std::ffi::OsString> = args.into_iter().collect();
+    if args
+        .get(1)
+        .is_some_and(|a| a == crate::supervisor::SUBCOMMAND)
+    {
+        let run_id = args.get(2).map(|a| a.to_string_lossy().into_owned());
+        return crate::supervisor::main(&run_id.unwrap_or_default());
+    }
     let cli = match Cli::parse_args(args) {
         Ok(cli) => cli,
         Err(e) => {
@@ -417,9 +425,13 @@ fn list(args: &ListArgs) -> Result<i32> {
         .settings
         .message_format
         .unwrap_or(MessageFormat::Human);
-    let watchdog = Watchdog::start();
-    handle_interrupts(&watchdog);
-    let tests = discover(&prepared, &args.select, &[], false, &watchdog)?;
+    let (watchdog, run_id) = supervised_watchdog()?;
+    let tests = discover(&prepared, &args.select, &[], false, &watchdog);
+    end_supervision(&watchdog, &run_id);
+    let tests = match tests {
+        Err(_) if watchdog.is_interrupted() => return Ok(exit::INTERRUPTED),
+        other => other?,
+    };
     let timings = load_timings(&timings_path(&prepared), format);
     let partition = partition(&prepared.settings)?;
     let shard = schedule::select(&tests, &timings, partition, |t| skipped(t, &args.select));
@@ -485,11 +497,10 @@ fn skipped(test: &TestCase, select: &SelectArgs) -> bool {
 
 /// Installs the Ctrl-C / SIGTERM handler: the watchdog kills running tests
 /// and the workers stop taking new ones.
-fn handle_interrupts(watchdog: &Watchdog) {
+fn handle_interrupts(watchdog: &Watchdog) -> Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
-    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
-        return;
-    };
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map_err(resource_error)?;
     let watchdog = watchdog.clone();
     std::thread::Builder::new()
         .name("paratest-signals".into())
@@ -498,7 +509,8 @@ fn handle_interrupts(watchdog: &Watchdog) {
                 watchdog.interrupt();
             }
         })
-        .expect("cannot start the signal thread");
+        .map_err(resource_error)?;
+    Ok(())
 }
 
 fn run_id() -> String {
@@ -508,10 +520,57 @@ fn run_id() -> String {
     format!("{:x}-{:x}", now.as_millis(), std::process::id())
 }
 
+/// `run`, supervised: whatever it returns or however it ends (see
+/// [`crate::supervisor`]), no process it started survives it.
 fn run(args: &RunArgs) -> Result<i32> {
+    let (watchdog, run_id) = supervised_watchdog()?;
+    let result = run_supervised(args, &watchdog, run_id.clone());
+    end_supervision(&watchdog, &run_id);
+    // An interrupt during the last teardown still makes the run interrupted.
+    match result {
+        Err(e) if watchdog.is_interrupted() => {
+            eprintln!("error: {e}");
+            Ok(exit::INTERRUPTED)
+        }
+        other => other,
+    }
+}
+
+/// The watchdog of a command that starts processes, its Ctrl-C handler,
+/// the subreaper and the supervisor; and the run's id.
+fn supervised_watchdog() -> Result<(Watchdog, String)> {
+    let watchdog = Watchdog::try_start().map_err(resource_error)?;
+    let run_id = run_id();
+    if let Err(e) = watchdog.supervise(&run_id) {
+        eprintln!("warning: {e}; processes may outlive a crash of cargo-paratest");
+    }
+    handle_interrupts(&watchdog)?;
+    Ok((watchdog, run_id))
+}
+
+/// The run is over: kill what is left of it, then let the supervisor go.
+fn end_supervision(watchdog: &Watchdog, run_id: &str) {
+    let everything = crate::process::Sweep {
+        run_id,
+        worker: None,
+        test_only: false,
+    };
+    watchdog.sweep(&everything, true);
+    crate::supervisor::tell(crate::supervisor::Message::Exit);
+}
+
+/// A resource the run needs (a thread, a pipe, a process) could not be had: exit 3.
+pub fn resource_error(e: std::io::Error) -> Error {
+    Error::with_cause(
+        crate::error::Kind::CannotRun,
+        "out of resources (processes, threads or open files; see `ulimit -a`)",
+        e,
+    )
+}
+
+fn run_supervised(args: &RunArgs, watchdog: &Watchdog, run_id: String) -> Result<i32> {
     let wall = Instant::now();
-    let watchdog = Watchdog::start();
-    handle_interrupts(&watchdog);
+    let watchdog = watchdog.clone();
     let prepared = prepare(&args.select, args.profile())?;
     let settings = &prepared.settings;
     let source = prepared.source.clone();
@@ -547,7 +606,7 @@ fn run(args: &RunArgs) -> Result<i32> {
     let timings_path = timings_path(&prepared);
     crate::runner::clear_logs(&output);
     let context = RunContext {
-        run_id: run_id(),
+        run_id,
         source: source.clone(),
         output: output.clone(),
         workers,
@@ -579,19 +638,52 @@ fn run(args: &RunArgs) -> Result<i32> {
             }
         }
     };
+    let mut teardown = RunTeardown {
+        watchdog: &watchdog,
+        hooks: &hooks,
+        context: &context,
+        services,
+        format,
+        done: false,
+    };
     let result = run_tests(
         args,
         &prepared,
         &context,
-        &hooks,
-        &watchdog,
+        &mut teardown,
         &timings_path,
         &junit_path,
         partition,
         wall,
     );
-    run_teardown(&watchdog, &hooks, &context, services, format);
+    teardown.run();
     result
+}
+
+/// `--teardown` and the stop of what `--setup` left running, once: before
+/// the summary when the run gets that far (so that an interrupt during it
+/// is reported), else when `run` returns.
+struct RunTeardown<'a> {
+    watchdog: &'a Watchdog,
+    hooks: &'a Hooks,
+    context: &'a RunContext,
+    services: Option<u32>,
+    format: MessageFormat,
+    done: bool,
+}
+
+impl RunTeardown<'_> {
+    fn run(&mut self) {
+        if !std::mem::replace(&mut self.done, true) {
+            run_teardown(
+                self.watchdog,
+                self.hooks,
+                self.context,
+                self.services.take(),
+                self.format,
+            );
+        }
+    }
 }
 
 fn run_teardown(
@@ -682,13 +774,13 @@ fn run_tests(
     args: &RunArgs,
     prepared: &Prepared,
     context: &RunContext,
-    hooks: &Hooks,
-    watchdog: &Watchdog,
+    teardown: &mut RunTeardown<'_>,
     timings_path: &Path,
     junit_path: &Path,
     partition: Option<Partition>,
     wall: Instant,
 ) -> Result<i32> {
+    let (hooks, watchdog) = (teardown.hooks, teardown.watchdog);
     let settings = &prepared.settings;
     let format = settings.message_format.unwrap_or(MessageFormat::Human);
     let interactive_build = format == MessageFormat::Human;
@@ -764,6 +856,11 @@ fn run_tests(
             })?
             .keep(),
     };
+    let remove_root =
+        !settings.keep_workspaces.unwrap_or(false) && settings.workspace_root.is_none();
+    if remove_root {
+        crate::supervisor::tell(crate::supervisor::Message::Workspace(&workspace_root));
+    }
     let mut excluded = vec![context.output.clone()];
     excluded.extend(
         args.select
@@ -821,9 +918,11 @@ fn run_tests(
         stats
     });
     let makespan = run_started.elapsed();
-    if !runner.keep_workspaces && settings.workspace_root.is_none() {
+    if remove_root {
         let _ = std::fs::remove_dir_all(&workspace_root);
+        crate::supervisor::tell(crate::supervisor::Message::WorkspaceGone(&workspace_root));
     }
+    teardown.run();
 
     let interrupted = watchdog.is_interrupted();
     let outcomes = collector.outcomes();
@@ -897,6 +996,9 @@ fn run_tests(
     let lower_bound = longest.unwrap_or_default().max(busy / workers as u32);
     let exit_code = if interrupted {
         exit::INTERRUPTED
+    } else if let Some(failure) = &stats.resource_failure {
+        console.line(&format!("error: {failure}"));
+        exit::CANNOT_RUN
     } else if counts.failed + counts.timed_out > 0
         || (counts.flaky > 0 && settings.flaky_result == Some(FlakyResult::Fail))
     {

@@ -21,4 +21,5 @@ pub mod process;
 pub mod report;
 pub mod runner;
 pub mod schedule;
+pub mod supervisor;
 pub mod workspace;

@@ -73,6 +73,8 @@ pub enum AttemptStatus {
     Failed,
     TimedOut,
     Skipped,
+    /// Still running when Ctrl-C or SIGTERM came, and stopped: no verdict.
+    Interrupted,
 }
 
 /// The final result of a test over all its attempts (SPEC "Retries and results").
@@ -84,6 +86,9 @@ pub enum TestResult {
     Failed,
     TimedOut,
     Skipped,
+    /// Its only attempts were cut short by Ctrl-C or SIGTERM (a real
+    /// failure before them makes it `Failed`).
+    Interrupted,
 }
 
 impl TestResult {
@@ -94,6 +99,7 @@ impl TestResult {
             TestResult::Failed => "failed",
             TestResult::TimedOut => "timed-out",
             TestResult::Skipped => "skipped",
+            TestResult::Interrupted => "interrupted",
         }
     }
 

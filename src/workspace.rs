@@ -107,9 +107,10 @@ fn remove_if_present(path: &Path) -> io::Result<()> {
     }
 }
 
-/// Copying runs on its own pool: the worker threads are busy waiting on tests.
-fn copy_pool() -> &'static rayon::ThreadPool {
-    static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
+/// Copying runs on its own pool: the worker threads are busy waiting on
+/// tests. `None` when no thread could be had: files are then copied one by one.
+fn copy_pool() -> Option<&'static rayon::ThreadPool> {
+    static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
     POOL.get_or_init(|| {
         let threads = std::thread::available_parallelism()
             .map_or(4, |n| n.get())
@@ -118,8 +119,17 @@ fn copy_pool() -> &'static rayon::ThreadPool {
             .num_threads(threads)
             .thread_name(|i| format!("paratest-copy-{i}"))
             .build()
-            .expect("cannot start the copy threads")
+            .ok()
     })
+    .as_ref()
+}
+
+/// Ctrl-C stops a copy between two files.
+fn check_interrupt() -> io::Result<()> {
+    if crate::process::interrupt_requested() {
+        return Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"));
+    }
+    Ok(())
 }
 
 /// Copies `from` to `to` (which must not exist): directories and symlinks
@@ -130,6 +140,7 @@ pub fn copy_tree(from: &Path, to: &Path, skip: &[PathBuf]) -> io::Result<()> {
     fs::create_dir_all(to)?;
     let mut pending = vec![PathBuf::new()];
     while let Some(relative) = pending.pop() {
+        check_interrupt()?;
         for entry in fs::read_dir(from.join(&relative))? {
             let entry = entry?;
             let path = entry.path();
@@ -157,6 +168,7 @@ pub fn copy_tree(from: &Path, to: &Path, skip: &[PathBuf]) -> io::Result<()> {
     // (ext4), a failed attempt per file costs a create and a delete, which
     // made copying 1.5x slower than `cp -r`.
     let copy_one = |relative: &PathBuf, reflink: bool| -> io::Result<()> {
+        check_interrupt()?;
         let (source, target) = (from.join(relative), to.join(relative));
         // `fs::copy` keeps the mode; a reflink does not, so it is set after.
         let copied = if reflink {
@@ -176,10 +188,15 @@ pub fn copy_tree(from: &Path, to: &Path, skip: &[PathBuf]) -> io::Result<()> {
         let _ = fs::remove_file(to.join(first));
         copy_one(first, false)?;
     }
-    copy_pool().install(|| {
-        rest.par_iter()
-            .try_for_each(|relative| copy_one(relative, reflink))
-    })
+    match copy_pool() {
+        Some(pool) => pool.install(|| {
+            rest.par_iter()
+                .try_for_each(|relative| copy_one(relative, reflink))
+        }),
+        None => rest
+            .iter()
+            .try_for_each(|relative| copy_one(relative, reflink)),
+    }
 }
 
 #[cfg(test)]

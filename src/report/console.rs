@@ -109,6 +109,7 @@ impl Console {
                         (" TIMEOUT", Style::new().red())
                     }
                     (Some(TestResult::Failed), _) => ("    FAIL", Style::new().red()),
+                    (Some(TestResult::Interrupted), _) => (" INTRPTD", Style::new().yellow()),
                 };
                 let retry_note = match result {
                     None => format!(
@@ -222,6 +223,9 @@ impl Console {
             parts.push(format!("{} timed out", counts.timed_out));
         }
         parts.push(format!("{} skipped", counts.skipped));
+        if counts.interrupted > 0 {
+            parts.push(format!("{} interrupted", counts.interrupted));
+        }
         if counts.not_run > 0 {
             parts.push(format!("{} not run", counts.not_run));
         }

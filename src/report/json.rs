@@ -58,6 +58,7 @@ pub fn event(tests: &[TestCase], event: &Event) {
                 AttemptStatus::Failed => "failed",
                 AttemptStatus::TimedOut => "timed-out",
                 AttemptStatus::Skipped => "skipped",
+                AttemptStatus::Interrupted => "interrupted",
             };
             json!({
                 "event": "test-finished",
@@ -101,7 +102,7 @@ pub fn run_finished(
 ) {
     emit(json!({
         "event": "run-finished", "passed": counts.passed, "failed": counts.failed, "flaky": counts.flaky,
-        "timed_out": counts.timed_out, "skipped": counts.skipped, "not_run": counts.not_run,
+        "timed_out": counts.timed_out, "skipped": counts.skipped, "not_run": counts.not_run, "interrupted": counts.interrupted,
         "duration": duration, "exit_code": exit_code, "interrupted": interrupted,
         "junit": written.junit, "timings": written.timings,
     }));

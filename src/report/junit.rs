@@ -39,6 +39,8 @@ pub const OUTPUT_LIMIT: usize = 64 * 1024;
 pub const FAILURE_TYPE: &str = "test failure";
 /// `type` of a failure because the test ran past `--timeout`.
 pub const TIMEOUT_TYPE: &str = "timeout";
+/// `type` of the `<error>` of a test cut short by Ctrl-C or SIGTERM.
+pub const INTERRUPTED_TYPE: &str = "interrupted";
 
 /// Lines of each stream's tail appended to a stack trace, and their byte cap.
 const TRACE_TAIL_LINES: usize = 30;
@@ -386,6 +388,8 @@ fn case_outcomes(outcome: &TestOutcome) -> Vec<TestOutcome> {
                 Some(AttemptStatus::Skipped) | None => TestResult::Skipped,
                 Some(AttemptStatus::TimedOut) => TestResult::TimedOut,
                 Some(AttemptStatus::Failed) => TestResult::Failed,
+                Some(AttemptStatus::Interrupted) if failed_before => TestResult::Failed,
+                Some(AttemptStatus::Interrupted) => TestResult::Interrupted,
             };
             let test = crate::model::TestCase {
                 id: format!("{}::{name}", outcome.test.id),
@@ -460,6 +464,19 @@ fn build_case(name: String, group: &str, outcome: &TestOutcome) -> TestCase {
                     status.set_type(FAILURE_TYPE);
                     status.set_message("no attempt was recorded");
                 }
+            }
+            status
+        }
+        TestResult::Interrupted => {
+            // Not a verdict on the test: an error, never a failure.
+            let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
+            status.set_type(INTERRUPTED_TYPE);
+            let message = last
+                .and_then(|attempt| attempt.message.as_deref())
+                .unwrap_or("interrupted (Ctrl-C or SIGTERM)");
+            status.set_message(xml_safe(message));
+            if let Some(attempt) = last {
+                output = Some(AttemptLogs::read(attempt));
             }
             status
         }
