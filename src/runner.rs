@@ -91,7 +91,9 @@ impl Runner<'_> {
                     .spawn_scoped(scope, move || self.worker(worker, queue, events, started));
                 if let Err(e) = spawned {
                     // The workers already started stop and tear down.
-                    queue.fail(format!("cannot start worker {worker} of {workers}: {e}"));
+                    queue.fail(format!(
+                        "out of resources: cannot start worker {worker} of {workers} ({e}); try fewer --workers"
+                    ));
                     break;
                 }
             }
@@ -379,7 +381,7 @@ impl Runner<'_> {
             ),
             // The machine is out of processes or files: no verdict on the test.
             Err(e) if is_resource_error(&e) => {
-                let message = format!("cannot start a test process: {e}");
+                let message = format!("out of resources: cannot start a test process ({e})");
                 queue.fail(message.clone());
                 every(
                     AttemptStatus::Skipped,

@@ -448,3 +448,68 @@ fn interrupted_tests_are_interrupted_not_failed_and_real_failures_stay() {
         "the real failure's message was replaced: {retried}"
     );
 }
+
+/// A pids cgroup (v1) of `max` tasks for one test, if this machine lets us
+/// make one (root, with the pids controller mounted).
+struct PidsCgroup(PathBuf);
+
+impl PidsCgroup {
+    fn new(max: u32) -> Option<PidsCgroup> {
+        let path = Path::new("/sys/fs/cgroup/pids")
+            .join(format!("paratest-it-{}-{max}", std::process::id()));
+        std::fs::create_dir(&path).ok()?;
+        std::fs::write(path.join("pids.max"), max.to_string()).ok()?;
+        Some(PidsCgroup(path))
+    }
+}
+
+impl Drop for PidsCgroup {
+    fn drop(&mut self) {
+        // The supervisor may still be leaving.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::fs::remove_dir(&self.0).is_err() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+#[test]
+fn running_out_of_processes_is_exit_3_runs_the_teardown_and_never_panics() {
+    let Some(cgroup) = PidsCgroup::new(20) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "a pids cgroup is required under CI"
+        );
+        eprintln!("note: cannot make a pids cgroup here (not root?); check skipped");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("many");
+    std::fs::create_dir_all(source.join("tests")).unwrap();
+    std::fs::write(
+        source.join("paratest.toml"),
+        "[profile.default]\nplugin = \"command\"\n[plugin.command]\npattern = \"tests/*.sh\"\ncommand = \"sh {file}\"\n",
+    )
+    .unwrap();
+    for i in 0..120 {
+        std::fs::write(source.join(format!("tests/t{i:03}.sh")), "sleep 0.2\n").unwrap();
+    }
+    let marker = dir.path().join("teardown-ran");
+    // The shell joins the cgroup, then becomes cargo-paratest.
+    let run = common::Paratest::new(&source)
+        .args(["-j", "100", "--teardown"])
+        .args([format!("touch {}", marker.display())])
+        .wrap_in_shell(&format!(
+            "echo $$ > {}/cgroup.procs && exec \"$@\"",
+            cgroup.0.display()
+        ))
+        .run();
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    assert!(
+        run.stderr().contains("out of resources"),
+        "{}",
+        run.stderr()
+    );
+    assert!(!run.stderr().contains("panicked"), "{}", run.stderr());
+    assert!(marker.exists(), "the teardown ran");
+}
