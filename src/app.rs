@@ -553,7 +553,7 @@ fn end_supervision(watchdog: &Watchdog, run_id: &str) {
     let everything = crate::process::Sweep {
         run_id,
         worker: None,
-        test_only: false,
+        test: None,
     };
     watchdog.sweep(&everything, true);
     crate::supervisor::tell(crate::supervisor::Message::Exit);

@@ -192,10 +192,11 @@ impl Watchdog {
     /// With `grace`, SIGTERM first and SIGKILL after [`KILL_GRACE`].
     /// Returns how many processes were killed.
     pub fn sweep(&self, scope: &Sweep<'_>, grace: bool) -> usize {
-        let found = self.escapees(scope);
+        let table = ProcessTable::read();
+        let found = self.escapees(scope, &table);
         if found.is_empty() {
             // What a stopped group left are zombies we adopted.
-            self.reap_orphans();
+            self.reap_orphans(&table);
             return 0;
         }
         if grace && !forced() {
@@ -221,17 +222,17 @@ impl Watchdog {
                 let _ = nix::sys::signal::kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
                 killed.insert(pid);
             }
-            self.reap_orphans();
-            round = self.escapees(scope);
+            let table = ProcessTable::read();
+            self.reap_orphans(&table);
+            round = self.escapees(scope, &table);
         }
-        self.reap_orphans();
+        self.reap_orphans(&ProcessTable::read());
         killed.len()
     }
 
     /// Processes of `scope`, found in the trees of our adopted orphans (and,
     /// for the whole run, anywhere by `PARATEST_RUN_ID`).
-    fn escapees(&self, scope: &Sweep<'_>) -> Vec<u32> {
-        let table = ProcessTable::read();
+    fn escapees(&self, scope: &Sweep<'_>, table: &ProcessTable) -> Vec<u32> {
         let me = std::process::id();
         let known = self.shared.children.lock().unwrap().clone();
         let supervisor = crate::supervisor::pid();
@@ -250,7 +251,7 @@ impl Watchdog {
             }
             pending.extend(table.children_of(pid).map(|child| (child, ours)));
         }
-        if scope.worker.is_none() && !scope.test_only {
+        if scope.worker.is_none() && scope.test.is_none() {
             for pid in table.pids() {
                 if pid != me
                     && !found.contains(&pid)
@@ -268,10 +269,9 @@ impl Watchdog {
 
     /// Reaps the zombies among our adopted orphans; never a child that a
     /// [`std::process::Child`] here still waits for.
-    fn reap_orphans(&self) {
+    fn reap_orphans(&self, table: &ProcessTable) {
         use nix::sys::wait::{WaitPidFlag, waitpid};
         let known = self.shared.children.lock().unwrap();
-        let table = ProcessTable::read();
         for pid in table.children_of(std::process::id()) {
             if !known.contains(&pid) && !table.alive(pid) {
                 let _ = waitpid(Pid::from_raw(pid as i32), Some(WaitPidFlag::WNOHANG));
@@ -375,8 +375,9 @@ pub struct Sweep<'a> {
     pub run_id: &'a str,
     /// Only this worker's processes; `None`: the whole run's.
     pub worker: Option<usize>,
-    /// Only what a test (or a per-test hook) started, not the workspace's services.
-    pub test_only: bool,
+    /// Only what this attempt (its `PARATEST_TEST`, the test ids) started,
+    /// not the workspace's services.
+    pub test: Option<&'a str>,
 }
 
 impl Sweep<'_> {
@@ -389,7 +390,7 @@ impl Sweep<'_> {
             && self
                 .worker
                 .is_none_or(|w| is("PARATEST_WORKER", &w.to_string()))
-            && (!self.test_only || env.contains_key(b"PARATEST_TEST".as_slice()))
+            && self.test.is_none_or(|ids| is("PARATEST_TEST", ids))
     }
 }
 

@@ -458,16 +458,17 @@ impl Runner<'_> {
             let _ = events.send(Event::Warning(e));
         }
         // What the attempt started and left running outside its group.
-        self.watchdog.sweep(&self.sweep(worker, true), false);
+        self.watchdog.sweep(&self.sweep(worker, Some(&ids)), false);
         attempts
     }
 
-    /// This worker's processes: a test's (`test_only`), or all of them.
-    fn sweep(&self, worker: usize, test_only: bool) -> Sweep<'_> {
+    /// This worker's processes: those of the attempt of `test` (its
+    /// `PARATEST_TEST`), or all of them.
+    fn sweep<'s>(&'s self, worker: usize, test: Option<&'s str>) -> Sweep<'s> {
         Sweep {
             run_id: &self.context.run_id,
             worker: Some(worker),
-            test_only,
+            test,
         }
     }
 
@@ -477,7 +478,7 @@ impl Runner<'_> {
         if let Some(group) = services.take() {
             crate::process::stop_group(group);
         }
-        self.watchdog.sweep(&self.sweep(worker, false), true);
+        self.watchdog.sweep(&self.sweep(worker, None), true);
     }
 
     #[allow(clippy::too_many_arguments)]
