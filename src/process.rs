@@ -237,10 +237,13 @@ impl Watchdog {
         let known = self.shared.children.lock().unwrap().clone();
         let supervisor = crate::supervisor::pid();
         let mut found = Vec::new();
+        // At the end of the run every orphan we adopted is the run's,
+        // whatever its environment.
+        let whole_run = scope.worker.is_none() && scope.test.is_none();
         let mut pending: Vec<(u32, bool)> = table
             .children_of(me)
             .filter(|pid| !known.contains(pid) && Some(*pid) != supervisor)
-            .map(|pid| (pid, false))
+            .map(|pid| (pid, whole_run))
             .collect();
         // A tree whose root belongs to the scope goes whole, whatever its
         // members did to their environment.
@@ -251,7 +254,7 @@ impl Watchdog {
             }
             pending.extend(table.children_of(pid).map(|child| (child, ours)));
         }
-        if scope.worker.is_none() && scope.test.is_none() {
+        if whole_run {
             for pid in table.pids() {
                 if pid != me
                     && !found.contains(&pid)

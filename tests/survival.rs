@@ -256,6 +256,15 @@ fn a_rebuilt_workspace_stops_the_old_service_first() {
 
 #[test]
 fn after_sigkill_of_cargo_paratest_nothing_it_started_survives() {
+    nothing_survives_the_death_of_cargo_paratest(Signal::SIGKILL);
+}
+
+#[test]
+fn after_an_abort_of_cargo_paratest_nothing_it_started_survives() {
+    nothing_survives_the_death_of_cargo_paratest(Signal::SIGABRT);
+}
+
+fn nothing_survives_the_death_of_cargo_paratest(signal: Signal) {
     let project = Project::copy("escapers");
     let probe = project.scratch("probe");
     let setup = format!(
@@ -286,7 +295,7 @@ fn after_sigkill_of_cargo_paratest_nothing_it_started_survives() {
             .trim(),
     );
     assert!(workspace.is_dir());
-    child.kill().unwrap();
+    kill(Pid::from_raw(child.id() as i32), signal).unwrap();
     child.wait().unwrap();
     assert_gone(&pids, Duration::from_secs(15));
     let deadline = Instant::now() + Duration::from_secs(15);
