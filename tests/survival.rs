@@ -444,6 +444,12 @@ fn interrupted_tests_are_interrupted_not_failed_and_real_failures_stay() {
         })
         .collect();
     assert_eq!(results["tests/hangs.sh"].0, "interrupted", "{results:?}");
+    let finished = events(&stdout)
+        .into_iter()
+        .find(|e| e["event"] == "run-finished")
+        .expect("a run-finished event");
+    assert_eq!(finished["interrupted_tests"], 1, "{finished}");
+    assert_eq!(finished["failed"], 1, "{finished}");
     assert_eq!(results["tests/retried.sh"].0, "failed", "{results:?}");
     assert!(stderr.contains("INTRPTD"), "{stderr}");
     let junit = project.path.join(".paratest/junit.xml");

@@ -102,7 +102,7 @@ pub fn run_finished(
 ) {
     emit(json!({
         "event": "run-finished", "passed": counts.passed, "failed": counts.failed, "flaky": counts.flaky,
-        "timed_out": counts.timed_out, "skipped": counts.skipped, "not_run": counts.not_run, "interrupted": counts.interrupted,
+        "timed_out": counts.timed_out, "skipped": counts.skipped, "not_run": counts.not_run, "interrupted_tests": counts.interrupted,
         "duration": duration, "exit_code": exit_code, "interrupted": interrupted,
         "junit": written.junit, "timings": written.timings,
     }));
