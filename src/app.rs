@@ -904,18 +904,20 @@ fn run_tests(
         let collector = &mut collector;
         let console = &mut console;
         let tests = &tests;
-        scope.spawn(move || {
-            for event in receiver {
-                console.event(tests, &event);
-                if format == MessageFormat::Json {
-                    json::event(tests, &event);
+        std::thread::Builder::new()
+            .name("paratest-reporter".into())
+            .spawn_scoped(scope, move || {
+                for event in receiver {
+                    console.event(tests, &event);
+                    if format == MessageFormat::Json {
+                        json::event(tests, &event);
+                    }
+                    collector.record(&event);
                 }
-                collector.record(&event);
-            }
-        });
+            })?;
         let stats = runner.run(&sender);
         drop(sender);
-        stats
+        Ok(stats)
     });
     let makespan = run_started.elapsed();
     if remove_root {
@@ -923,6 +925,7 @@ fn run_tests(
         crate::supervisor::tell(crate::supervisor::Message::WorkspaceGone(&workspace_root));
     }
     teardown.run();
+    let stats = stats.map_err(resource_error)?;
 
     let interrupted = watchdog.is_interrupted();
     let outcomes = collector.outcomes();
