@@ -89,8 +89,6 @@ struct Entry {
     /// SIGTERM was sent; SIGKILL follows at this instant.
     kill_at: Option<Instant>,
     timed_out: bool,
-    /// A teardown: the first Ctrl-C lets it finish, the second bounds it.
-    cleanup: bool,
     interrupted: bool,
 }
 
@@ -147,7 +145,6 @@ impl Watchdog {
                     on_slow: limits.on_slow,
                     kill_at: None,
                     timed_out: false,
-                    cleanup: limits.cleanup,
                     interrupted: false,
                 },
             );
@@ -317,24 +314,16 @@ impl Watchdog {
         })
     }
 
-    /// Ctrl-C or SIGTERM. The first: every running group but a teardown's
-    /// gets SIGTERM, then SIGKILL after the grace period; no new process
-    /// starts but teardowns. The second: SIGKILL at once, and a running
-    /// teardown gets [`FORCED_TEARDOWN_LIMIT`] to finish. A third kills the
-    /// teardowns too.
+    /// Ctrl-C or SIGTERM. The first: every running group (a teardown's
+    /// too) gets SIGTERM, then SIGKILL after the grace period; no new
+    /// process starts but teardowns. The second and later: SIGKILL at once,
+    /// and teardowns that start afterwards get [`FORCED_TEARDOWN_LIMIT`].
     pub fn interrupt(&self) {
         let mut table = self.shared.table.lock().unwrap();
         let count = INTERRUPTS.fetch_add(1, Ordering::SeqCst) + 1;
         self.shared.interrupted.store(true, Ordering::SeqCst);
         let now = Instant::now();
         for (&pid, entry) in table.iter_mut() {
-            if entry.cleanup && count < 3 {
-                if count == 2 {
-                    let limit = now + FORCED_TEARDOWN_LIMIT;
-                    entry.deadline = Some(entry.deadline.map_or(limit, |d| d.min(limit)));
-                }
-                continue;
-            }
             entry.interrupted = true;
             if count == 1 {
                 signal_group(pid, Signal::SIGTERM);
