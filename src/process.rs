@@ -611,6 +611,62 @@ mod tests {
         assert!(rx.try_recv().is_err());
     }
 
+    #[test]
+    fn a_sweep_matches_its_run_its_worker_and_its_attempt() {
+        let env = |pairs: &[(&str, &str)]| -> HashMap<Vec<u8>, Vec<u8>> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+                .collect()
+        };
+        let test = env(&[
+            ("PARATEST_RUN_ID", "r1"),
+            ("PARATEST_WORKER", "2"),
+            ("PARATEST_TEST", "a\nb"),
+        ]);
+        let service = env(&[("PARATEST_RUN_ID", "r1"), ("PARATEST_WORKER", "2")]);
+        let other_run = env(&[("PARATEST_RUN_ID", "r2"), ("PARATEST_WORKER", "2")]);
+        let sweep = |worker, test| Sweep {
+            run_id: "r1",
+            worker,
+            test,
+        };
+        assert!(sweep(Some(2), Some("a\nb")).matches(&test));
+        assert!(
+            !sweep(Some(2), Some("a\nb")).matches(&service),
+            "services outlive tests"
+        );
+        assert!(
+            !sweep(Some(2), Some("c")).matches(&test),
+            "another attempt's"
+        );
+        assert!(!sweep(Some(1), None).matches(&service), "another worker's");
+        assert!(sweep(Some(2), None).matches(&service) && sweep(None, None).matches(&test));
+        assert!(!sweep(None, None).matches(&other_run), "another run's");
+    }
+
+    #[test]
+    fn the_environment_of_a_process_is_read() {
+        let mut child = Command::new("sleep")
+            .arg("5")
+            .env("PARATEST_RUN_ID", "probe=1")
+            .spawn()
+            .unwrap();
+        // The parent resumes while exec is still setting up the new stack.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut env = environment(child.id());
+        while env.is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+            env = environment(child.id());
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(
+            env.get(b"PARATEST_RUN_ID".as_slice()).map(Vec::as_slice),
+            Some(b"probe=1".as_slice())
+        );
+    }
+
     fn is_zombie(pid: i32) -> bool {
         std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .map(|stat| {

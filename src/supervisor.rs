@@ -152,6 +152,9 @@ fn kill_run(run_id: &str, groups: &BTreeSet<u32>) -> usize {
     let me = std::process::id();
     let mut killed = BTreeSet::new();
     let deadline = Instant::now() + Duration::from_secs(10);
+    // A process caught in the middle of an exec shows no environment yet:
+    // only two empty looks in a row end the hunt.
+    let mut empty_looks = 0;
     loop {
         let table = crate::process::ProcessTable::read();
         let found: Vec<u32> = table
@@ -175,7 +178,8 @@ fn kill_run(run_id: &str, groups: &BTreeSet<u32>) -> usize {
                 killed.insert(group);
             }
         }
-        if !any || Instant::now() > deadline {
+        empty_looks = if any { 0 } else { empty_looks + 1 };
+        if empty_looks == 2 || Instant::now() > deadline {
             return killed.len();
         }
         std::thread::sleep(Duration::from_millis(20));
