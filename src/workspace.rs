@@ -124,7 +124,26 @@ fn copy_pool() -> Option<&'static rayon::ThreadPool> {
     .as_ref()
 }
 
-/// Ctrl-C stops a copy between two files.
+/// Files up to this size are copied in one call; bigger ones in pieces of
+/// it, so that Ctrl-C stops the copy of a big file too.
+const COPY_CHUNK: u64 = 64 << 20;
+
+/// `fs::copy`, interruptible between chunks of [`COPY_CHUNK`]. The mode is kept.
+fn copy_file(source: &Path, target: &Path) -> io::Result<()> {
+    let metadata = fs::metadata(source)?;
+    if metadata.len() <= COPY_CHUNK {
+        return fs::copy(source, target).map(drop);
+    }
+    let mut reader = fs::File::open(source)?;
+    let mut writer = fs::File::create(target)?;
+    // `io::copy` of a `Take<File>` into a `File` still uses copy_file_range.
+    while io::copy(&mut io::Read::take(&mut reader, COPY_CHUNK), &mut writer)? > 0 {
+        check_interrupt()?;
+    }
+    fs::set_permissions(target, metadata.permissions())
+}
+
+/// Ctrl-C stops a copy between two files (or two chunks of a big one).
 fn check_interrupt() -> io::Result<()> {
     if crate::process::interrupt_requested() {
         return Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"));
@@ -175,7 +194,7 @@ pub fn copy_tree(from: &Path, to: &Path, skip: &[PathBuf]) -> io::Result<()> {
             reflink_copy::reflink(&source, &target)
                 .and_then(|()| fs::set_permissions(&target, fs::metadata(&source)?.permissions()))
         } else {
-            fs::copy(&source, &target).map(drop)
+            copy_file(&source, &target)
         };
         copied
             .map_err(|e| io::Error::new(e.kind(), format!("cannot copy {}: {e}", source.display())))

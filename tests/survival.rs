@@ -309,8 +309,9 @@ fn nothing_survives_the_death_of_cargo_paratest(signal: Signal) {
     );
 }
 
-/// A command-plugin source whose copy takes long: 200 sparse files of 16 MiB.
-fn large_source(dir: &Path) -> PathBuf {
+/// A command-plugin source whose copy takes long: `count` sparse files of
+/// `size` bytes each.
+fn large_source(dir: &Path, count: usize, size: u64) -> PathBuf {
     let source = dir.join("large");
     std::fs::create_dir_all(source.join("data")).unwrap();
     std::fs::create_dir_all(source.join("tests")).unwrap();
@@ -320,23 +321,34 @@ fn large_source(dir: &Path) -> PathBuf {
     )
     .unwrap();
     std::fs::write(source.join("tests/ok.sh"), "exit 0\n").unwrap();
-    for i in 0..200 {
+    for i in 0..count {
         let file = std::fs::File::create(source.join(format!("data/f{i}"))).unwrap();
-        file.set_len(16 << 20).unwrap();
+        file.set_len(size).unwrap();
     }
     source
 }
 
 #[test]
 fn ctrl_c_during_the_workspace_copy_acts_at_once() {
+    // 3.2 GB to write per workspace.
+    ctrl_c_during_the_copy(200, 16 << 20, 2, "w1/data");
+}
+
+#[test]
+fn ctrl_c_during_the_copy_of_one_big_file_acts_at_once() {
+    // One file of 8 GiB.
+    ctrl_c_during_the_copy(1, 8 << 30, 1, "w1/data/f0");
+}
+
+fn ctrl_c_during_the_copy(count: usize, size: u64, workers: usize, started: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let source = large_source(dir.path());
+    let source = large_source(dir.path(), count, size);
     let root = dir.path().join("workspaces");
     let mut child = common::Paratest::new(&source)
-        .args(["-j", "2", "--workspace-root"])
+        .args(["-j", &workers.to_string(), "--workspace-root"])
         .arg_path(&root)
         .spawn();
-    wait_for(&root.join("w1/data"), Duration::from_secs(60));
+    wait_for(&root.join(started), Duration::from_secs(60));
     sigint(&child);
     let status = exit_within(&mut child, Duration::from_secs(5));
     let _ = child.kill();
