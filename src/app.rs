@@ -498,9 +498,10 @@ fn skipped(test: &TestCase, select: &SelectArgs) -> bool {
 /// Installs the Ctrl-C / SIGTERM handler: the watchdog kills running tests
 /// and the workers stop taking new ones.
 fn handle_interrupts(watchdog: &Watchdog) -> Result<()> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    // SIGHUP (the terminal went away) too: the teardowns still run.
     let mut signals =
-        signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map_err(resource_error)?;
+        signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]).map_err(resource_error)?;
     let watchdog = watchdog.clone();
     std::thread::Builder::new()
         .name("paratest-signals".into())

@@ -543,3 +543,24 @@ fn running_out_of_processes_is_exit_3_runs_the_teardown_and_never_panics() {
     assert!(!run.stderr().contains("panicked"), "{}", run.stderr());
     assert!(marker.exists(), "the teardown ran");
 }
+
+#[test]
+fn sighup_is_an_interrupt_with_teardowns_not_a_sudden_death() {
+    let project = Project::copy("escapers");
+    let probe = project.scratch("probe");
+    let child = project
+        .paratest()
+        .args(["-j", "1", "hangs"])
+        .args(["--teardown", &format!("touch {}/teardown", probe.display())])
+        .env("PROBE_DIR", &probe)
+        .spawn();
+    let pids = [
+        ("test", pid(&probe, "hangs")),
+        ("escapee", pid(&probe, "hangs-escapee")),
+    ];
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGHUP).unwrap();
+    let (status, _, stderr) = finish(child);
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(probe.join("teardown").exists(), "the teardown ran");
+    assert_gone(&pids, Duration::from_secs(5));
+}
