@@ -27,15 +27,56 @@ fn wait_for(path: &Path, limit: Duration) {
     }
 }
 
+/// The probe directories a test used. When its thread ends, every process
+/// still carrying one of them in `PROBE_DIR` is killed: a failing check (or
+/// the original binary) leaves nothing behind either.
+struct Recorded(std::cell::RefCell<Vec<PathBuf>>);
+
+impl Drop for Recorded {
+    fn drop(&mut self) {
+        let markers: Vec<Vec<u8>> = self
+            .0
+            .borrow()
+            .iter()
+            .map(|probe| format!("PROBE_DIR={}", probe.display()).into_bytes())
+            .collect();
+        if markers.is_empty() {
+            return;
+        }
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+            if environ
+                .split(|&b| b == 0)
+                .any(|pair| markers.iter().any(|m| m == pair))
+            {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+thread_local! {
+    static RECORDED: Recorded = const { Recorded(std::cell::RefCell::new(Vec::new())) };
+}
+
 /// The pid a fixture wrote to `PROBE/NAME.pid` (waiting for it).
 fn pid(probe: &Path, name: &str) -> i32 {
     let path = probe.join(format!("{name}.pid"));
     wait_for(&path, Duration::from_secs(60));
-    std::fs::read_to_string(&path)
+    let pid = std::fs::read_to_string(&path)
         .unwrap()
         .trim()
         .parse()
-        .unwrap()
+        .unwrap();
+    RECORDED.with(|recorded| recorded.0.borrow_mut().push(probe.to_path_buf()));
+    pid
 }
 
 /// Asserts that every process in `pids` is gone within `limit`.
