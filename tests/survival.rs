@@ -34,29 +34,19 @@ struct Recorded(std::cell::RefCell<Vec<PathBuf>>);
 
 impl Drop for Recorded {
     fn drop(&mut self) {
-        let markers: Vec<Vec<u8>> = self
-            .0
-            .borrow()
-            .iter()
-            .map(|probe| format!("PROBE_DIR={}", probe.display()).into_bytes())
-            .collect();
-        if markers.is_empty() {
+        use std::os::unix::ffi::OsStrExt;
+        let probes = self.0.borrow();
+        if probes.is_empty() {
             return;
         }
-        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<i32>().ok())
-            else {
-                continue;
-            };
-            let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
-            if environ
-                .split(|&b| b == 0)
-                .any(|pair| markers.iter().any(|m| m == pair))
+        let table = cargo_paratest::process::ProcessTable::read();
+        for pid in table.pids() {
+            let env = cargo_paratest::process::environment(pid);
+            if env
+                .get(b"PROBE_DIR".as_slice())
+                .is_some_and(|dir| probes.iter().any(|p| p.as_os_str().as_bytes() == dir))
             {
-                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
             }
         }
     }
