@@ -31,6 +31,14 @@ use crate::workspace::Layout;
 
 /// Runs the command line and returns the process exit code.
 pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
+    let args: Vec<std::ffi::OsString> = args.into_iter().collect();
+    if args
+        .get(1)
+        .is_some_and(|a| a == crate::supervisor::SUBCOMMAND)
+    {
+        let run_id = args.get(2).map(|a| a.to_string_lossy().into_owned());
+        return crate::supervisor::main(&run_id.unwrap_or_default());
+    }
     let cli = match Cli::parse_args(args) {
         Ok(cli) => cli,
         Err(e) => {
@@ -500,10 +508,9 @@ fn list(args: &ListArgs) -> Result<i32> {
         .settings
         .message_format
         .unwrap_or(MessageFormat::Human);
-    let watchdog = Watchdog::start();
-    handle_interrupts(&watchdog);
     let selection = selection(&prepared, &args.select, &args.test_args)?;
     let excluded = excluded_paths(prepared.settings.output.as_deref(), &args.select);
+    let (watchdog, run_id) = supervised_watchdog()?;
     let tests = discover(
         &prepared,
         &args.select,
@@ -511,7 +518,12 @@ fn list(args: &ListArgs) -> Result<i32> {
         false,
         &watchdog,
         &excluded,
-    )?;
+    );
+    end_supervision(&watchdog, &run_id);
+    let tests = match tests {
+        Err(_) if watchdog.is_interrupted() => return Ok(exit::INTERRUPTED),
+        other => other?,
+    };
     let timings = load_timings(&timings_path(&prepared), format);
     let partition = partition(&prepared.settings)?;
     let shard = schedule::select(&tests, &timings, partition, |t| selection.skipped(t));
@@ -572,11 +584,11 @@ fn list(args: &ListArgs) -> Result<i32> {
 
 /// Installs the Ctrl-C / SIGTERM handler: the watchdog kills running tests
 /// and the workers stop taking new ones.
-fn handle_interrupts(watchdog: &Watchdog) {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
-        return;
-    };
+fn handle_interrupts(watchdog: &Watchdog) -> Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    // SIGHUP (the terminal went away) too: the teardowns still run.
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]).map_err(resource_error)?;
     let watchdog = watchdog.clone();
     std::thread::Builder::new()
         .name("paratest-signals".into())
@@ -585,7 +597,8 @@ fn handle_interrupts(watchdog: &Watchdog) {
                 watchdog.interrupt();
             }
         })
-        .expect("cannot start the signal thread");
+        .map_err(resource_error)?;
+    Ok(())
 }
 
 fn run_id() -> String {
@@ -595,10 +608,57 @@ fn run_id() -> String {
     format!("{:x}-{:x}", now.as_millis(), std::process::id())
 }
 
+/// `run`, supervised: whatever it returns or however it ends (see
+/// [`crate::supervisor`]), no process it started survives it.
 fn run(args: &RunArgs) -> Result<i32> {
+    let (watchdog, run_id) = supervised_watchdog()?;
+    let result = run_supervised(args, &watchdog, run_id.clone());
+    end_supervision(&watchdog, &run_id);
+    // An interrupt during the last teardown still makes the run interrupted.
+    match result {
+        Err(e) if watchdog.is_interrupted() => {
+            eprintln!("error: {e}");
+            Ok(exit::INTERRUPTED)
+        }
+        other => other,
+    }
+}
+
+/// The watchdog of a command that starts processes, its Ctrl-C handler,
+/// the subreaper and the supervisor; and the run's id.
+fn supervised_watchdog() -> Result<(Watchdog, String)> {
+    let watchdog = Watchdog::try_start().map_err(resource_error)?;
+    let run_id = run_id();
+    if let Err(e) = watchdog.supervise(&run_id) {
+        eprintln!("warning: {e}; processes may outlive a crash of cargo-paratest");
+    }
+    handle_interrupts(&watchdog)?;
+    Ok((watchdog, run_id))
+}
+
+/// The run is over: kill what is left of it, then let the supervisor go.
+fn end_supervision(watchdog: &Watchdog, run_id: &str) {
+    let everything = crate::process::Sweep {
+        run_id,
+        worker: None,
+        test: None,
+    };
+    watchdog.sweep(&everything, true);
+    crate::supervisor::tell(crate::supervisor::Message::Exit);
+}
+
+/// A resource the run needs (a thread, a pipe, a process) could not be had: exit 3.
+pub fn resource_error(e: std::io::Error) -> Error {
+    Error::with_cause(
+        crate::error::Kind::CannotRun,
+        "out of resources (processes, threads or open files; see `ulimit -a`)",
+        e,
+    )
+}
+
+fn run_supervised(args: &RunArgs, watchdog: &Watchdog, run_id: String) -> Result<i32> {
     let wall = Instant::now();
-    let watchdog = Watchdog::start();
-    handle_interrupts(&watchdog);
+    let watchdog = watchdog.clone();
     let prepared = match prepare(&args.select, args.profile()) {
         Ok(prepared) => prepared,
         Err(e) => {
@@ -644,7 +704,6 @@ fn run(args: &RunArgs) -> Result<i32> {
         return Err(e);
     }
     let timings_path = timings_path(&prepared);
-    let run_id = run_id();
     let opened = Timings::check_replaceable(&timings_path, args.overwrite_timings)
         .map_err(Error::usage)
         .and_then(|()| {
@@ -721,18 +780,25 @@ fn run(args: &RunArgs) -> Result<i32> {
             }
         }
     };
+    let mut teardown = RunTeardown {
+        watchdog: &watchdog,
+        hooks: &hooks,
+        context: &context,
+        services,
+        format,
+        done: false,
+    };
     let result = run_tests(
         args,
         &prepared,
         &context,
-        &hooks,
-        &watchdog,
+        &mut teardown,
         &timings_path,
         &junit_path,
         partition,
         wall,
     );
-    run_teardown(&watchdog, &hooks, &context, services, format);
+    teardown.run();
     if let Err(e) = &result {
         let stage = match (e.exit_code(), prepared.plugin.name()) {
             (exit::USAGE, _) => "usage",
@@ -745,8 +811,32 @@ fn run(args: &RunArgs) -> Result<i32> {
     result
 }
 
-/// Writes the report of a run that could not happen, in place of any
-/// earlier run's report at that path.
+/// `--teardown` and the stop of what `--setup` left running, once: before
+/// the summary when the run gets that far (so that an interrupt during it
+/// is reported), else when `run` returns.
+struct RunTeardown<'a> {
+    watchdog: &'a Watchdog,
+    hooks: &'a Hooks,
+    context: &'a RunContext,
+    services: Option<u32>,
+    format: MessageFormat,
+    done: bool,
+}
+
+impl RunTeardown<'_> {
+    fn run(&mut self) {
+        if !std::mem::replace(&mut self.done, true) {
+            run_teardown(
+                self.watchdog,
+                self.hooks,
+                self.context,
+                self.services.take(),
+                self.format,
+            );
+        }
+    }
+}
+
 /// Where the report goes when the settings could not be resolved (a bad
 /// value, a broken `paratest.toml`): the `--junit` typed, else the default
 /// report of the source if one is there from an earlier run, so that no
@@ -762,6 +852,8 @@ fn unresolved_junit_path(args: &RunArgs) -> Option<PathBuf> {
     default.is_file().then_some(default)
 }
 
+/// Writes the report of a run that could not happen, in place of any
+/// earlier run's report at that path.
 fn cannot_run_report(junit_path: &Path, stage: &str, cause: &str, format: MessageFormat) {
     if let Err(e) = crate::report::junit::write_error_report(
         junit_path,
@@ -912,13 +1004,13 @@ fn run_tests(
     args: &RunArgs,
     prepared: &Prepared,
     context: &RunContext,
-    hooks: &Hooks,
-    watchdog: &Watchdog,
+    teardown: &mut RunTeardown<'_>,
     timings_path: &Path,
     junit_path: &Path,
     partition: Option<Partition>,
     wall: Instant,
 ) -> Result<i32> {
+    let (hooks, watchdog) = (teardown.hooks, teardown.watchdog);
     let settings = &prepared.settings;
     let format = settings.message_format.unwrap_or(MessageFormat::Human);
     let interactive_build = format == MessageFormat::Human;
@@ -985,6 +1077,10 @@ fn run_tests(
     }
 
     let workspace_root = context.temp_root.clone();
+    // A fresh root is the run's own: the supervisor removes it if the run dies.
+    if settings.workspace_root.is_none() && !settings.keep_workspaces.unwrap_or(false) {
+        crate::supervisor::tell(crate::supervisor::Message::Workspace(&workspace_root));
+    }
     let layout = Layout {
         isolation: settings.isolation.unwrap_or(Isolation::Copy),
         source: prepared.source.clone(),
@@ -1020,25 +1116,29 @@ fn run_tests(
         let collector = &mut collector;
         let console = &mut console;
         let tests = &tests;
-        scope.spawn(move || {
-            for event in receiver {
-                console.event(tests, &event);
-                collector.record(&event);
-                if format == MessageFormat::Json {
-                    let index = match &event {
-                        Event::AttemptFinished { index, .. } => Some(*index),
-                        _ => None,
-                    };
-                    let attempts = index.map_or(&[][..], |i| collector.attempts_of(i));
-                    json::event_by_case(tests, &event, attempts);
+        std::thread::Builder::new()
+            .name("paratest-reporter".into())
+            .spawn_scoped(scope, move || {
+                for event in receiver {
+                    console.event(tests, &event);
+                    collector.record(&event);
+                    if format == MessageFormat::Json {
+                        let index = match &event {
+                            Event::AttemptFinished { index, .. } => Some(*index),
+                            _ => None,
+                        };
+                        let attempts = index.map_or(&[][..], |i| collector.attempts_of(i));
+                        json::event_by_case(tests, &event, attempts);
+                    }
                 }
-            }
-        });
+            })?;
         let stats = runner.run(&sender);
         drop(sender);
-        stats
+        Ok(stats)
     });
     let makespan = run_started.elapsed();
+    teardown.run();
+    let stats = stats.map_err(resource_error)?;
 
     let interrupted = watchdog.is_interrupted();
     let outcomes = collector.outcomes();
@@ -1126,6 +1226,9 @@ fn run_tests(
     let mut no_tests_line = None;
     let exit_code = if interrupted {
         exit::INTERRUPTED
+    } else if let Some(failure) = &stats.resource_failure {
+        console.line(&format!("error: {failure}"));
+        exit::CANNOT_RUN
     } else if counts.failed + counts.timed_out > 0
         || (counts.flaky > 0 && settings.flaky_result == Some(FlakyResult::Fail))
     {

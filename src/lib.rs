@@ -24,4 +24,5 @@ pub mod runner;
 pub mod runs;
 pub mod schedule;
 pub mod selection;
+pub mod supervisor;
 pub mod workspace;

@@ -73,6 +73,8 @@ pub enum AttemptStatus {
     Failed,
     TimedOut,
     Skipped,
+    /// Still running when Ctrl-C or SIGTERM came, and stopped: no verdict.
+    Interrupted,
 }
 
 /// The final result of a test over all its attempts (SPEC "Retries and results").
@@ -84,6 +86,9 @@ pub enum TestResult {
     Failed,
     TimedOut,
     Skipped,
+    /// Its only attempts were cut short by Ctrl-C or SIGTERM (a real
+    /// failure before them makes it `Failed`).
+    Interrupted,
 }
 
 impl TestResult {
@@ -94,6 +99,23 @@ impl TestResult {
             TestResult::Failed => "failed",
             TestResult::TimedOut => "timed-out",
             TestResult::Skipped => "skipped",
+            TestResult::Interrupted => "interrupted",
+        }
+    }
+
+    /// The final result of a test whose last attempt ended with `last`,
+    /// `failed_before` telling whether an earlier attempt failed or timed
+    /// out: flaky when it then passed; an interrupt is no verdict, so an
+    /// earlier real failure stays the result.
+    pub fn of_last_attempt(last: AttemptStatus, failed_before: bool) -> TestResult {
+        match last {
+            AttemptStatus::Passed if failed_before => TestResult::Flaky,
+            AttemptStatus::Passed => TestResult::Passed,
+            AttemptStatus::Failed => TestResult::Failed,
+            AttemptStatus::TimedOut => TestResult::TimedOut,
+            AttemptStatus::Skipped => TestResult::Skipped,
+            AttemptStatus::Interrupted if failed_before => TestResult::Failed,
+            AttemptStatus::Interrupted => TestResult::Interrupted,
         }
     }
 

@@ -1,12 +1,17 @@
 //! Child processes in their own process groups, so that killing a test kills
 //! everything it started, and one watchdog thread that enforces timeouts,
 //! sends slow notices and kills every running group on interrupt.
+//!
+//! What leaves its group (`setsid`, a double-forked daemon) is found by a
+//! sweep ([`Watchdog::sweep`]): on Linux this process is a child subreaper,
+//! so every orphan of the run becomes our child, and each orphan's tree is
+//! matched by the `PARATEST_*` variables it was started with.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitStatus};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,6 +20,23 @@ use nix::unistd::Pid;
 
 /// How long a group has between SIGTERM and SIGKILL.
 pub const KILL_GRACE: Duration = Duration::from_secs(2);
+
+/// After a second Ctrl-C, how long a teardown hook may still run.
+pub const FORCED_TEARDOWN_LIMIT: Duration = Duration::from_secs(5);
+
+/// Ctrl-Cs (and SIGTERMs) received by this process. Global because a
+/// signal is: the workspace copy and [`stop_group`] read it too.
+static INTERRUPTS: AtomicU32 = AtomicU32::new(0);
+
+/// Whether Ctrl-C or SIGTERM came: long work (a copy) stops at once.
+pub fn interrupt_requested() -> bool {
+    INTERRUPTS.load(Ordering::SeqCst) > 0
+}
+
+/// A second Ctrl-C came: nothing waits for a grace period any more.
+pub fn forced() -> bool {
+    INTERRUPTS.load(Ordering::SeqCst) > 1
+}
 
 /// Limits for one process.
 #[derive(Default)]
@@ -36,6 +58,8 @@ pub struct Exit {
     pub status: ExitStatus,
     /// The watchdog killed it for running past its timeout.
     pub timed_out: bool,
+    /// It was still running when Ctrl-C or SIGTERM came, and was stopped.
+    pub interrupted: bool,
     pub duration: Duration,
     /// The process group it ran in (its pid).
     pub group: u32,
@@ -51,6 +75,10 @@ struct Shared {
     table: Mutex<HashMap<u32, Entry>>,
     wake: Condvar,
     interrupted: AtomicBool,
+    /// Children spawned here and not yet reaped: a sweep never reaps them
+    /// (their `Child` does). Everything else that is our child is an orphan
+    /// of the run that we adopted as subreaper.
+    children: Mutex<HashSet<u32>>,
 }
 
 struct Entry {
@@ -61,22 +89,28 @@ struct Entry {
     /// SIGTERM was sent; SIGKILL follows at this instant.
     kill_at: Option<Instant>,
     timed_out: bool,
+    interrupted: bool,
 }
 
 impl Watchdog {
     /// Starts the watchdog thread; it lives as long as the process.
     pub fn start() -> Watchdog {
+        Watchdog::try_start().expect("cannot start the watchdog thread")
+    }
+
+    /// [`Watchdog::start`], or the error when no thread can be had.
+    pub fn try_start() -> io::Result<Watchdog> {
         let shared = Arc::new(Shared {
             table: Mutex::new(HashMap::new()),
             wake: Condvar::new(),
             interrupted: AtomicBool::new(false),
+            children: Mutex::new(HashSet::new()),
         });
         let watched = Arc::clone(&shared);
         std::thread::Builder::new()
             .name("paratest-watchdog".into())
-            .spawn(move || watch(&watched))
-            .expect("cannot start the watchdog thread");
-        Watchdog { shared }
+            .spawn(move || watch(&watched))?;
+        Ok(Watchdog { shared })
     }
 
     /// Runs `command` in a new process group and waits for it. Whatever is
@@ -86,6 +120,10 @@ impl Watchdog {
         let limits_keep_group = limits.keep_group;
         command.process_group(0);
         let started = Instant::now();
+        let mut timeout = limits.timeout;
+        if limits.cleanup && forced() {
+            timeout = Some(timeout.map_or(FORCED_TEARDOWN_LIMIT, |t| t.min(FORCED_TEARDOWN_LIMIT)));
+        }
         let mut child = {
             // Holding the table lock over spawn means an interrupt either sees
             // this group or happens before it exists and is seen below.
@@ -93,16 +131,21 @@ impl Watchdog {
             if self.is_interrupted() && !limits.cleanup {
                 return Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"));
             }
+            let mut children = self.shared.children.lock().unwrap();
             let child = command.spawn()?;
+            children.insert(child.id());
+            drop(children);
+            crate::supervisor::tell(crate::supervisor::Message::Group(child.id()));
             table.insert(
                 child.id(),
                 Entry {
                     started,
-                    deadline: limits.timeout.map(|t| started + t),
+                    deadline: timeout.map(|t| started + t),
                     slow_at: limits.slow_after.map(|t| started + t),
                     on_slow: limits.on_slow,
                     kill_at: None,
                     timed_out: false,
+                    interrupted: false,
                 },
             );
             self.shared.wake.notify_all();
@@ -116,14 +159,124 @@ impl Watchdog {
         let entry = self.shared.table.lock().unwrap().remove(&pid);
         if !limits_keep_group {
             signal_group(pid, Signal::SIGKILL);
+            crate::supervisor::tell(crate::supervisor::Message::GroupDone(pid));
         }
         let status = child.wait();
+        self.shared.children.lock().unwrap().remove(&pid);
         Ok(Exit {
             status: status?,
-            timed_out: entry.is_some_and(|e| e.timed_out),
+            timed_out: entry.as_ref().is_some_and(|e| e.timed_out),
+            interrupted: entry.is_some_and(|e| e.interrupted),
             duration: started.elapsed(),
             group: pid,
         })
+    }
+
+    /// Starts the supervisor of this run (see [`crate::supervisor`]) and,
+    /// on Linux, makes this process the subreaper of everything it starts.
+    /// Without a supervisor (it could not start) the run goes on; only the
+    /// SIGKILL guarantee is lost, and a warning says so.
+    pub fn supervise(&self, run_id: &str) -> Result<(), String> {
+        #[cfg(target_os = "linux")]
+        nix::sys::prctl::set_child_subreaper(true)
+            .map_err(|e| format!("cannot become a child subreaper: {e}"))?;
+        crate::supervisor::start(run_id).map(drop)
+    }
+
+    /// Kills what is left of `scope` in this run: every process that left
+    /// its group and was started with the scope's `PARATEST_*` variables,
+    /// with all it started. Run when a test, a workspace or the run ends.
+    /// With `grace`, SIGTERM first and SIGKILL after [`KILL_GRACE`].
+    /// Returns how many processes were killed.
+    pub fn sweep(&self, scope: &Sweep<'_>, grace: bool) -> usize {
+        let table = ProcessTable::read();
+        let found = self.escapees(scope, &table);
+        if found.is_empty() {
+            // What a stopped group left are zombies we adopted.
+            self.reap_orphans(&table);
+            return 0;
+        }
+        if grace && !forced() {
+            for &pid in &found {
+                let _ = nix::sys::signal::kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+            }
+            let deadline = Instant::now() + KILL_GRACE;
+            while found.iter().any(|&pid| process_alive(pid))
+                && Instant::now() < deadline
+                && !forced()
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        // New escapees may have been forked meanwhile: kill until none is left.
+        let mut killed = HashSet::new();
+        let mut round = found;
+        for _ in 0..20 {
+            if round.is_empty() {
+                break;
+            }
+            for &pid in &round {
+                let _ = nix::sys::signal::kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+                killed.insert(pid);
+            }
+            let table = ProcessTable::read();
+            self.reap_orphans(&table);
+            round = self.escapees(scope, &table);
+        }
+        self.reap_orphans(&ProcessTable::read());
+        killed.len()
+    }
+
+    /// Processes of `scope`, found in the trees of our adopted orphans (and,
+    /// for the whole run, anywhere by `PARATEST_RUN_ID`).
+    fn escapees(&self, scope: &Sweep<'_>, table: &ProcessTable) -> Vec<u32> {
+        let me = std::process::id();
+        let known = self.shared.children.lock().unwrap().clone();
+        let supervisor = crate::supervisor::pid();
+        let mut found = Vec::new();
+        // At the end of the run every orphan we adopted is the run's,
+        // whatever its environment.
+        let whole_run = scope.worker.is_none() && scope.test.is_none();
+        let mut pending: Vec<(u32, bool)> = table
+            .children_of(me)
+            .filter(|pid| !known.contains(pid) && Some(*pid) != supervisor)
+            .map(|pid| (pid, whole_run))
+            .collect();
+        // A tree whose root belongs to the scope goes whole, whatever its
+        // members did to their environment.
+        while let Some((pid, inherited)) = pending.pop() {
+            let ours = inherited || (table.alive(pid) && scope.matches(&environment(pid)));
+            if ours && table.alive(pid) {
+                found.push(pid);
+            }
+            pending.extend(table.children_of(pid).map(|child| (child, ours)));
+        }
+        if whole_run {
+            for pid in table.pids() {
+                if pid != me
+                    && !found.contains(&pid)
+                    && !known.contains(&pid)
+                    && Some(pid) != supervisor
+                    && table.alive(pid)
+                    && scope.matches(&environment(pid))
+                {
+                    found.push(pid);
+                }
+            }
+        }
+        found
+    }
+
+    /// Reaps the zombies among our adopted orphans; never a child that a
+    /// [`std::process::Child`] here still waits for.
+    fn reap_orphans(&self, table: &ProcessTable) {
+        use nix::sys::wait::{WaitPidFlag, waitpid};
+        let known = self.shared.children.lock().unwrap();
+        for pid in table.children_of(std::process::id()) {
+            if !known.contains(&pid) && !table.alive(pid) {
+                let _ = waitpid(Pid::from_raw(pid as i32), Some(WaitPidFlag::WNOHANG));
+            }
+        }
     }
 
     /// Runs `command` to read its output, like [`Command::output`] but in its
@@ -161,15 +314,24 @@ impl Watchdog {
         })
     }
 
-    /// Ctrl-C or SIGTERM: every running group gets SIGTERM, then SIGKILL after
-    /// the grace period; no new process starts.
+    /// Ctrl-C or SIGTERM. The first: every running group (a teardown's
+    /// too) gets SIGTERM, then SIGKILL after the grace period; no new
+    /// process starts but teardowns. The second and later: SIGKILL at once,
+    /// and teardowns that start afterwards get [`FORCED_TEARDOWN_LIMIT`].
     pub fn interrupt(&self) {
         let mut table = self.shared.table.lock().unwrap();
+        let count = INTERRUPTS.fetch_add(1, Ordering::SeqCst) + 1;
         self.shared.interrupted.store(true, Ordering::SeqCst);
-        let kill_at = Instant::now() + KILL_GRACE;
+        let now = Instant::now();
         for (&pid, entry) in table.iter_mut() {
-            signal_group(pid, Signal::SIGTERM);
-            entry.kill_at.get_or_insert(kill_at);
+            entry.interrupted = true;
+            if count == 1 {
+                signal_group(pid, Signal::SIGTERM);
+                entry.kill_at.get_or_insert(now + KILL_GRACE);
+            } else {
+                signal_group(pid, Signal::SIGKILL);
+                entry.kill_at = Some(now + KILL_GRACE);
+            }
         }
         self.shared.wake.notify_all();
     }
@@ -188,13 +350,121 @@ fn wait_for_exit(pid: u32) {
 
 /// Stops a group left running by a process run with `keep_group`: SIGTERM,
 /// then SIGKILL if it is still there after the grace period.
+/// After a second Ctrl-C it does not wait.
 pub fn stop_group(group: u32) {
     signal_group(group, Signal::SIGTERM);
     let deadline = Instant::now() + KILL_GRACE;
-    while group_alive(group) && Instant::now() < deadline {
+    while group_alive(group) && Instant::now() < deadline && !forced() {
         std::thread::sleep(Duration::from_millis(20));
     }
     signal_group(group, Signal::SIGKILL);
+    crate::supervisor::tell(crate::supervisor::Message::GroupDone(group));
+}
+
+/// Which processes a [`Watchdog::sweep`] kills, by the `PARATEST_*`
+/// variables every test and hook is started with.
+pub struct Sweep<'a> {
+    pub run_id: &'a str,
+    /// Only this worker's processes; `None`: the whole run's.
+    pub worker: Option<usize>,
+    /// Only what this attempt (its `PARATEST_TEST`, the test ids) started,
+    /// not the workspace's services.
+    pub test: Option<&'a str>,
+}
+
+impl Sweep<'_> {
+    fn matches(&self, env: &HashMap<Vec<u8>, Vec<u8>>) -> bool {
+        let is = |name: &str, value: &str| {
+            env.get(name.as_bytes())
+                .is_some_and(|v| v == value.as_bytes())
+        };
+        is("PARATEST_RUN_ID", self.run_id)
+            && self
+                .worker
+                .is_none_or(|w| is("PARATEST_WORKER", &w.to_string()))
+            && self.test.is_none_or(|ids| is("PARATEST_TEST", ids))
+    }
+}
+
+/// The environment a process was started with (empty if unreadable: gone,
+/// a zombie, or not ours to read).
+pub fn environment(pid: u32) -> HashMap<Vec<u8>, Vec<u8>> {
+    let bytes = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+    bytes
+        .split(|&b| b == 0)
+        .filter_map(|pair| {
+            let eq = pair.iter().position(|&b| b == b'=')?;
+            Some((pair[..eq].to_vec(), pair[eq + 1..].to_vec()))
+        })
+        .collect()
+}
+
+/// One look at `/proc`: every process's parent, group and whether it is a zombie.
+pub struct ProcessTable {
+    /// pid -> (ppid, pgrp, alive: not a zombie)
+    processes: HashMap<u32, (u32, u32, bool)>,
+}
+
+impl ProcessTable {
+    pub fn read() -> ProcessTable {
+        let mut processes = HashMap::new();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // After the command name: state, ppid, pgrp.
+            let mut fields = stat.rsplit(')').next().unwrap_or("").split_whitespace();
+            let state = fields.next().unwrap_or("Z");
+            let mut number = || fields.next().and_then(|p| p.parse::<u32>().ok());
+            let (Some(ppid), Some(pgrp)) = (number(), number()) else {
+                continue;
+            };
+            processes.insert(pid, (ppid, pgrp, state != "Z" && state != "X"));
+        }
+        ProcessTable { processes }
+    }
+
+    pub fn pids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.processes.keys().copied()
+    }
+
+    pub fn children_of(&self, parent: u32) -> impl Iterator<Item = u32> + '_ {
+        self.processes
+            .iter()
+            .filter(move |(_, (ppid, _, _))| *ppid == parent)
+            .map(|(&pid, _)| pid)
+    }
+
+    pub fn alive(&self, pid: u32) -> bool {
+        self.processes.get(&pid).is_some_and(|&(_, _, alive)| alive)
+    }
+
+    /// Whether a group has a member that is not a zombie.
+    pub fn group_alive(&self, group: u32) -> bool {
+        self.processes
+            .values()
+            .any(|&(_, pgrp, alive)| alive && pgrp == group)
+    }
+}
+
+/// Whether a process exists and is not a zombie.
+pub fn process_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        let state = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .next();
+        !matches!(state, Some("Z") | Some("X") | None)
+    })
 }
 
 /// Whether a process group has a member that is not a zombie. Zombies
@@ -203,17 +473,10 @@ fn group_alive(group: u32) -> bool {
     if killpg(Pid::from_raw(group as i32), None).is_err() {
         return false;
     }
-    let Ok(entries) = std::fs::read_dir("/proc") else {
+    if std::fs::metadata("/proc/self/stat").is_err() {
         return true;
-    };
-    entries.flatten().any(|entry| {
-        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        // After the command name: state, ppid, pgrp.
-        let mut fields = stat.rsplit(')').next().unwrap_or("").split_whitespace();
-        let state = fields.next().unwrap_or("Z");
-        let pgrp = fields.nth(1).and_then(|p| p.parse::<u32>().ok());
-        state != "Z" && pgrp == Some(group)
-    })
+    }
+    ProcessTable::read().group_alive(group)
 }
 
 fn signal_group(pid: u32, signal: Signal) {
@@ -234,7 +497,14 @@ fn watch(shared: &Shared) {
                 }
             } else if entry.deadline.is_some_and(|d| d <= now) {
                 entry.timed_out = true;
-                signal_group(pid, Signal::SIGTERM);
+                signal_group(
+                    pid,
+                    if forced() {
+                        Signal::SIGKILL
+                    } else {
+                        Signal::SIGTERM
+                    },
+                );
                 entry.kill_at = Some(now + KILL_GRACE);
             }
             if entry.slow_at.is_some_and(|s| s <= now) {
@@ -339,6 +609,62 @@ mod tests {
         watchdog.run(sh("sleep 0.3"), limits).unwrap();
         assert!(rx.try_recv().unwrap() >= Duration::from_millis(50));
         assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn a_sweep_matches_its_run_its_worker_and_its_attempt() {
+        let env = |pairs: &[(&str, &str)]| -> HashMap<Vec<u8>, Vec<u8>> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+                .collect()
+        };
+        let test = env(&[
+            ("PARATEST_RUN_ID", "r1"),
+            ("PARATEST_WORKER", "2"),
+            ("PARATEST_TEST", "a\nb"),
+        ]);
+        let service = env(&[("PARATEST_RUN_ID", "r1"), ("PARATEST_WORKER", "2")]);
+        let other_run = env(&[("PARATEST_RUN_ID", "r2"), ("PARATEST_WORKER", "2")]);
+        let sweep = |worker, test| Sweep {
+            run_id: "r1",
+            worker,
+            test,
+        };
+        assert!(sweep(Some(2), Some("a\nb")).matches(&test));
+        assert!(
+            !sweep(Some(2), Some("a\nb")).matches(&service),
+            "services outlive tests"
+        );
+        assert!(
+            !sweep(Some(2), Some("c")).matches(&test),
+            "another attempt's"
+        );
+        assert!(!sweep(Some(1), None).matches(&service), "another worker's");
+        assert!(sweep(Some(2), None).matches(&service) && sweep(None, None).matches(&test));
+        assert!(!sweep(None, None).matches(&other_run), "another run's");
+    }
+
+    #[test]
+    fn the_environment_of_a_process_is_read() {
+        let mut child = Command::new("sleep")
+            .arg("5")
+            .env("PARATEST_RUN_ID", "probe=1")
+            .spawn()
+            .unwrap();
+        // The parent resumes while exec is still setting up the new stack.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut env = environment(child.id());
+        while env.is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+            env = environment(child.id());
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(
+            env.get(b"PARATEST_RUN_ID".as_slice()).map(Vec::as_slice),
+            Some(b"probe=1".as_slice())
+        );
     }
 
     fn is_zombie(pid: i32) -> bool {

@@ -17,7 +17,8 @@ use crate::events::{Event, WorkerStats};
 use crate::hooks::{Hook, RunContext, Scope, run_hook};
 use crate::model::{Attempt, AttemptStatus, EnvValue, Invocation, TestCase, TestResult};
 use crate::plugin::{Finished, Plugin, Verdict};
-use crate::process::{Limits, Watchdog};
+use crate::process::{Limits, Sweep, Watchdog};
+use crate::supervisor::{Message, tell};
 use crate::workspace::Layout;
 
 /// Everything a run needs once the tests are known.
@@ -50,6 +51,8 @@ pub struct RunStats {
     pub not_run: usize,
     /// Workers that could not make or set up their workspace.
     pub workers_lost: usize,
+    /// A thread or a process could not be had: the run stopped (exit 3).
+    pub resource_failure: Option<String>,
 }
 
 /// One attempt waiting in the queue.
@@ -83,10 +86,16 @@ impl Runner<'_> {
         std::thread::scope(|scope| {
             for worker in 1..=workers {
                 let queue = &queue;
-                std::thread::Builder::new()
+                let spawned = std::thread::Builder::new()
                     .name(format!("paratest-worker-{worker}"))
-                    .spawn_scoped(scope, move || self.worker(worker, queue, events, started))
-                    .expect("cannot start a worker thread");
+                    .spawn_scoped(scope, move || self.worker(worker, queue, events, started));
+                if let Err(e) = spawned {
+                    // The workers already started stop and tear down.
+                    queue.fail(format!(
+                        "out of resources: cannot start worker {worker} of {workers} ({e}); try fewer --workers"
+                    ));
+                    break;
+                }
             }
         });
         let state = queue.state.into_inner().unwrap();
@@ -95,6 +104,7 @@ impl Runner<'_> {
             // failed attempt as their result: they are not "not run".
             not_run: state.first.len(),
             workers_lost: state.lost,
+            resource_failure: state.resource_failure,
         }
     }
 
@@ -117,7 +127,10 @@ impl Runner<'_> {
             }
             Err(message) => {
                 queue.lose_worker();
-                let _ = events.send(Event::WorkspaceFailed { worker, message });
+                // Ctrl-C stopped the copy: not a workspace failure.
+                if !crate::process::interrupt_requested() {
+                    let _ = events.send(Event::WorkspaceFailed { worker, message });
+                }
             }
         }
         if let Err(message) = self.finish(worker, scope, &mut services) {
@@ -150,7 +163,7 @@ impl Runner<'_> {
                     attempt,
                 });
             }
-            let attempts = self.attempt(worker, workspace, &jobs, events);
+            let attempts = self.attempt(worker, workspace, &jobs, events, queue);
             stats.busy += started.elapsed();
             stats.tests += jobs.len();
             let interrupted = self.watchdog.is_interrupted();
@@ -170,14 +183,8 @@ impl Runner<'_> {
                 // The queue refuses a retry once fail-fast has stopped it: the
                 // attempt is then this test's last.
                 let retried = queue.done(next, failed && self.fail_fast);
-                let result = match attempt.status {
-                    _ if retried => None,
-                    AttemptStatus::Passed if job.failed_before => Some(TestResult::Flaky),
-                    AttemptStatus::Passed => Some(TestResult::Passed),
-                    AttemptStatus::Failed => Some(TestResult::Failed),
-                    AttemptStatus::TimedOut => Some(TestResult::TimedOut),
-                    AttemptStatus::Skipped => Some(TestResult::Skipped),
-                };
+                let result = (!retried)
+                    .then(|| TestResult::of_last_attempt(attempt.status, job.failed_before));
                 let _ = events.send(Event::AttemptFinished {
                     index: job.index,
                     attempt,
@@ -192,6 +199,8 @@ impl Runner<'_> {
                     workspace.display(),
                     self.tests[jobs[0].index].id
                 )));
+                // The old workspace's services go first: the new one starts its own.
+                self.stop_services(worker, services);
                 self.prepare(worker, scope, services)
             } else if any_failed
                 && !interrupted
@@ -224,6 +233,9 @@ impl Runner<'_> {
                 self.layout.path(worker).display()
             )
         })?;
+        if !self.keep_workspaces && self.layout.isolation != Isolation::None {
+            tell(Message::Workspace(&self.layout.path(worker)));
+        }
         if let Some(hook) = &self.hooks.setup_workspace {
             let log = self.hook_log("setup-workspace", worker);
             *services = run_hook(
@@ -261,13 +273,13 @@ impl Runner<'_> {
                 problems.push(format!("worker {worker}: {e}"));
             }
         }
-        if let Some(group) = services.take() {
-            crate::process::stop_group(group);
-        }
+        self.stop_services(worker, services);
         let removed = if self.keep_workspaces {
             self.layout.remove_temp(worker)
         } else {
-            self.layout.remove(worker)
+            self.layout
+                .remove(worker)
+                .map(|()| tell(Message::WorkspaceGone(&self.layout.path(worker))))
         };
         if let Err(e) = removed {
             problems.push(format!("worker {worker}: cannot remove its workspace: {e}"));
@@ -292,6 +304,7 @@ impl Runner<'_> {
         workspace: &Path,
         jobs: &[Job],
         events: &Sender<Event>,
+        queue: &Queue,
     ) -> Vec<Attempt> {
         let tests: Vec<&TestCase> = jobs.iter().map(|job| &self.tests[job.index]).collect();
         // A batch's tests are all first attempts; PARATEST_TEST lists their ids, one per line.
@@ -359,6 +372,16 @@ impl Runner<'_> {
                 "not run: interrupted".to_string(),
                 Duration::ZERO,
             ),
+            // The machine is out of processes or files: no verdict on the test.
+            Err(e) if is_resource_error(&e) => {
+                let message = format!("out of resources: cannot start a test process ({e})");
+                queue.fail(message.clone());
+                every(
+                    AttemptStatus::Skipped,
+                    format!("not run: {message}"),
+                    Duration::ZERO,
+                )
+            }
             Err(e) => every(
                 AttemptStatus::Failed,
                 format!("could not start the test: {e}"),
@@ -395,17 +418,20 @@ impl Runner<'_> {
                     verdicts = vec![Verdict::new(AttemptStatus::Failed, Some(message)); jobs.len()];
                 }
                 let share = exit.duration / jobs.len() as u32;
-                let interrupted = self.watchdog.is_interrupted();
                 jobs.iter()
                     .zip(verdicts)
                     .map(|(job, verdict)| {
                         let mut message = verdict.message;
-                        if verdict.status != AttemptStatus::Passed && interrupted {
-                            message = Some("interrupted (Ctrl-C or SIGTERM)".to_string());
+                        let mut status = verdict.status;
+                        // Only what the interrupt stopped is interrupted: a
+                        // test that failed on its own keeps its failure.
+                        if status != AttemptStatus::Passed && exit.interrupted {
+                            status = AttemptStatus::Interrupted;
+                            message = Some(INTERRUPTED.to_string());
                         }
                         Attempt {
                             number: job.attempt,
-                            status: verdict.status,
+                            status,
                             duration: verdict.duration.unwrap_or(share),
                             message,
                             cases: verdict.cases,
@@ -427,6 +453,8 @@ impl Runner<'_> {
         {
             let _ = events.send(Event::Warning(e));
         }
+        // What the attempt started and left running outside its group.
+        self.watchdog.sweep(&self.sweep(worker, Some(&ids)), false);
         attempts
     }
 
@@ -454,6 +482,25 @@ impl Runner<'_> {
                 attempt.cases = verdict.cases;
             }
         }
+    }
+
+    /// This worker's processes: those of the attempt of `test` (its
+    /// `PARATEST_TEST`), or all of them.
+    fn sweep<'s>(&'s self, worker: usize, test: Option<&'s str>) -> Sweep<'s> {
+        Sweep {
+            run_id: &self.context.run_id,
+            worker: Some(worker),
+            test,
+        }
+    }
+
+    /// Stops what `--setup-workspace` left running and every other process
+    /// of this worker that is still alive.
+    fn stop_services(&self, worker: usize, services: &mut Option<u32>) {
+        if let Some(group) = services.take() {
+            crate::process::stop_group(group);
+        }
+        self.watchdog.sweep(&self.sweep(worker, None), true);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -515,6 +562,15 @@ impl Runner<'_> {
         };
         self.watchdog.run(command, limits)
     }
+}
+
+/// Whether spawning failed for want of processes, memory or file descriptors.
+fn is_resource_error(e: &std::io::Error) -> bool {
+    use nix::errno::Errno;
+    e.raw_os_error().is_some_and(|code| {
+        [Errno::EAGAIN, Errno::ENOMEM, Errno::EMFILE, Errno::ENFILE]
+            .contains(&Errno::from_raw(code))
+    })
 }
 
 /// `relative` inside `workspace`; an empty `relative` is the workspace itself
@@ -583,9 +639,13 @@ struct QueueState {
     in_flight: usize,
     stopped: bool,
     lost: usize,
+    resource_failure: Option<String>,
     /// Expected time of the first attempts still queued.
     remaining: Duration,
 }
+
+/// The message of an attempt that Ctrl-C or SIGTERM stopped.
+pub const INTERRUPTED: &str = "interrupted (Ctrl-C or SIGTERM)";
 
 /// The smallest batch worth a process start-up (pytest's costs about 0.5 s).
 const MIN_BATCH: Duration = Duration::from_secs(1);
@@ -602,6 +662,7 @@ impl Queue {
                 in_flight: 0,
                 stopped: false,
                 lost: 0,
+                resource_failure: None,
             }),
             changed: Condvar::new(),
         }
@@ -671,6 +732,15 @@ impl Queue {
         }
         self.changed.notify_all();
         queued
+    }
+
+    /// The run cannot go on (no thread or process to be had): nothing new
+    /// starts; the first such failure is the one reported.
+    fn fail(&self, message: String) {
+        let mut state = self.state.lock().unwrap();
+        state.stopped = true;
+        state.resource_failure.get_or_insert(message);
+        self.changed.notify_all();
     }
 
     fn lose_worker(&self) {

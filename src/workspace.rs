@@ -232,9 +232,10 @@ pub fn hash_source(source: &Path, excluded: &[PathBuf], hasher: &mut impl std::h
     });
 }
 
-/// Copying runs on its own pool: the worker threads are busy waiting on tests.
-fn copy_pool() -> &'static rayon::ThreadPool {
-    static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
+/// Copying runs on its own pool: the worker threads are busy waiting on
+/// tests. `None` when no thread could be had: files are then copied one by one.
+fn copy_pool() -> Option<&'static rayon::ThreadPool> {
+    static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
     POOL.get_or_init(|| {
         let threads = std::thread::available_parallelism()
             .map_or(4, |n| n.get())
@@ -243,8 +244,36 @@ fn copy_pool() -> &'static rayon::ThreadPool {
             .num_threads(threads)
             .thread_name(|i| format!("paratest-copy-{i}"))
             .build()
-            .expect("cannot start the copy threads")
+            .ok()
     })
+    .as_ref()
+}
+
+/// Files up to this size are copied in one call; bigger ones in pieces of
+/// it, so that Ctrl-C stops the copy of a big file too.
+const COPY_CHUNK: u64 = 64 << 20;
+
+/// `fs::copy`, interruptible between chunks of [`COPY_CHUNK`]. The mode is kept.
+fn copy_file(source: &Path, target: &Path) -> io::Result<()> {
+    let metadata = fs::metadata(source)?;
+    if metadata.len() <= COPY_CHUNK {
+        return fs::copy(source, target).map(drop);
+    }
+    let mut reader = fs::File::open(source)?;
+    let mut writer = fs::File::create(target)?;
+    // `io::copy` of a `Take<File>` into a `File` still uses copy_file_range.
+    while io::copy(&mut io::Read::take(&mut reader, COPY_CHUNK), &mut writer)? > 0 {
+        check_interrupt()?;
+    }
+    fs::set_permissions(target, metadata.permissions())
+}
+
+/// Ctrl-C stops a copy between two files (or two chunks of a big one).
+fn check_interrupt() -> io::Result<()> {
+    if crate::process::interrupt_requested() {
+        return Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"));
+    }
+    Ok(())
 }
 
 /// Copies what [`walk_source`] sees of `from` to `to` (which must not
@@ -255,6 +284,7 @@ pub fn copy_tree(from: &Path, to: &Path, excluded: &[PathBuf]) -> io::Result<()>
     let mut files = Vec::new();
     fs::create_dir_all(to)?;
     walk_source(from, excluded, &mut |relative, entry, kind| {
+        check_interrupt()?;
         if kind.is_dir() {
             fs::create_dir(to.join(relative))?;
             fs::set_permissions(to.join(relative), entry.metadata()?.permissions())?;
@@ -270,13 +300,14 @@ pub fn copy_tree(from: &Path, to: &Path, excluded: &[PathBuf]) -> io::Result<()>
     // (ext4), a failed attempt per file costs a create and a delete, which
     // made copying 1.5x slower than `cp -r`.
     let copy_one = |relative: &PathBuf, reflink: bool| -> io::Result<()> {
+        check_interrupt()?;
         let (source, target) = (from.join(relative), to.join(relative));
         // `fs::copy` keeps the mode; a reflink does not, so it is set after.
         let copied = if reflink {
             reflink_copy::reflink(&source, &target)
                 .and_then(|()| fs::set_permissions(&target, fs::metadata(&source)?.permissions()))
         } else {
-            fs::copy(&source, &target).map(drop)
+            copy_file(&source, &target)
         };
         copied
             .map_err(|e| io::Error::new(e.kind(), format!("cannot copy {}: {e}", source.display())))
@@ -289,10 +320,15 @@ pub fn copy_tree(from: &Path, to: &Path, excluded: &[PathBuf]) -> io::Result<()>
         let _ = fs::remove_file(to.join(first));
         copy_one(first, false)?;
     }
-    copy_pool().install(|| {
-        rest.par_iter()
-            .try_for_each(|relative| copy_one(relative, reflink))
-    })
+    match copy_pool() {
+        Some(pool) => pool.install(|| {
+            rest.par_iter()
+                .try_for_each(|relative| copy_one(relative, reflink))
+        }),
+        None => rest
+            .iter()
+            .try_for_each(|relative| copy_one(relative, reflink)),
+    }
 }
 
 #[cfg(test)]

@@ -81,13 +81,9 @@ fn result(attempts: &[Attempt]) -> TestResult {
     let failed_before = attempts[..attempts.len().saturating_sub(1)]
         .iter()
         .any(|a| matches!(a.status, AttemptStatus::Failed | AttemptStatus::TimedOut));
-    match attempts.last().map(|a| a.status) {
-        Some(AttemptStatus::Passed) if failed_before => TestResult::Flaky,
-        Some(AttemptStatus::Passed) => TestResult::Passed,
-        Some(AttemptStatus::Skipped) | None => TestResult::Skipped,
-        Some(AttemptStatus::TimedOut) => TestResult::TimedOut,
-        Some(AttemptStatus::Failed) => TestResult::Failed,
-    }
+    attempts.last().map_or(TestResult::Skipped, |last| {
+        TestResult::of_last_attempt(last.status, failed_before)
+    })
 }
 
 /// The framework's kind of the outcome's last attempt (an error, an xfail),

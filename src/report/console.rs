@@ -109,6 +109,7 @@ impl Console {
                         (" TIMEOUT", Style::new().red())
                     }
                     (Some(TestResult::Failed), _) => ("    FAIL", Style::new().red()),
+                    (Some(TestResult::Interrupted), _) => (" INTRPTD", Style::new().yellow()),
                 };
                 let retry_note = match result {
                     None => format!(
@@ -224,6 +225,9 @@ impl Console {
         parts.push(format!("{} skipped", counts.skipped));
         if counts.xfailed > 0 {
             parts.push(format!("{} xfailed", counts.xfailed));
+        }
+        if counts.interrupted > 0 {
+            parts.push(format!("{} interrupted", counts.interrupted));
         }
         if counts.not_run > 0 {
             parts.push(format!("{} not run", counts.not_run));

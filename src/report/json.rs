@@ -71,6 +71,7 @@ fn test_finished(test: &TestCase, attempt: &Attempt, result: Option<TestResult>)
         AttemptStatus::Failed => "failed",
         AttemptStatus::TimedOut => "timed-out",
         AttemptStatus::Skipped => "skipped",
+        AttemptStatus::Interrupted => "interrupted",
     };
     let mut value = json!({
         "event": "test-finished",
@@ -141,7 +142,7 @@ pub fn run_finished(
     emit(json!({
         "event": "run-finished", "passed": counts.passed, "failed": counts.failed, "flaky": counts.flaky,
         "timed_out": counts.timed_out, "skipped": counts.skipped, "xfailed": counts.xfailed,
-        "not_run": counts.not_run,
+        "not_run": counts.not_run, "interrupted_tests": counts.interrupted,
         "duration": duration, "exit_code": exit_code, "interrupted": interrupted,
         "junit": written.junit, "timings": written.timings,
     }));

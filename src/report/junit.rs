@@ -50,6 +50,8 @@ pub const TIMEOUT_TYPE: &str = "timeout";
 pub const ERROR_TYPE: &str = "test error";
 /// `type` of a skip that is an expected failure (pytest's own word).
 pub const XFAIL_TYPE: &str = "pytest.xfail";
+/// `type` of the `<error>` of a test cut short by Ctrl-C or SIGTERM.
+pub const INTERRUPTED_TYPE: &str = "interrupted";
 
 /// Lines of each stream's tail appended to a stack trace, and their byte cap.
 const TRACE_TAIL_LINES: usize = 30;
@@ -480,6 +482,19 @@ fn build_case(name: String, group: &str, outcome: &TestOutcome) -> TestCase {
                     status.set_type(FAILURE_TYPE);
                     status.set_message("no attempt was recorded");
                 }
+            }
+            status
+        }
+        TestResult::Interrupted => {
+            // Not a verdict on the test: an error, never a failure.
+            let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
+            status.set_type(INTERRUPTED_TYPE);
+            let message = last
+                .and_then(|attempt| attempt.message.as_deref())
+                .unwrap_or("interrupted (Ctrl-C or SIGTERM)");
+            status.set_message(xml_safe(message));
+            if let Some(attempt) = last {
+                output = Some(AttemptLogs::read(attempt));
             }
             status
         }

@@ -83,9 +83,16 @@ impl<'a> Collector<'a> {
             .zip(&self.results)
             .filter_map(|((test, attempts), result)| {
                 let result = result.or_else(|| {
-                    let last = attempts.last()?;
+                    use crate::model::AttemptStatus;
+                    // The last real failure decides; an interrupt is no verdict.
+                    let last = attempts
+                        .iter()
+                        .rev()
+                        .find(|a| a.status != AttemptStatus::Interrupted)
+                        .or(attempts.last())?;
                     Some(match last.status {
-                        crate::model::AttemptStatus::TimedOut => TestResult::TimedOut,
+                        AttemptStatus::TimedOut => TestResult::TimedOut,
+                        AttemptStatus::Interrupted => TestResult::Interrupted,
                         _ => TestResult::Failed,
                     })
                 })?;
@@ -111,6 +118,8 @@ pub struct Counts {
     /// Skipped because they failed as expected (pytest's xfail).
     pub xfailed: usize,
     pub not_run: usize,
+    /// Cut short by Ctrl-C or SIGTERM, with no real failure before.
+    pub interrupted: usize,
 }
 
 impl Counts {
@@ -129,13 +138,14 @@ impl Counts {
                     &mut counts.xfailed
                 }
                 TestResult::Skipped => &mut counts.skipped,
+                TestResult::Interrupted => &mut counts.interrupted,
             } += 1;
         }
         counts
     }
 
     pub fn run(&self) -> usize {
-        self.passed + self.flaky + self.failed + self.timed_out
+        self.passed + self.flaky + self.failed + self.timed_out + self.interrupted
     }
 }
 

@@ -303,3 +303,26 @@ pub fn have_pytest() -> bool {
     }
     ok
 }
+
+impl Paratest {
+    /// Runs the binary through `sh -c SCRIPT sh BINARY ARGS...`: the
+    /// script sets something up (a limit, a cgroup) and ends in `exec "$@"`.
+    pub fn wrap_in_shell(mut self, script: &str) -> Self {
+        let mut wrapped = Command::new("sh");
+        wrapped.arg("-c").arg(script).arg("sh");
+        wrapped.arg(self.command.get_program());
+        wrapped.args(self.command.get_args());
+        if let Some(dir) = self.command.get_current_dir() {
+            wrapped.current_dir(dir);
+        }
+        for (name, value) in self.command.get_envs() {
+            match value {
+                Some(value) => wrapped.env(name, value),
+                None => wrapped.env_remove(name),
+            };
+        }
+        wrapped.stdin(Stdio::null());
+        self.command = wrapped;
+        self
+    }
+}
