@@ -670,7 +670,13 @@ pub(crate) mod test_support {
     /// schema is missing, `Some(Err(output))` when the file does not validate.
     pub fn xmllint(file: &Path) -> Option<Result<(), String>> {
         let schema = schema();
+        let required = std::env::var_os("PARATEST_REQUIRE_SCHEMA").is_some_and(|v| v == "1");
         if !schema.exists() {
+            assert!(
+                !required,
+                "{} is required (PARATEST_REQUIRE_SCHEMA=1)",
+                schema.display()
+            );
             eprintln!("note: {} missing; schema check skipped", schema.display());
             return None;
         }
@@ -683,6 +689,7 @@ pub(crate) mod test_support {
         {
             Ok(output) => output,
             Err(_) => {
+                assert!(!required, "xmllint is required (PARATEST_REQUIRE_SCHEMA=1)");
                 eprintln!(
                     "note: xmllint not installed (apt-get install libxml2-utils); schema check skipped"
                 );
