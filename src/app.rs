@@ -47,11 +47,36 @@ pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
         Subcommand::Plugins => plugins(),
         Subcommand::Timings(args) => timings_command(&args),
         Subcommand::Merge(args) => merge_reports(&args),
+        Subcommand::Queue(args) => queue_command(&args),
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e}");
         e.exit_code()
     })
+}
+
+fn queue_command(args: &crate::cli::QueueArgs) -> Result<i32> {
+    use crate::cli::QueueAction;
+    let url = args
+        .queue
+        .as_deref()
+        .ok_or_else(|| Error::usage("queue: --queue redis://HOST:PORT[/DB] is required"))?;
+    let build = crate::queue::build_id(args.build_id.as_deref(), |name| std::env::var(name).ok())?;
+    crate::queue::open(url)?;
+    match &args.action {
+        QueueAction::Report {
+            junit,
+            timings,
+            timeout,
+        } => crate::queue::report::report(
+            url,
+            &build,
+            junit.as_deref(),
+            timings.as_deref(),
+            timeout.map(|t| t.0),
+        ),
+        QueueAction::Status => crate::queue::report::status(url, &build),
+    }
 }
 
 fn plugins() -> Result<i32> {
@@ -715,13 +740,14 @@ fn run_tests(
     let timings = load_timings(timings_path, format);
     let shard = schedule::select(&tests, &timings, partition, |t| skipped(t, &args.select));
     let (order, skip) = (&shard.run, &shard.skip);
+    let retries = settings.retries.unwrap_or(0);
+    let remote = crate::queue::join_build(args, partition.is_some(), &tests, order, retries)?;
     let workers = context.workers.min(order.len()).max(1);
     let context = RunContext {
         workers,
         ..context.clone()
     };
 
-    let retries = settings.retries.unwrap_or(0);
     let mut console = Console::new(order.len(), retries);
     if format == MessageFormat::Json {
         json::run_started(
@@ -810,6 +836,7 @@ fn run_tests(
         batching: prepared.plugin.batches()
             && hooks.setup_test.is_none()
             && hooks.teardown_test.is_none(),
+        source: remote.as_ref().map(|q| q as &dyn crate::runner::JobSource),
     };
     let run_started = Instant::now();
     let (sender, receiver) = crossbeam_channel::unbounded::<Event>();
@@ -826,7 +853,7 @@ fn run_tests(
                 collector.record(&event);
             }
         });
-        let stats = runner.run(&sender);
+        let stats = crate::queue::with_heartbeat(remote.as_ref(), watchdog, || runner.run(&sender));
         drop(sender);
         stats
     });
@@ -836,10 +863,18 @@ fn run_tests(
     }
 
     let interrupted = watchdog.is_interrupted();
-    let outcomes = collector.outcomes();
+    let mut outcomes = collector.outcomes();
+    // With a shared queue, a test whose retry went back to the queue is
+    // another machine's now: it is in the build's report, not this one's.
+    let unfinished = crate::queue::handed_over(
+        remote.as_ref(),
+        &tests,
+        &mut outcomes,
+        collector.unfinished(),
+    );
     // Every test ends with a final line and a final `test-finished`, also
     // those whose queued retry an interrupt cancelled.
-    for index in collector.unfinished() {
+    for index in unfinished {
         let Some(outcome) = outcomes.iter().find(|o| o.test.id == tests[index].id) else {
             continue;
         };
@@ -913,6 +948,9 @@ fn run_tests(
     let lower_bound = longest.unwrap_or_default().max(busy / workers as u32);
     let exit_code = if interrupted {
         exit::INTERRUPTED
+    } else if remote.as_ref().is_some_and(|q| q.is_lost()) {
+        console.line("error: lost the queue: this machine's results are in its own report only");
+        exit::CANNOT_RUN
     } else if counts.failed + counts.timed_out > 0
         || (counts.flaky > 0 && settings.flaky_result == Some(FlakyResult::Fail))
     {

@@ -37,6 +37,41 @@ pub enum Command {
     Timings(TimingsArgs),
     /// Merge JUnit reports (shards of a run, or other tools') into one.
     Merge(MergeArgs),
+    /// A build spread over machines by a Redis queue: its report or progress.
+    Queue(QueueArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct QueueArgs {
+    #[command(subcommand)]
+    pub action: QueueAction,
+
+    /// The build's queue: redis://HOST:PORT[/DB].
+    #[arg(long, value_name = "URL", global = true)]
+    pub queue: Option<String>,
+
+    /// The build [default: from the CI's variables].
+    #[arg(long, value_name = "ID", global = true)]
+    pub build_id: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueueAction {
+    /// Wait until every test of the build has a final result, then write its
+    /// report and timings; exit with the build's code.
+    Report {
+        /// The build's JUnit report [default: .paratest/queue-junit.xml].
+        #[arg(long, value_name = "OUT")]
+        junit: Option<PathBuf>,
+        /// The build's timings file.
+        #[arg(long, value_name = "OUT")]
+        timings: Option<PathBuf>,
+        /// Give up waiting after this long (exit 3).
+        #[arg(long, value_name = "DURATION")]
+        timeout: Option<HumanDuration>,
+    },
+    /// Print the build's progress.
+    Status,
 }
 
 #[derive(Debug, Args)]
@@ -94,7 +129,9 @@ pub enum TimingsAction {
 }
 
 /// The names `run` is inserted before when no subcommand is given.
-const SUBCOMMANDS: &[&str] = &["run", "list", "plugins", "timings", "merge", "help"];
+const SUBCOMMANDS: &[&str] = &[
+    "run", "list", "plugins", "timings", "merge", "queue", "help",
+];
 
 impl Cli {
     /// Parses `cargo paratest ...` and `cargo-paratest ...` alike; `run` is the default.
@@ -296,6 +333,16 @@ pub struct RunArgs {
     /// Directory for per-test logs [default: .paratest/logs/ in the source].
     #[arg(long, value_name = "DIR")]
     pub output: Option<PathBuf>,
+
+    /// Take tests from the queue shared by every machine of one build.
+    #[arg(long, value_name = "redis://HOST:PORT[/DB]", help_heading = "Queue")]
+    pub queue: Option<String>,
+    /// The build the queue belongs to [default: from the CI's variables].
+    #[arg(long, value_name = "ID", help_heading = "Queue", requires = "queue")]
+    pub build_id: Option<String>,
+    /// This machine's name in the queue [default: host name and pid].
+    #[arg(long, value_name = "ID", help_heading = "Queue", requires = "queue")]
+    pub worker_id: Option<String>,
 
     /// Arguments passed to every test process.
     #[arg(last = true, value_name = "TEST-ARGS")]

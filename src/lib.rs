@@ -18,6 +18,7 @@ pub mod hooks;
 pub mod model;
 pub mod plugin;
 pub mod process;
+pub mod queue;
 pub mod report;
 pub mod runner;
 pub mod schedule;

@@ -41,6 +41,26 @@ pub struct Runner<'a> {
     /// The plugin batches and no per-test hook is set: short first
     /// attempts are handed out together (see [`Queue::next`]).
     pub batching: bool,
+    /// Where the next test comes from when not from this run's own queue
+    /// (`--queue`: a build's queue shared by several machines).
+    pub source: Option<&'a dyn JobSource>,
+}
+
+/// Where the next test comes from, when it is not this machine's own
+/// queue: the seam `--queue` plugs into. One test per call, never batches.
+pub trait JobSource: Sync {
+    /// The next attempt to run; `None` when nothing is left for this machine.
+    fn next(&self, watchdog: &Watchdog) -> Option<Job>;
+    /// An attempt is over; `result` is its final result unless a retry is
+    /// queued (`wants_retry` asks for one). Returns whether it was queued.
+    fn done(
+        &self,
+        job: &Job,
+        attempt: &Attempt,
+        result: TestResult,
+        wants_retry: bool,
+        interrupted: bool,
+    ) -> bool;
 }
 
 /// What the run did besides the tests' own results.
@@ -54,11 +74,11 @@ pub struct RunStats {
 
 /// One attempt waiting in the queue.
 #[derive(Debug, Clone, Copy)]
-struct Job {
-    index: usize,
-    attempt: u32,
+pub struct Job {
+    pub index: usize,
+    pub attempt: u32,
     /// An earlier attempt failed or timed out: a pass now is flaky.
-    failed_before: bool,
+    pub failed_before: bool,
 }
 
 impl Runner<'_> {
@@ -93,7 +113,12 @@ impl Runner<'_> {
         RunStats {
             // Tests whose retry is still queued (an interrupt) keep their
             // failed attempt as their result: they are not "not run".
-            not_run: state.first.len(),
+            // With a shared queue, what this machine did not run ran elsewhere.
+            not_run: if self.source.is_some() {
+                0
+            } else {
+                state.first.len()
+            },
             workers_lost: state.lost,
         }
     }
@@ -140,7 +165,10 @@ impl Runner<'_> {
     ) {
         let scope = Scope::worker(&self.context, worker, workspace);
         let batch_workers = self.batching.then_some(self.context.workers);
-        while let Some(jobs) = queue.next(&self.watchdog, batch_workers, &self.expected) {
+        while let Some(jobs) = match self.source {
+            Some(source) => source.next(&self.watchdog).map(|job| vec![job]),
+            None => queue.next(&self.watchdog, batch_workers, &self.expected),
+        } {
             let started = Instant::now();
             for job in &jobs {
                 let (index, attempt) = (job.index, job.attempt);
@@ -167,17 +195,20 @@ impl Runner<'_> {
                     failed_before: true,
                     ..*job
                 });
+                let last = match attempt.status {
+                    AttemptStatus::Passed if job.failed_before => TestResult::Flaky,
+                    AttemptStatus::Passed => TestResult::Passed,
+                    AttemptStatus::Failed => TestResult::Failed,
+                    AttemptStatus::TimedOut => TestResult::TimedOut,
+                    AttemptStatus::Skipped => TestResult::Skipped,
+                };
                 // The queue refuses a retry once fail-fast has stopped it: the
                 // attempt is then this test's last.
-                let retried = queue.done(next, failed && self.fail_fast);
-                let result = match attempt.status {
-                    _ if retried => None,
-                    AttemptStatus::Passed if job.failed_before => Some(TestResult::Flaky),
-                    AttemptStatus::Passed => Some(TestResult::Passed),
-                    AttemptStatus::Failed => Some(TestResult::Failed),
-                    AttemptStatus::TimedOut => Some(TestResult::TimedOut),
-                    AttemptStatus::Skipped => Some(TestResult::Skipped),
+                let retried = match self.source {
+                    Some(source) => source.done(job, &attempt, last, wants_retry, interrupted),
+                    None => queue.done(next, failed && self.fail_fast),
                 };
+                let result = (!retried).then_some(last);
                 let _ = events.send(Event::AttemptFinished {
                     index: job.index,
                     attempt,
