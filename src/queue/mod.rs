@@ -167,6 +167,22 @@ fn script(body: &str) -> Script {
     Script::new(&format!("{PRELUDE}\n{body}"))
 }
 
+/// Runs `body` on `conn` for the build's `prefix` with the keys' TTL and `args`.
+fn invoke<T: redis::FromRedisValue>(
+    conn: &mut Connection,
+    prefix: &str,
+    body: &str,
+    args: &[String],
+) -> redis::RedisResult<T> {
+    let script = script(body);
+    let mut invocation = script.key(prefix);
+    invocation.arg(TTL.as_millis() as u64);
+    for arg in args {
+        invocation.arg(arg);
+    }
+    invocation.invoke(conn)
+}
+
 /// Opens a connection, with a deadline on connecting and on every reply.
 pub fn connect(client: &redis::Client) -> redis::RedisResult<Connection> {
     let conn = client.get_connection_with_timeout(Duration::from_secs(3))?;
@@ -306,7 +322,7 @@ pub struct RedisQueue {
     held: Mutex<HashSet<String>>,
     /// The connection could not be made again: the machine stops taking tests.
     lost: AtomicBool,
-    /// A retry was given back by the queue's global bound.
+    /// The queue's URL, for messages.
     pub url: String,
 }
 
@@ -337,7 +353,7 @@ impl RedisQueue {
             })?,
             _ => (order.len() as u64 / 10).max(10) * u64::from(retries.min(1)),
         };
-        let mut publish = script(PUBLISH);
+        let publish = script(PUBLISH);
         let mut invocation = publish.key(&prefix);
         invocation.arg(TTL.as_millis() as u64).arg(max_retries);
         for &index in order {
@@ -351,7 +367,6 @@ impl RedisQueue {
         }
         let fail = |e: redis::RedisError| Error::cannot_run(format!("queue {url}: {e}"));
         let published: i64 = invocation.invoke(&mut conn).map_err(fail)?;
-        let _ = &mut publish;
         let queued: Vec<String> = redis::cmd("LRANGE")
             .arg(format!("{prefix}all"))
             .arg(0)
@@ -412,13 +427,7 @@ impl RedisQueue {
                 *conn = connect(&self.client).ok();
             }
             if let Some(c) = conn.as_mut() {
-                let mut s = script(body);
-                let mut invocation = s.key(&self.prefix);
-                invocation.arg(TTL.as_millis() as u64);
-                for arg in args {
-                    invocation.arg(arg);
-                }
-                match invocation.invoke::<T>(c) {
+                match invoke::<T>(c, &self.prefix, body, args) {
                     Ok(value) => return Some(value),
                     Err(e) if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() => {
                         *conn = None;
@@ -428,7 +437,6 @@ impl RedisQueue {
                         *conn = None;
                     }
                 }
-                let _ = &mut s;
             }
             if Instant::now() >= deadline {
                 eprintln!(
@@ -467,17 +475,10 @@ impl RedisQueue {
             if conn.is_none() {
                 conn = connect(&self.client).ok();
             }
-            if let Some(c) = conn.as_mut() {
-                let mut s = script(RENEW);
-                let mut invocation = s.key(&self.prefix);
-                invocation.arg(TTL.as_millis() as u64);
-                for arg in &args {
-                    invocation.arg(arg);
-                }
-                if invocation.invoke::<i64>(c).is_err() {
-                    conn = None;
-                }
-                let _ = &mut s;
+            if let Some(c) = conn.as_mut()
+                && invoke::<i64>(c, &self.prefix, RENEW, &args).is_err()
+            {
+                conn = None;
             }
             match stop.recv_timeout(
                 every
