@@ -355,3 +355,105 @@ fn a_queue_outside_ci_needs_a_build_id() {
     let run = paratest.run().expect(2);
     assert!(run.stderr().contains("--build-id"), "{}", run.stderr());
 }
+
+#[test]
+fn a_stale_machine_cannot_record_a_test_it_no_longer_holds() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let probe = tempfile::tempdir().unwrap();
+    let (a, b) = (Machine::new("a"), Machine::new("b"));
+    let mut first = a.spawn(&redis, "stale", probe.path(), &["hold"]);
+    wait_until("a runs hold.sh", LONG, || {
+        !runs_of(probe.path(), "hold").is_empty()
+    });
+    // a hangs (heartbeat included): its lease lapses and b takes the test.
+    let pid = Pid::from_raw(first.id() as i32);
+    kill(pid, Signal::SIGSTOP).unwrap();
+    std::fs::write(probe.path().join("release"), "").unwrap();
+    let run = b
+        .run(&redis, "stale", probe.path())
+        .args(["hold"])
+        .run()
+        .expect(0);
+    assert!(run.stderr().contains("PASS"), "{}", run.stderr());
+    kill(pid, Signal::SIGCONT).unwrap();
+    a.expect(&mut first, 0);
+    let log = std::fs::read_to_string(a.log()).unwrap();
+    assert!(log.contains("lease had lapsed"), "{log}");
+    let (code, shapes, output) = report(&redis, "stale", probe.path());
+    assert_eq!(code, 0, "{output}");
+    assert_eq!(shapes, expected_shapes(&["hold"]));
+    assert_eq!(
+        runs_of(probe.path(), "hold"),
+        [("a".to_string(), 1), ("b".to_string(), 1)]
+    );
+}
+
+#[test]
+fn the_global_retry_bound_stops_retries() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let probe = tempfile::tempdir().unwrap();
+    let only = Machine::new("only");
+    only.run(&redis, "bound", probe.path())
+        .env("PARATEST_QUEUE_MAX_RETRIES", "0")
+        .args(["--retries", "1", "flaky"])
+        .run()
+        .expect(1);
+    assert_eq!(runs_of(probe.path(), "flaky"), [("only".to_string(), 1)]);
+    let (code, shapes, output) = report(&redis, "bound", probe.path());
+    assert_eq!(code, 1, "{output}");
+    assert!(
+        shapes["tests flaky.sh"].starts_with("failed:0:"),
+        "{shapes:?}"
+    );
+}
+
+#[test]
+fn a_dropped_connection_is_made_again() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let probe = tempfile::tempdir().unwrap();
+    let only = Machine::new("only");
+    let mut child = only.spawn(&redis, "drop", probe.path(), &["hold", "t01"]);
+    wait_until("it runs hold.sh", LONG, || {
+        !runs_of(probe.path(), "hold").is_empty()
+    });
+    let killed = common::redis_command(redis.port, &["CLIENT", "KILL", "TYPE", "normal"]);
+    assert!(killed.starts_with(':'), "{killed}");
+    assert_ne!(killed, ":0", "the machine had connections to drop");
+    std::fs::write(probe.path().join("release"), "").unwrap();
+    only.expect(&mut child, 0);
+    let (code, shapes, output) = report(&redis, "drop", probe.path());
+    assert_eq!(code, 0, "{output}");
+    assert_eq!(shapes, expected_shapes(&["hold", "t01"]));
+}
+
+#[test]
+fn a_machine_that_loses_redis_keeps_its_results_and_exits_3() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let probe = tempfile::tempdir().unwrap();
+    let only = Machine::new("only");
+    let mut child = only
+        .run(&redis, "lost", probe.path())
+        .env("PARATEST_QUEUE_RECONNECT", "1s")
+        .args(["hold", "t01"])
+        .spawn_logged(&only.log());
+    wait_until("it runs hold.sh", LONG, || {
+        !runs_of(probe.path(), "hold").is_empty()
+    });
+    drop(redis);
+    std::fs::write(probe.path().join("release"), "").unwrap();
+    only.expect(&mut child, 3);
+    let log = std::fs::read_to_string(only.log()).unwrap();
+    assert!(log.contains("lost the queue"), "{log}");
+    let shapes = case_shapes(&read_junit(&only.project.path.join(".paratest/junit.xml")));
+    assert_eq!(shapes["tests hold.sh"], "passed", "{shapes:?}");
+}

@@ -69,7 +69,7 @@ while true do
   end
 end
 -- A retry goes to another machine than the one it failed on, unless no
--- other machine is alive or it has waited a whole lease.
+-- other machine is alive.
 local others = 0
 local seen = redis.call('HGETALL', p .. 'machines')
 for i = 1, #seen, 2 do
@@ -80,8 +80,7 @@ for i = 1, #seen, 2 do
 end
 local retries = redis.call('LRANGE', p .. 'retry', 0, -1)
 for _, id in ipairs(retries) do
-  local since = tonumber(redis.call('HGET', p .. 'retry_since', id) or '0')
-  if redis.call('HGET', p .. 'avoid', id) ~= w or others == 0 or now - since > lease then
+  if redis.call('HGET', p .. 'avoid', id) ~= w or others == 0 then
     redis.call('LREM', p .. 'retry', 1, id)
     return take(id)
   end
@@ -123,9 +122,8 @@ if ARGV[6] == '1' and tonumber(redis.call('GET', p .. 'retries_used') or '0') < 
   redis.call('INCR', p .. 'retries_used')
   redis.call('HSET', p .. 'failed', id, 1)
   redis.call('HSET', p .. 'avoid', id, w)
-  redis.call('HSET', p .. 'retry_since', id, now_ms())
   redis.call('RPUSH', p .. 'retry', id)
-  touch('retries_used', 'failed', 'avoid', 'retry_since', 'retry')
+  touch('retries_used', 'failed', 'avoid', 'retry')
   return 'requeued'
 end
 if redis.call('HSETNX', p .. 'results', id, ARGV[5]) == 1 then

@@ -396,3 +396,23 @@ pub fn ping(port: u16) -> bool {
         && stream.read_exact(&mut reply).is_ok()
         && &reply == b"+PONG\r\n"
 }
+
+/// Sends one command to the Redis on the loopback `port` and returns the
+/// first line of its reply.
+pub fn redis_command(port: u16, args: &[&str]) -> String {
+    use std::io::{BufRead, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let mut request = format!("*{}\r\n", args.len());
+    for arg in args {
+        request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+    }
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(stream)
+        .read_line(&mut line)
+        .unwrap();
+    line.trim_end().to_string()
+}
