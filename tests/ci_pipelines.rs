@@ -1141,3 +1141,89 @@ fn timings_out_names_the_file_a_run_writes() {
     assert_eq!(samples(&project.path.join("cli.json")).len(), 4);
     assert_eq!(samples(&project.path.join("profile/timings.json")).len(), 4);
 }
+
+// ------------------------------------------------- GitLab CI, with the queue
+
+/// `ci/gitlab-queue.yml` as GitLab runs it: the `parallel:` copies of
+/// `test` on machines of their own and `report` (`needs: []`: from the
+/// pipeline's start) at the same time, all reaching one Redis, a real
+/// `redis-server` standing in for the shared one `PARATEST_QUEUE_URL` names.
+/// Checked: every job is green, the machines' own reports split the tests
+/// (each in exactly one), and the build's report holds each test once.
+#[test]
+fn gitlab_queue_pipeline() {
+    let Some(redis) = common::RedisServer::start() else {
+        return;
+    };
+    let _alone = ONE_SIMULATION.lock().unwrap_or_else(|e| e.into_inner());
+    let sim = Sim::new();
+    let config = load_yaml("ci/gitlab-queue.yml");
+    let before = lines(&config["default"]["before_script"]);
+    let script = |job: &str| -> String {
+        before
+            .iter()
+            .chain(&lines(&config[job]["script"]))
+            .map(|line| sim.replace_install(line))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(lines(&config["report"]["needs"]), Vec::<String>::new());
+    let total = config["test"]["parallel"].as_i64().unwrap() as usize;
+    let env = |name: String, index: Option<usize>| {
+        let mut env = vec![
+            ("CI", "true".to_owned()),
+            ("GITLAB_CI", "true".to_owned()),
+            ("CI_JOB_NAME", name),
+            ("CI_PIPELINE_ID", "7".to_owned()),
+            ("PARATEST_QUEUE_URL", redis.url()),
+        ];
+        if let Some(index) = index {
+            env.push(("CI_NODE_INDEX", (index + 1).to_string()));
+            env.push(("CI_NODE_TOTAL", total.to_string()));
+        }
+        env
+    };
+    let shell = ["bash", "-eo", "pipefail", "-c"];
+    let jobs = parallel(total + 1, |index| {
+        if index == total {
+            let dir = sim.checkout("gitlab-queue-report");
+            let job = sim.run(
+                "report",
+                &shell,
+                &dir,
+                &script("report"),
+                &env("report".into(), None),
+            );
+            (job, dir.join("merged/junit.xml"))
+        } else {
+            let name = format!("test {}/{total}", index + 1);
+            let dir = sim.checkout(&format!("gitlab-queue-{name}"));
+            let job = sim.run(
+                &name,
+                &shell,
+                &dir,
+                &script("test"),
+                &env(name.clone(), Some(index)),
+            );
+            (job, dir.join(format!("machines/{}/junit.xml", index + 1)))
+        }
+    });
+    for (job, _) in &jobs {
+        assert!(job.ok, "{}", job.log);
+    }
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, junit) in &jobs[..total] {
+        for id in report_tests(junit).into_keys() {
+            *seen.entry(id).or_default() += 1;
+        }
+    }
+    let once: BTreeMap<String, usize> = test_ids().into_iter().map(|id| (id, 1)).collect();
+    assert_eq!(seen, once, "tests per machine");
+    let build = &jobs[total].1;
+    common::assert_schema_valid(build);
+    let passed: BTreeMap<String, String> = test_ids()
+        .into_iter()
+        .map(|id| (id, "passed".to_owned()))
+        .collect();
+    assert_eq!(report_tests(build), passed, "the build's report");
+}
