@@ -92,7 +92,6 @@ fn report(
         .arg_path_pair("--junit", &junit)
         .arg_path_pair("--timings", &dir.join(format!("{build}.json")))
         .args(["--timeout", "60s"])
-        .env("PARATEST_QUEUE_LEASE", "1s")
         .run();
     let shapes = if junit.exists() {
         common::assert_schema_valid(&junit);

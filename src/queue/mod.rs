@@ -48,10 +48,11 @@ local w, lease = ARGV[2], tonumber(ARGV[3])
 local now = now_ms()
 reclaim(now)
 redis.call('HSET', p .. 'machines', w, now)
+redis.call('HSET', p .. 'leases', w, lease)
 if redis.call('HGET', p .. 'state', w) ~= 'running' then
   redis.call('HSET', p .. 'state', w, 'running')
 end
-touch('machines', 'state')
+touch('machines', 'leases', 'state')
 local function take(id)
   local tries = tonumber(redis.call('HGET', p .. 'tries', id) or '0')
   redis.call('ZADD', p .. 'running', now + lease, id)
@@ -462,27 +463,30 @@ impl RedisQueue {
     /// connection, so a busy worker never delays a renewal.
     pub fn heartbeat(&self, watchdog: &Watchdog, stop: &crossbeam_channel::Receiver<()>) {
         let mut conn = connect(&self.client).ok();
+        // Renewed four times a lease; an interrupt is seen within a tick.
         let every = self.lease / 4;
+        let tick = every.min(Duration::from_millis(100));
+        let mut renewed: Option<Instant> = None;
         loop {
             if watchdog.is_interrupted() {
                 self.release("gone");
                 return;
             }
-            let mut args = vec![self.machine.clone(), self.lease.as_millis().to_string()];
-            args.extend(self.held.lock().unwrap().iter().cloned());
-            if conn.is_none() {
-                conn = connect(&self.client).ok();
+            if renewed.is_none_or(|at| at.elapsed() >= every) {
+                let mut args = vec![self.machine.clone(), self.lease.as_millis().to_string()];
+                args.extend(self.held.lock().unwrap().iter().cloned());
+                if conn.is_none() {
+                    conn = connect(&self.client).ok();
+                }
+                match conn
+                    .as_mut()
+                    .map(|c| invoke::<i64>(c, &self.prefix, RENEW, &args))
+                {
+                    Some(Ok(_)) => renewed = Some(Instant::now()),
+                    _ => conn = None,
+                }
             }
-            if let Some(c) = conn.as_mut()
-                && invoke::<i64>(c, &self.prefix, RENEW, &args).is_err()
-            {
-                conn = None;
-            }
-            match stop.recv_timeout(
-                every
-                    .min(Duration::from_millis(200))
-                    .max(Duration::from_millis(50)),
-            ) {
+            match stop.recv_timeout(tick) {
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
                 _ => return,
             }

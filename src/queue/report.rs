@@ -23,8 +23,8 @@ pub struct Snapshot {
     pub queued: usize,
     pub retries: usize,
     pub running: Vec<(String, String)>,
-    /// Machine, state, milliseconds since it was last heard of.
-    pub machines: Vec<(String, String, u64)>,
+    /// Machine, state, milliseconds since it was last heard of, its lease in ms.
+    pub machines: Vec<(String, String, u64, u64)>,
 }
 
 fn query<T: redis::FromRedisValue>(conn: &mut Connection, cmd: &mut redis::Cmd) -> Result<T> {
@@ -50,14 +50,16 @@ impl Snapshot {
         let now = secs * 1000 + micros / 1000;
         let seen: HashMap<String, u64> = query(conn, redis::cmd("HGETALL").arg(key("machines")))?;
         let states: HashMap<String, String> = query(conn, redis::cmd("HGETALL").arg(key("state")))?;
-        let mut machines: Vec<(String, String, u64)> = seen
+        let leases: HashMap<String, u64> = query(conn, redis::cmd("HGETALL").arg(key("leases")))?;
+        let mut machines: Vec<(String, String, u64, u64)> = seen
             .into_iter()
             .map(|(name, last)| {
                 let state = states
                     .get(&name)
                     .cloned()
                     .unwrap_or_else(|| "running".into());
-                (name, state, now.saturating_sub(last))
+                let lease = leases.get(&name).copied().unwrap_or(30_000);
+                (name, state, now.saturating_sub(last), lease)
             })
             .collect();
         machines.sort();
@@ -78,13 +80,13 @@ impl Snapshot {
         self.created && self.all.iter().all(|id| self.results.contains_key(id))
     }
 
-    /// Every machine that ever joined is done, gone, or silent past a lease.
-    pub fn machines_gone(&self, lease: Duration) -> bool {
+    /// Every machine that ever joined is done, gone, or silent past its lease.
+    pub fn machines_gone(&self) -> bool {
         !self.machines.is_empty()
             && self
                 .machines
                 .iter()
-                .all(|(_, state, silent)| state != "running" || *silent > lease.as_millis() as u64)
+                .all(|(_, state, silent, lease)| state != "running" || silent > lease)
     }
 
     /// The build's outcomes (tests with a final result, in queue order) and
@@ -180,14 +182,13 @@ pub fn report(
     timeout: Option<Duration>,
 ) -> Result<i32> {
     let (_, mut conn) = open(url)?;
-    let lease = super::env_duration("PARATEST_QUEUE_LEASE", Duration::from_secs(30))?;
     let started = Instant::now();
     let (snapshot, why) = loop {
         let snapshot = Snapshot::read(&mut conn, build)?;
         if snapshot.finished() {
             break (snapshot, None);
         }
-        if snapshot.created && snapshot.machines_gone(lease) {
+        if snapshot.created && snapshot.machines_gone() {
             break (snapshot, Some("every machine of the build is gone"));
         }
         if timeout.is_some_and(|t| started.elapsed() >= t) {
@@ -269,7 +270,7 @@ pub fn status(url: &str, build: &str) -> Result<i32> {
         snapshot.queued,
         snapshot.retries
     );
-    for (machine, state, silent) in &snapshot.machines {
+    for (machine, state, silent, _) in &snapshot.machines {
         let running: Vec<&str> = snapshot
             .running
             .iter()

@@ -1,6 +1,8 @@
 -- Shared head of every queue script (the Rust side appends one body).
 -- KEYS[1]: the build's key prefix; ARGV[1]: the keys' TTL in ms.
 -- Every state change of the queue is one of these scripts, so it is atomic.
+-- TIME before writes needs effects replication (always on from Redis 7).
+if redis.replicate_commands then redis.replicate_commands() end
 local p = KEYS[1]
 local ttl = tonumber(ARGV[1])
 local function now_ms()
