@@ -757,9 +757,11 @@ fn run_tests(
             context.partition.as_deref(),
         );
     }
-    let shard_note = partition
-        .map(|p| format!(" (shard {p})"))
-        .unwrap_or_default();
+    let shard_note = match (&remote, partition) {
+        (Some(queue), _) => format!(" (of build `{}`, from its queue)", queue.build),
+        (None, Some(p)) => format!(" (shard {p})"),
+        (None, None) => String::new(),
+    };
     console.line(&format!(
         "Starting {} tests{shard_note} on {workers} workers ({} isolation), {} skipped",
         order.len(),

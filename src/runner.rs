@@ -61,6 +61,11 @@ pub trait JobSource: Sync {
         wants_retry: bool,
         interrupted: bool,
     ) -> bool;
+    /// What went wrong since the last call, for the run's warnings (a
+    /// source never prints: the reporter thread owns the terminal).
+    fn take_warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// What the run did besides the tests' own results.
@@ -166,7 +171,13 @@ impl Runner<'_> {
         let scope = Scope::worker(&self.context, worker, workspace);
         let batch_workers = self.batching.then_some(self.context.workers);
         while let Some(jobs) = match self.source {
-            Some(source) => source.next(&self.watchdog).map(|job| vec![job]),
+            Some(source) => {
+                let job = source.next(&self.watchdog);
+                for warning in source.take_warnings() {
+                    let _ = events.send(Event::Warning(warning));
+                }
+                job.map(|job| vec![job])
+            }
             None => queue.next(&self.watchdog, batch_workers, &self.expected),
         } {
             let started = Instant::now();
@@ -205,7 +216,13 @@ impl Runner<'_> {
                 // The queue refuses a retry once fail-fast has stopped it: the
                 // attempt is then this test's last.
                 let retried = match self.source {
-                    Some(source) => source.done(job, &attempt, last, wants_retry, interrupted),
+                    Some(source) => {
+                        let retried = source.done(job, &attempt, last, wants_retry, interrupted);
+                        for warning in source.take_warnings() {
+                            let _ = events.send(Event::Warning(warning));
+                        }
+                        retried
+                    }
                     None => queue.done(next, failed && self.fail_fast),
                 };
                 let result = (!retried).then_some(last);

@@ -197,6 +197,20 @@ fn two_builds_on_one_redis_do_not_mix() {
     let (code, two, output) = report(&redis, "two", probe.path());
     assert_eq!(code, 0, "{output}");
     assert_eq!(two, expected_shapes(&["t06", "t07", "t08"]));
+    let status = common::Paratest::new(probe.path())
+        .args([
+            "queue",
+            "status",
+            "--queue",
+            &redis.url(),
+            "--build-id",
+            "two",
+        ])
+        .run()
+        .expect(0);
+    let stdout = status.stdout();
+    assert!(stdout.contains("build two: 3/3 tests done"), "{stdout}");
+    assert!(stdout.contains("  b: done"), "{stdout}");
     for test in ["t01", "t02", "t03"] {
         assert_eq!(runs_of(probe.path(), test), [("a".to_string(), 1)]);
     }
@@ -455,4 +469,34 @@ fn a_machine_that_loses_redis_keeps_its_results_and_exits_3() {
     assert!(log.contains("lost the queue"), "{log}");
     let shapes = case_shapes(&read_junit(&only.project.path.join(".paratest/junit.xml")));
     assert_eq!(shapes["tests hold.sh"], "passed", "{shapes:?}");
+}
+
+#[test]
+fn a_queue_url_that_is_not_redis_is_a_usage_error() {
+    let project = Project::copy("queue-suite");
+    let run = project
+        .paratest()
+        .args(["run", "--queue", "http://127.0.0.1:1", "--build-id", "x"])
+        .run()
+        .expect(2);
+    assert!(
+        run.stderr()
+            .contains("--queue http://127.0.0.1:1: expected redis://HOST:PORT[/DB]"),
+        "{}",
+        run.stderr()
+    );
+    let run = project
+        .paratest()
+        .args([
+            "run",
+            "--queue",
+            "redis://127.0.0.1:1",
+            "--build-id",
+            "x",
+            "--partition",
+            "1/2",
+        ])
+        .run()
+        .expect(2);
+    assert!(run.stderr().contains("--partition"), "{}", run.stderr());
 }

@@ -323,6 +323,8 @@ pub struct RedisQueue {
     lost: AtomicBool,
     /// The queue's URL, for messages.
     pub url: String,
+    /// Warnings for the runner to report (see [`JobSource::take_warnings`]).
+    warnings: Mutex<Vec<String>>,
 }
 
 /// What joining a build did.
@@ -396,6 +398,7 @@ impl RedisQueue {
             held: Mutex::new(HashSet::new()),
             lost: AtomicBool::new(false),
             url: url.to_string(),
+            warnings: Mutex::new(Vec::new()),
         };
         Ok((
             queue,
@@ -432,18 +435,18 @@ impl RedisQueue {
                         *conn = None;
                     }
                     Err(e) => {
-                        eprintln!("warning: queue {}: {e}", self.url);
+                        self.warn(format!("queue {}: {e}", self.url));
                         *conn = None;
                     }
                 }
             }
             if Instant::now() >= deadline {
-                eprintln!(
-                    "error: lost the queue's Redis at {} for {}: this machine takes no more tests \
+                self.warn(format!(
+                    "lost the queue's Redis at {} for {}: this machine takes no more tests \
                      and keeps its results in its own report",
                     self.url,
                     humantime::format_duration(self.reconnect_for)
-                );
+                ));
                 self.lost.store(true, Ordering::SeqCst);
                 return None;
             }
@@ -493,12 +496,20 @@ impl RedisQueue {
         }
     }
 
+    fn warn(&self, message: String) {
+        self.warnings.lock().unwrap().push(message);
+    }
+
     fn lease_ms(&self) -> String {
         self.lease.as_millis().to_string()
     }
 }
 
 impl JobSource for RedisQueue {
+    fn take_warnings(&self) -> Vec<String> {
+        std::mem::take(&mut *self.warnings.lock().unwrap())
+    }
+
     fn next(&self, watchdog: &Watchdog) -> Option<Job> {
         loop {
             if watchdog.is_interrupted() {
@@ -519,7 +530,7 @@ impl JobSource for RedisQueue {
                 continue;
             }
             let Some(&index) = self.index_of.get(&id) else {
-                eprintln!("warning: queue: unknown test `{id}` handed out");
+                self.warn(format!("queue: unknown test `{id}` handed out"));
                 continue;
             };
             self.held.lock().unwrap().insert(id);
@@ -573,10 +584,10 @@ impl JobSource for RedisQueue {
         match reply.as_deref() {
             Some("requeued") => true,
             Some("stale") => {
-                eprintln!(
-                    "warning: queue: {id}: this machine's lease had lapsed; its result stays in \
-                     this machine's report only"
-                );
+                self.warn(format!(
+                    "queue: {id}: this machine's lease had lapsed; its result stays in this \
+                     machine's report only"
+                ));
                 false
             }
             _ => false,
