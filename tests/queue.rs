@@ -500,3 +500,44 @@ fn a_queue_url_that_is_not_redis_is_a_usage_error() {
         .expect(2);
     assert!(run.stderr().contains("--partition"), "{}", run.stderr());
 }
+
+/// A pytest file's own test functions reach the build's report as they
+/// reach the machine's: one machine alone gives the same two reports.
+#[test]
+fn the_build_report_keeps_a_plugin_s_framework_cases() {
+    let have_pytest = std::process::Command::new("python3")
+        .args(["-c", "import pytest"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have_pytest {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "pytest is required under CI"
+        );
+        eprintln!("SKIPPED: pytest missing");
+        return;
+    }
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let project = Project::copy("pytest-project");
+    let run = project
+        .paratest()
+        .args([
+            "run",
+            "--plugin",
+            "pytest",
+            "-j",
+            "2",
+            "--queue",
+            &redis.url(),
+        ])
+        .args(["--build-id", "py", "test_basic", "test_marks", "test_param"])
+        .run()
+        .expect(1);
+    let own = case_shapes(&read_junit(&project.path.join(".paratest/junit.xml")));
+    assert!(own.len() >= 9, "{own:?}\n{}", run.stderr());
+    let (code, build, output) = report(&redis, "py", project.path.parent().unwrap());
+    assert_eq!(code, 1, "{output}");
+    assert_eq!(build, own, "{output}");
+}

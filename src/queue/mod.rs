@@ -274,6 +274,44 @@ pub struct StoredAttempt {
     pub message: Option<String>,
     pub stdout: String,
     pub stderr: String,
+    /// The framework's own cases (pytest: the functions of a file).
+    #[serde(default)]
+    pub cases: Vec<StoredFrameworkCase>,
+}
+
+/// One framework case of an attempt, as the queue keeps it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct StoredFrameworkCase {
+    pub name: String,
+    pub classname: Option<String>,
+    pub status: String,
+    pub duration_ms: u64,
+    pub message: Option<String>,
+    pub detail: Option<String>,
+}
+
+impl StoredFrameworkCase {
+    fn of(case: &crate::model::CaseResult) -> Self {
+        StoredFrameworkCase {
+            name: case.name.clone(),
+            classname: case.classname.clone(),
+            status: status_name(case.status).to_string(),
+            duration_ms: case.duration.as_millis() as u64,
+            message: case.message.clone(),
+            detail: case.detail.clone(),
+        }
+    }
+
+    pub fn case(&self) -> crate::model::CaseResult {
+        crate::model::CaseResult {
+            name: self.name.clone(),
+            classname: self.classname.clone(),
+            status: status_named(&self.status),
+            duration: Duration::from_millis(self.duration_ms),
+            message: self.message.clone(),
+            detail: self.detail.clone(),
+        }
+    }
 }
 
 /// A test's report identity, stored when the queue is published.
@@ -296,6 +334,16 @@ fn tail(path: &std::path::Path) -> String {
     let mut raw = Vec::new();
     let _ = file.read_to_end(&mut raw);
     String::from_utf8_lossy(&raw).into_owned()
+}
+
+/// The status a stored name stands for; anything unknown is a failure.
+pub fn status_named(name: &str) -> AttemptStatus {
+    match name {
+        "passed" => AttemptStatus::Passed,
+        "timed-out" => AttemptStatus::TimedOut,
+        "skipped" => AttemptStatus::Skipped,
+        _ => AttemptStatus::Failed,
+    }
 }
 
 pub fn status_name(status: AttemptStatus) -> &'static str {
@@ -569,6 +617,7 @@ impl JobSource for RedisQueue {
             message: attempt.message.clone(),
             stdout: tail(&attempt.stdout_path),
             stderr: tail(&attempt.stderr_path),
+            cases: attempt.cases.iter().map(StoredFrameworkCase::of).collect(),
         };
         let reply: Option<String> = self.call(
             ACK,

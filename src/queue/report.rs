@@ -145,12 +145,7 @@ fn parse_result(text: &str) -> Option<TestResult> {
 }
 
 fn attempt_of(id: &str, stored: StoredAttempt, logs: &Path) -> Attempt {
-    let status = match stored.status.as_str() {
-        "passed" => AttemptStatus::Passed,
-        "timed-out" => AttemptStatus::TimedOut,
-        "skipped" => AttemptStatus::Skipped,
-        _ => AttemptStatus::Failed,
-    };
+    let status = super::status_named(&stored.status);
     let (stdout_path, stderr_path) = crate::runner::log_paths(logs, id, stored.number);
     let _ = std::fs::create_dir_all(logs);
     let _ = std::fs::write(&stdout_path, &stored.stdout);
@@ -169,7 +164,7 @@ fn attempt_of(id: &str, stored: StoredAttempt, logs: &Path) -> Attempt {
         message,
         stdout_path,
         stderr_path,
-        cases: Vec::new(),
+        cases: stored.cases.iter().map(|c| c.case()).collect(),
     }
 }
 
