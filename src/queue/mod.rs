@@ -757,3 +757,59 @@ pub fn handed_over(
     );
     Vec::new()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| {
+            vars.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn the_build_id_comes_from_the_flag_then_the_ci() {
+        let github = [("GITHUB_RUN_ID", "991"), ("GITHUB_RUN_ATTEMPT", "2")];
+        assert_eq!(build_id(Some("mine"), env(&github)).unwrap(), "mine");
+        assert_eq!(build_id(None, env(&github)).unwrap(), "991-2");
+        assert_eq!(
+            build_id(None, env(&[("GITHUB_RUN_ID", "5")])).unwrap(),
+            "5-1"
+        );
+        for name in [
+            "CI_PIPELINE_ID",
+            "BUILDKITE_BUILD_ID",
+            "CIRCLE_WORKFLOW_ID",
+            "BUILD_TAG",
+        ] {
+            assert_eq!(build_id(None, env(&[(name, "b-7")])).unwrap(), "b-7");
+        }
+        let none = build_id(None, env(&[("CI_PIPELINE_ID", "")])).unwrap_err();
+        assert_eq!(none.exit_code(), crate::error::exit::USAGE);
+        assert!(none.to_string().contains("--build-id"), "{none}");
+        let spaced = build_id(Some("a b"), env(&[])).unwrap_err();
+        assert_eq!(spaced.exit_code(), crate::error::exit::USAGE);
+    }
+
+    #[test]
+    fn a_different_list_names_both_sides() {
+        let ours: BTreeSet<&str> = ["a", "b", "c"].into();
+        let theirs: BTreeSet<&str> = ["b", "c", "d", "e"].into();
+        let message = difference("7", &ours, &theirs);
+        assert!(
+            message.contains("2 queued tests are not on this machine: `d`, `e`"),
+            "{message}"
+        );
+        assert!(
+            message.contains("1 tests of this machine are not in the queue: `a`"),
+            "{message}"
+        );
+        let many: BTreeSet<String> = (0..8).map(|i| format!("t{i}")).collect();
+        let many: BTreeSet<&str> = many.iter().map(String::as_str).collect();
+        let message = difference("7", &BTreeSet::new(), &many);
+        assert!(message.contains("and 3 more"), "{message}");
+    }
+}
