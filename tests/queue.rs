@@ -26,7 +26,8 @@ impl Machine {
         }
     }
 
-    /// `run --queue` with one worker, a 1 s lease and the probe directory.
+    /// `run --queue` with one worker, a 2 s lease (short, for the tests
+    /// where one lapses; renewed every 0.5 s) and the probe directory.
     fn run(&self, redis: &RedisServer, build: &str, probe: &Path) -> common::Paratest {
         self.project
             .paratest()
@@ -34,7 +35,7 @@ impl Machine {
             .args(["--worker-id", &self.name, "-j", "1"])
             .env("MACHINE", &self.name)
             .env("QUEUE_PROBE", probe)
-            .env("PARATEST_QUEUE_LEASE", "1s")
+            .env("PARATEST_QUEUE_LEASE", "2s")
     }
 
     fn log(&self) -> PathBuf {
