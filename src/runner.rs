@@ -170,16 +170,7 @@ impl Runner<'_> {
     ) {
         let scope = Scope::worker(&self.context, worker, workspace);
         let batch_workers = self.batching.then_some(self.context.workers);
-        while let Some(jobs) = match self.source {
-            Some(source) => {
-                let job = source.next(&self.watchdog);
-                for warning in source.take_warnings() {
-                    let _ = events.send(Event::Warning(warning));
-                }
-                job.map(|job| vec![job])
-            }
-            None => queue.next(&self.watchdog, batch_workers, &self.expected),
-        } {
+        while let Some(jobs) = self.next_jobs(queue, batch_workers, events) {
             let started = Instant::now();
             for job in &jobs {
                 let (index, attempt) = (job.index, job.attempt);
@@ -218,9 +209,7 @@ impl Runner<'_> {
                 let retried = match self.source {
                     Some(source) => {
                         let retried = source.done(job, &attempt, last, wants_retry, interrupted);
-                        for warning in source.take_warnings() {
-                            let _ = events.send(Event::Warning(warning));
-                        }
+                        self.source_warnings(events);
                         retried
                     }
                     None => queue.done(next, failed && self.fail_fast),
@@ -255,6 +244,28 @@ impl Runner<'_> {
                 let _ = events.send(Event::WorkspaceFailed { worker, message });
                 return;
             }
+        }
+    }
+
+    /// The next attempts: from the [`JobSource`] when there is one, else
+    /// from this run's own queue.
+    fn next_jobs(
+        &self,
+        queue: &Queue,
+        batch_workers: Option<usize>,
+        events: &Sender<Event>,
+    ) -> Option<Vec<Job>> {
+        let Some(source) = self.source else {
+            return queue.next(&self.watchdog, batch_workers, &self.expected);
+        };
+        let job = source.next(&self.watchdog);
+        self.source_warnings(events);
+        job.map(|job| vec![job])
+    }
+
+    fn source_warnings(&self, events: &Sender<Event>) {
+        for warning in self.source.map(|s| s.take_warnings()).unwrap_or_default() {
+            let _ = events.send(Event::Warning(warning));
         }
     }
 
