@@ -56,11 +56,36 @@ pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
         Subcommand::Plugins => plugins(),
         Subcommand::Timings(args) => timings_command(&args),
         Subcommand::Merge(args) => merge_reports(&args),
+        Subcommand::Queue(args) => queue_command(&args),
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e}");
         e.exit_code()
     })
+}
+
+fn queue_command(args: &crate::cli::QueueArgs) -> Result<i32> {
+    use crate::cli::QueueAction;
+    let url = args
+        .queue
+        .as_deref()
+        .ok_or_else(|| Error::usage("queue: --queue redis://HOST:PORT[/DB] is required"))?;
+    let build = crate::queue::build_id(args.build_id.as_deref(), |name| std::env::var(name).ok())?;
+    crate::queue::open(url)?;
+    match &args.action {
+        QueueAction::Report {
+            junit,
+            timings,
+            timeout,
+        } => crate::queue::report::report(
+            url,
+            &build,
+            junit.as_deref(),
+            timings.as_deref(),
+            timeout.map(|t| t.0),
+        ),
+        QueueAction::Status => crate::queue::report::status(url, &build),
+    }
 }
 
 fn plugins() -> Result<i32> {
@@ -1038,13 +1063,14 @@ fn run_tests(
     let timings = load_timings(timings_path, format);
     let shard = schedule::select(&tests, &timings, partition, |t| selection.skipped(t));
     let (order, skip) = (&shard.run, &shard.skip);
+    let retries = settings.retries.unwrap_or(0);
+    let remote = crate::queue::join_build(args, partition.is_some(), &tests, order, retries)?;
     let workers = context.workers.min(order.len()).max(1);
     let context = RunContext {
         workers,
         ..context.clone()
     };
 
-    let retries = settings.retries.unwrap_or(0);
     let mut console = Console::new(order.len(), retries);
     if format == MessageFormat::Json {
         json::run_started(
@@ -1054,9 +1080,11 @@ fn run_tests(
             context.partition.as_deref(),
         );
     }
-    let shard_note = partition
-        .map(|p| format!(" (shard {p})"))
-        .unwrap_or_default();
+    let shard_note = match (&remote, partition) {
+        (Some(queue), _) => format!(" (of build `{}`, from its queue)", queue.build),
+        (None, Some(p)) => format!(" (shard {p})"),
+        (None, None) => String::new(),
+    };
     console.line(&format!(
         "Starting {} tests{shard_note} on {workers} workers ({} isolation), {} skipped",
         order.len(),
@@ -1109,6 +1137,7 @@ fn run_tests(
         batching: prepared.plugin.batches()
             && hooks.setup_test.is_none()
             && hooks.teardown_test.is_none(),
+        source: remote.as_ref().map(|q| q as &dyn crate::runner::JobSource),
     };
     let run_started = Instant::now();
     let (sender, receiver) = crossbeam_channel::unbounded::<Event>();
@@ -1132,7 +1161,7 @@ fn run_tests(
                     }
                 }
             })?;
-        let stats = runner.run(&sender);
+        let stats = crate::queue::with_heartbeat(remote.as_ref(), watchdog, || runner.run(&sender));
         drop(sender);
         Ok(stats)
     });
@@ -1141,10 +1170,18 @@ fn run_tests(
     let stats = stats.map_err(resource_error)?;
 
     let interrupted = watchdog.is_interrupted();
-    let outcomes = collector.outcomes();
+    let mut outcomes = collector.outcomes();
+    // With a shared queue, a test whose retry went back to the queue is
+    // another machine's now: it is in the build's report, not this one's.
+    let unfinished = crate::queue::handed_over(
+        remote.as_ref(),
+        &tests,
+        &mut outcomes,
+        collector.unfinished(),
+    );
     // Every test ends with a final line and a final `test-finished`, also
     // those whose queued retry an interrupt cancelled.
-    for index in collector.unfinished() {
+    for index in unfinished {
         let Some(outcome) = outcomes.iter().find(|o| o.test.id == tests[index].id) else {
             continue;
         };
@@ -1228,6 +1265,9 @@ fn run_tests(
         exit::INTERRUPTED
     } else if let Some(failure) = &stats.resource_failure {
         console.line(&format!("error: {failure}"));
+        exit::CANNOT_RUN
+    } else if remote.as_ref().is_some_and(|q| q.is_lost()) {
+        console.line("error: lost the queue: this machine's results are in its own report only");
         exit::CANNOT_RUN
     } else if counts.failed + counts.timed_out > 0
         || (counts.flaky > 0 && settings.flaky_result == Some(FlakyResult::Fail))

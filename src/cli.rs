@@ -37,6 +37,41 @@ pub enum Command {
     Timings(TimingsArgs),
     /// Merge JUnit reports (shards of a run, or other tools') into one.
     Merge(MergeArgs),
+    /// A build spread over machines by a Redis queue: its report or progress.
+    Queue(QueueArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct QueueArgs {
+    #[command(subcommand)]
+    pub action: QueueAction,
+
+    /// The build's queue: redis://HOST:PORT[/DB].
+    #[arg(long, value_name = "URL", global = true)]
+    pub queue: Option<String>,
+
+    /// The build [default: from the CI's variables].
+    #[arg(long, value_name = "ID", global = true)]
+    pub build_id: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueueAction {
+    /// Wait until every test of the build has a final result, then write its
+    /// report and timings; exit with the build's code.
+    Report {
+        /// The build's JUnit report [default: .paratest/queue-junit.xml].
+        #[arg(long, value_name = "OUT")]
+        junit: Option<PathBuf>,
+        /// The build's timings file.
+        #[arg(long, value_name = "OUT")]
+        timings: Option<PathBuf>,
+        /// Give up waiting after this long (exit 3).
+        #[arg(long, value_name = "DURATION")]
+        timeout: Option<HumanDuration>,
+    },
+    /// Print the build's progress.
+    Status,
 }
 
 #[derive(Debug, Args)]
@@ -98,7 +133,9 @@ pub enum TimingsAction {
 }
 
 /// The names `run` is inserted before when no subcommand is given.
-pub const SUBCOMMANDS: &[&str] = &["run", "list", "plugins", "timings", "merge", "help"];
+pub const SUBCOMMANDS: &[&str] = &[
+    "run", "list", "plugins", "timings", "merge", "queue", "help",
+];
 
 impl Cli {
     /// Parses `cargo paratest ...` and `cargo-paratest ...` alike; `run` is the default.
@@ -327,6 +364,16 @@ pub struct RunArgs {
     /// Replace a `--timings` file that is not a timings file (refused otherwise).
     #[arg(long)]
     pub overwrite_timings: bool,
+
+    /// Take tests from the queue shared by every machine of one build.
+    #[arg(long, value_name = "redis://HOST:PORT[/DB]", help_heading = "Queue")]
+    pub queue: Option<String>,
+    /// The build the queue belongs to [default: from the CI's variables].
+    #[arg(long, value_name = "ID", help_heading = "Queue", requires = "queue")]
+    pub build_id: Option<String>,
+    /// This machine's name in the queue [default: host name and pid].
+    #[arg(long, value_name = "ID", help_heading = "Queue", requires = "queue")]
+    pub worker_id: Option<String>,
 
     /// Arguments for the test framework; for Cargo, `--skip`, `--ignored`,
     /// `--include-ignored`, `--exact` and free filters select tests as in

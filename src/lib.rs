@@ -19,6 +19,7 @@ pub mod libtest;
 pub mod model;
 pub mod plugin;
 pub mod process;
+pub mod queue;
 pub mod report;
 pub mod runner;
 pub mod runs;

@@ -189,7 +189,8 @@ pub struct CaseResult {
 }
 
 /// What a framework says beyond passed, failed, skipped.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum CaseKind {
     /// A plain pass, failure (the test's own assertion) or skip.
     #[default]

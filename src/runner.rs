@@ -42,6 +42,31 @@ pub struct Runner<'a> {
     /// The plugin batches and no per-test hook is set: short first
     /// attempts are handed out together (see [`Queue::next`]).
     pub batching: bool,
+    /// Where the next test comes from when not from this run's own queue
+    /// (`--queue`: a build's queue shared by several machines).
+    pub source: Option<&'a dyn JobSource>,
+}
+
+/// Where the next test comes from, when it is not this machine's own
+/// queue: the seam `--queue` plugs into. One test per call, never batches.
+pub trait JobSource: Sync {
+    /// The next attempt to run; `None` when nothing is left for this machine.
+    fn next(&self, watchdog: &Watchdog) -> Option<Job>;
+    /// An attempt is over; `result` is its final result unless a retry is
+    /// queued (`wants_retry` asks for one). Returns whether it was queued.
+    fn done(
+        &self,
+        job: &Job,
+        attempt: &Attempt,
+        result: TestResult,
+        wants_retry: bool,
+        interrupted: bool,
+    ) -> bool;
+    /// What went wrong since the last call, for the run's warnings (a
+    /// source never prints: the reporter thread owns the terminal).
+    fn take_warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// What the run did besides the tests' own results.
@@ -57,11 +82,11 @@ pub struct RunStats {
 
 /// One attempt waiting in the queue.
 #[derive(Debug, Clone, Copy)]
-struct Job {
-    index: usize,
-    attempt: u32,
+pub struct Job {
+    pub index: usize,
+    pub attempt: u32,
     /// An earlier attempt failed or timed out: a pass now is flaky.
-    failed_before: bool,
+    pub failed_before: bool,
 }
 
 impl Runner<'_> {
@@ -102,7 +127,12 @@ impl Runner<'_> {
         RunStats {
             // Tests whose retry is still queued (an interrupt) keep their
             // failed attempt as their result: they are not "not run".
-            not_run: state.first.len(),
+            // With a shared queue, what this machine did not run ran elsewhere.
+            not_run: if self.source.is_some() {
+                0
+            } else {
+                state.first.len()
+            },
             workers_lost: state.lost,
             resource_failure: state.resource_failure,
         }
@@ -153,7 +183,7 @@ impl Runner<'_> {
     ) {
         let scope = Scope::worker(&self.context, worker, workspace);
         let batch_workers = self.batching.then_some(self.context.workers);
-        while let Some(jobs) = queue.next(&self.watchdog, batch_workers, &self.expected) {
+        while let Some(jobs) = self.next_jobs(queue, batch_workers, events) {
             let started = Instant::now();
             for job in &jobs {
                 let (index, attempt) = (job.index, job.attempt);
@@ -180,11 +210,18 @@ impl Runner<'_> {
                     failed_before: true,
                     ..*job
                 });
+                let last = TestResult::of_last_attempt(attempt.status, job.failed_before);
                 // The queue refuses a retry once fail-fast has stopped it: the
                 // attempt is then this test's last.
-                let retried = queue.done(next, failed && self.fail_fast);
-                let result = (!retried)
-                    .then(|| TestResult::of_last_attempt(attempt.status, job.failed_before));
+                let retried = match self.source {
+                    Some(source) => {
+                        let retried = source.done(job, &attempt, last, wants_retry, interrupted);
+                        self.source_warnings(events);
+                        retried
+                    }
+                    None => queue.done(next, failed && self.fail_fast),
+                };
+                let result = (!retried).then_some(last);
                 let _ = events.send(Event::AttemptFinished {
                     index: job.index,
                     attempt,
@@ -216,6 +253,28 @@ impl Runner<'_> {
                 let _ = events.send(Event::WorkspaceFailed { worker, message });
                 return;
             }
+        }
+    }
+
+    /// The next attempts: from the [`JobSource`] when there is one, else
+    /// from this run's own queue.
+    fn next_jobs(
+        &self,
+        queue: &Queue,
+        batch_workers: Option<usize>,
+        events: &Sender<Event>,
+    ) -> Option<Vec<Job>> {
+        let Some(source) = self.source else {
+            return queue.next(&self.watchdog, batch_workers, &self.expected);
+        };
+        let job = source.next(&self.watchdog);
+        self.source_warnings(events);
+        job.map(|job| vec![job])
+    }
+
+    fn source_warnings(&self, events: &Sender<Event>) {
+        for warning in self.source.map(|s| s.take_warnings()).unwrap_or_default() {
+            let _ = events.send(Event::Warning(warning));
         }
     }
 

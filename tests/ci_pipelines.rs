@@ -24,6 +24,10 @@
 //! its merge adds the new ones; the second pipeline's shards are balanced by
 //! expected time (max shard / mean <= 1.05); no `*.lock` file is in
 //! anything handed on.
+//!
+//! The queue set-ups (`ci/gitlab-queue.yml`, `ci/github-queue.yml`) run
+//! once each, their machines and report job at the same time, on a real
+//! `redis-server` standing in for the shared Redis.
 
 mod common;
 
@@ -1140,4 +1144,220 @@ fn timings_out_names_the_file_a_run_writes() {
         .expect(0);
     assert_eq!(samples(&project.path.join("cli.json")).len(), 4);
     assert_eq!(samples(&project.path.join("profile/timings.json")).len(), 4);
+}
+
+// ------------------------------------------------- GitLab CI, with the queue
+
+/// `ci/gitlab-queue.yml` as GitLab runs it: the `parallel:` copies of
+/// `test` on machines of their own and `report` (`needs: []`: from the
+/// pipeline's start) at the same time, all reaching one Redis, a real
+/// `redis-server` standing in for the shared one `PARATEST_QUEUE_URL` names.
+/// Checked: every job is green, the machines' own reports split the tests
+/// (each in exactly one), and the build's report holds each test once.
+#[test]
+fn gitlab_queue_pipeline() {
+    let Some(redis) = common::RedisServer::start() else {
+        return;
+    };
+    let _alone = ONE_SIMULATION.lock().unwrap_or_else(|e| e.into_inner());
+    let sim = Sim::new();
+    let config = load_yaml("ci/gitlab-queue.yml");
+    let before = lines(&config["default"]["before_script"]);
+    let script = |job: &str| -> String {
+        before
+            .iter()
+            .chain(&lines(&config[job]["script"]))
+            .map(|line| sim.replace_install(line))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(lines(&config["report"]["needs"]), Vec::<String>::new());
+    let total = config["test"]["parallel"].as_i64().unwrap() as usize;
+    let env = |name: String, index: Option<usize>| {
+        let mut env = vec![
+            ("CI", "true".to_owned()),
+            ("GITLAB_CI", "true".to_owned()),
+            ("CI_JOB_NAME", name),
+            ("CI_PIPELINE_ID", "7".to_owned()),
+            ("PARATEST_QUEUE_URL", redis.url()),
+        ];
+        if let Some(index) = index {
+            env.push(("CI_NODE_INDEX", (index + 1).to_string()));
+            env.push(("CI_NODE_TOTAL", total.to_string()));
+        }
+        env
+    };
+    let shell = ["bash", "-eo", "pipefail", "-c"];
+    let jobs = parallel(total + 1, |index| {
+        if index == total {
+            let dir = sim.checkout("gitlab-queue-report");
+            let job = sim.run(
+                "report",
+                &shell,
+                &dir,
+                &script("report"),
+                &env("report".into(), None),
+            );
+            (job, dir.join("merged/junit.xml"))
+        } else {
+            let name = format!("test {}/{total}", index + 1);
+            let dir = sim.checkout(&format!("gitlab-queue-{name}"));
+            let job = sim.run(
+                &name,
+                &shell,
+                &dir,
+                &script("test"),
+                &env(name.clone(), Some(index)),
+            );
+            (job, dir.join(format!("machines/{}/junit.xml", index + 1)))
+        }
+    });
+    for (job, _) in &jobs {
+        assert!(job.ok, "{}", job.log);
+    }
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, junit) in &jobs[..total] {
+        for id in report_tests(junit).into_keys() {
+            *seen.entry(id).or_default() += 1;
+        }
+    }
+    let once: BTreeMap<String, usize> = test_ids().into_iter().map(|id| (id, 1)).collect();
+    assert_eq!(seen, once, "tests per machine");
+    let build = &jobs[total].1;
+    common::assert_schema_valid(build);
+    let passed: BTreeMap<String, String> = test_ids()
+        .into_iter()
+        .map(|id| (id, "passed".to_owned()))
+        .collect();
+    assert_eq!(report_tests(build), passed, "the build's report");
+}
+
+// -------------------------------------------- GitHub Actions, with the queue
+
+/// `ci/github-queue.yml` as Actions runs it: each machine of the matrix runs
+/// the action's step (`scripts/action-run`, what `action.yml` runs) with
+/// the step's inputs, the `report` job's script runs beside them, and a
+/// real `redis-server` stands in for the shared Redis of the
+/// `PARATEST_QUEUE_URL` secret. Checked as for GitLab, plus the timings the
+/// report job saves for the next run hold every test.
+#[test]
+fn github_queue_workflow() {
+    let Some(redis) = common::RedisServer::start() else {
+        return;
+    };
+    let _alone = ONE_SIMULATION.lock().unwrap_or_else(|e| e.into_inner());
+    let sim = Sim::new();
+    let config = load_yaml("ci/github-queue.yml");
+    let jobs = &config["jobs"];
+    let machines: Vec<String> = jobs["test"]["strategy"]["matrix"]["machine"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_i64().unwrap().to_string())
+        .collect();
+    let action = jobs["test"]["steps"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .find(|step| {
+            step["uses"]
+                .as_str()
+                .is_some_and(|u| u.contains("cargo-paratest"))
+        })
+        .expect("the action's step");
+    let report = jobs["report"]["steps"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .find(|step| !step["run"].is_badvalue())
+        .expect("the report's script");
+    let expand = |text: &str, machine: &str| {
+        let text = text
+            .replace("${{ secrets.PARATEST_QUEUE_URL }}", &redis.url())
+            .replace("${{ matrix.machine }}", machine);
+        assert!(!text.contains("${{"), "unsimulated expression in {text}");
+        text
+    };
+    let github = |dir: &Path| {
+        vec![
+            ("CI", "true".to_owned()),
+            ("GITHUB_ACTIONS", "true".to_owned()),
+            ("GITHUB_RUN_ID", "4242".to_owned()),
+            ("GITHUB_RUN_ATTEMPT", "1".to_owned()),
+            ("GITHUB_WORKSPACE", dir.display().to_string()),
+            (
+                "RUNNER_TEMP",
+                dir.with_file_name("runner-temp").display().to_string(),
+            ),
+            (
+                "GITHUB_OUTPUT",
+                dir.with_file_name("output").display().to_string(),
+            ),
+        ]
+    };
+    let action_run = repo().join("scripts/action-run");
+    let ran = parallel(machines.len() + 1, |index| {
+        if index == machines.len() {
+            let dir = sim.checkout("github-queue-report");
+            let mut env = github(&dir);
+            env.push((
+                "PARATEST_QUEUE_URL",
+                expand(report["env"]["PARATEST_QUEUE_URL"].as_str().unwrap(), ""),
+            ));
+            let script = report["run"].as_str().unwrap();
+            (
+                sim.run("report", &["bash", "-e", "-c"], &dir, script, &env),
+                dir,
+            )
+        } else {
+            let machine = &machines[index];
+            let name = format!("test ({machine})");
+            let dir = sim.checkout(&format!("github-queue-{machine}"));
+            let inputs: Vec<(String, String)> = action["with"]
+                .as_hash()
+                .unwrap()
+                .iter()
+                .map(|(input, value)| {
+                    let input = input.as_str().unwrap().replace('-', "_").to_uppercase();
+                    (
+                        format!("INPUT_{input}"),
+                        expand(value.as_str().unwrap(), machine),
+                    )
+                })
+                .collect();
+            let mut env = github(&dir);
+            env.extend(
+                inputs
+                    .iter()
+                    .map(|(name, value)| (name.as_str(), value.clone())),
+            );
+            let script = format!("bash {} run", action_run.display());
+            (sim.run(&name, &["bash", "-c"], &dir, &script, &env), dir)
+        }
+    });
+    for (job, _) in &ran {
+        assert!(job.ok, "{}", job.log);
+    }
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, dir) in &ran[..machines.len()] {
+        for id in report_tests(&dir.join(".paratest/junit.xml")).into_keys() {
+            *seen.entry(id).or_default() += 1;
+        }
+    }
+    let once: BTreeMap<String, usize> = test_ids().into_iter().map(|id| (id, 1)).collect();
+    assert_eq!(seen, once, "tests per machine");
+    let report_dir = &ran[machines.len()].1;
+    let build = report_dir.join("merged/junit.xml");
+    common::assert_schema_valid(&build);
+    let passed: BTreeMap<String, String> = test_ids()
+        .into_iter()
+        .map(|id| (id, "passed".to_owned()))
+        .collect();
+    assert_eq!(report_tests(&build), passed, "the build's report");
+    let saved = samples(&report_dir.join(".paratest/timings.json"));
+    assert_eq!(
+        saved.keys().cloned().collect::<BTreeSet<_>>(),
+        test_ids(),
+        "the timings saved for the next run"
+    );
 }

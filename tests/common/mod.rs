@@ -328,3 +328,132 @@ impl Paratest {
         self
     }
 }
+
+impl Paratest {
+    pub fn env_remove(mut self, name: &str) -> Self {
+        self.command.env_remove(name);
+        self
+    }
+
+    /// Starts the run in the background, its stdout and stderr going to
+    /// `log` (a pipe nobody reads could fill up and stall it).
+    pub fn spawn_logged(mut self, log: &Path) -> std::process::Child {
+        let file = std::fs::File::create(log).unwrap();
+        self.command
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .expect("cannot run cargo-paratest")
+    }
+}
+
+/// Polls `condition` every 20 ms until it holds; panics with `what` after
+/// `limit`.
+pub fn wait_until(what: &str, limit: std::time::Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !condition() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// A real `redis-server` on a free loopback port, in a temporary directory,
+/// killed when dropped. `None` (with a visible note) where redis-server is
+/// not installed, unless `PARATEST_REQUIRE_REDIS=1` makes that a failure.
+pub struct RedisServer {
+    child: std::process::Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    pub fn start() -> Option<RedisServer> {
+        if Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            assert!(
+                std::env::var("PARATEST_REQUIRE_REDIS").as_deref() != Ok("1"),
+                "redis-server is required (PARATEST_REQUIRE_REDIS=1) but not installed"
+            );
+            eprintln!("SKIPPED: redis-server is not installed; the queue test did not run");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot start redis-server");
+        let server = RedisServer {
+            child,
+            port,
+            _dir: dir,
+        };
+        wait_until(
+            "redis-server answers PING",
+            std::time::Duration::from_secs(20),
+            || ping(port),
+        );
+        Some(server)
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Whether a Redis answers PING on the loopback port.
+pub fn ping(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(1)));
+    let mut reply = [0u8; 7];
+    stream.write_all(b"PING\r\n").is_ok()
+        && stream.read_exact(&mut reply).is_ok()
+        && &reply == b"+PONG\r\n"
+}
+
+/// Sends one command to the Redis on the loopback `port` and returns the
+/// first line of its reply.
+pub fn redis_command(port: u16, args: &[&str]) -> String {
+    use std::io::{BufRead, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let mut request = format!("*{}\r\n", args.len());
+    for arg in args {
+        request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+    }
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(stream)
+        .read_line(&mut line)
+        .unwrap();
+    line.trim_end().to_string()
+}
