@@ -37,6 +37,25 @@ pub enum Command {
     Timings(TimingsArgs),
     /// Merge JUnit reports (shards of a run, or other tools') into one.
     Merge(MergeArgs),
+    /// Build the tests once and write them, with their source, to one file that
+    /// `run --archive-file` runs on another machine without cargo.
+    Archive(Box<ArchiveArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct ArchiveArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+
+    /// Leave the source out of the archive: `run --archive-file` then needs `--source DIR`, a checkout.
+    #[arg(long)]
+    pub no_source: bool,
+}
+
+impl ArchiveArgs {
+    pub fn profile(&self) -> Profile {
+        self.select.profile()
+    }
 }
 
 #[derive(Debug, Args)]
@@ -98,7 +117,9 @@ pub enum TimingsAction {
 }
 
 /// The names `run` is inserted before when no subcommand is given.
-pub const SUBCOMMANDS: &[&str] = &["run", "list", "plugins", "timings", "merge", "help"];
+pub const SUBCOMMANDS: &[&str] = &[
+    "run", "list", "plugins", "timings", "merge", "archive", "help",
+];
 
 impl Cli {
     /// Parses `cargo paratest ...` and `cargo-paratest ...` alike; `run` is the default.
@@ -172,6 +193,11 @@ pub struct SelectArgs {
     /// Console format: `json` prints one JSON object per line on stdout.
     #[arg(long, value_name = "FORMAT")]
     pub message_format: Option<MessageFormat>,
+
+    /// `run`/`list`: the tests of this archive (from `cargo paratest archive`), no build;
+    /// `archive`: the file to write.
+    #[arg(long, value_name = "FILE")]
+    pub archive_file: Option<PathBuf>,
 
     /// Time limit of a plugin's discovery (pytest collection, an external plugin's `discover`) [default: 10m].
     #[arg(long, value_name = "DURATION")]

@@ -307,7 +307,7 @@ fn cargo_executable(cargo: &std::ffi::OsStr) -> Option<PathBuf> {
 }
 
 /// Cargo's own flags for the options the user gave.
-fn cargo_args(options: &CargoOptions) -> Vec<OsString> {
+pub(crate) fn cargo_args(options: &CargoOptions) -> Vec<OsString> {
     let mut args: Vec<OsString> = Vec::new();
     let mut flag = |name: &str, value: Option<&OsString>| {
         args.push(name.into());
@@ -430,12 +430,7 @@ fn list_tests(
         .into_iter()
         .map(|name| {
             let is_ignored = ignored.contains(&name);
-            let mut args: Vec<OsString> =
-                vec!["--exact".into(), (&name).into(), "--nocapture".into()];
-            if is_ignored && ctx.ignored != IgnoredMode::Skip {
-                args.push("--ignored".into());
-            }
-            args.extend(ctx.test_args.iter().map(OsString::from));
+            let args = libtest_args(&name, is_ignored, ctx);
             TestCase {
                 id: format!("{} {name}", binary.id),
                 group: binary.id.clone(),
@@ -450,6 +445,17 @@ fn list_tests(
             }
         })
         .collect())
+}
+
+/// The arguments that run the one libtest test `name` (shared with the
+/// tests of an archive, whose arguments are made at run time).
+pub(crate) fn libtest_args(name: &str, ignored: bool, ctx: &DiscoverContext<'_>) -> Vec<OsString> {
+    let mut args: Vec<OsString> = vec!["--exact".into(), name.into(), "--nocapture".into()];
+    if ignored && ctx.ignored != IgnoredMode::Skip {
+        args.push("--ignored".into());
+    }
+    args.extend(ctx.test_args.iter().map(OsString::from));
+    args
 }
 
 /// The environment `cargo test` gives a test at run time, with paths
