@@ -401,3 +401,67 @@ fn unpacking_never_writes_outside_its_directory() {
     );
     hostile(&[entry("escaped", b"x")], "only `source/` and `target/`");
 }
+
+// --------------------------------------------------------------------------
+// the GitHub Action's shard step
+
+/// `scripts/action-run run` with `INPUT_ARCHIVE_FILE`, as a matrix shard of
+/// ci/github-sharded.yml runs it: a fresh GitHub workspace holding only the
+/// downloaded archive, `cargo-paratest` on PATH and no cargo.
+#[test]
+fn the_action_runs_a_shard_from_the_archive_without_cargo() {
+    let (_project, scratch, file, _) = archived_and_moved("archive-suite");
+    let workspace = scratch.join("github-workspace");
+    std::fs::create_dir_all(&workspace).unwrap();
+    std::fs::copy(&file, workspace.join("paratest-archive.tar.zst")).unwrap();
+    let bin = scratch.join("action-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(
+        env!("CARGO_BIN_EXE_cargo-paratest"),
+        bin.join("cargo-paratest"),
+    )
+    .unwrap();
+    // The system's tools (bash, python3, coreutils), not ~/.cargo/bin.
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    for dir in ["/usr/bin", "/bin"] {
+        assert!(!Path::new(dir).join("cargo").exists(), "cargo in {dir}");
+    }
+    let github = scratch.join("github");
+    std::fs::create_dir_all(&github).unwrap();
+    let mut command = std::process::Command::new("bash");
+    command
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/action-run"))
+        .arg("run")
+        .current_dir(&workspace)
+        .env_clear()
+        .env("PATH", &path)
+        .env("HOME", &scratch)
+        .env("NO_COLOR", "1")
+        .env("GITHUB_WORKSPACE", &workspace)
+        .env("GITHUB_OUTPUT", github.join("output"))
+        .env("RUNNER_TEMP", github.join("runner-temp"))
+        .env("INPUT_ARCHIVE_FILE", "paratest-archive.tar.zst")
+        .env("INPUT_PARTITION", "1/2");
+    let output = command.output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let outputs: BTreeMap<String, String> = std::fs::read_to_string(github.join("output"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let count = |key: &str| outputs[key].parse::<usize>().unwrap();
+    assert!(count("passed") > 0, "{outputs:?}\n{stderr}");
+    let code: i32 = outputs["exit-code"].parse().unwrap();
+    assert_eq!(output.status.code(), Some(code), "{stderr}");
+    assert_eq!(code, if count("failed") > 0 { 1 } else { 0 }, "{stderr}");
+    // Shard 1 of 2 holds about half of the 11 tests that run.
+    assert!(count("passed") + count("failed") < 11, "{outputs:?}");
+    let artifact = PathBuf::from(&outputs["artifact-dir"]);
+    let shapes = case_shapes(&read_junit(&artifact.join("junit.xml")));
+    assert_eq!(
+        shapes.len(),
+        count("passed") + count("failed") + count("skipped")
+    );
+    assert!(artifact.join("timings.json").is_file());
+}
