@@ -770,7 +770,11 @@ fn run(args: &RunArgs) -> Result<i32> {
             return Err(e);
         }
     };
-    let output = dirs.output.clone();
+    let mut output = dirs.output.clone();
+    if settings.output.is_none() && paratest_dir(&source).is_symlink() {
+        // An archive's unpacked source: name the logs where they stay.
+        output = output.canonicalize().unwrap_or(output);
+    }
     if settings.output.is_some() && crate::runs::resolved(&output).starts_with(&source) {
         warn(
             format,

@@ -139,6 +139,25 @@ fn run_options_work_from_an_archive() {
         shapes["archive-suite tests::fails_on_purpose"].starts_with("failed:1:"),
         "one retry: {shapes:?}"
     );
+    // The logs too, and the events name them there (the unpacked copy is gone).
+    let failed = run
+        .events()
+        .into_iter()
+        .find(|e| {
+            e["event"] == "test-finished" && e["id"] == "archive-suite tests::fails_on_purpose"
+        })
+        .unwrap();
+    let log = PathBuf::from(failed["stdout"].as_str().unwrap());
+    assert!(
+        log.starts_with(machine.join(".paratest")),
+        "{}",
+        log.display()
+    );
+    assert!(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("fails_on_purpose")
+    );
     let hooks = std::fs::read_to_string(&marker).unwrap();
     // 12 tests, and one retry.
     assert_eq!(hooks.lines().count(), 13, "{hooks}");
