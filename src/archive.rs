@@ -235,6 +235,8 @@ pub fn create(request: &CreateRequest<'_>, tests: &[TestCase]) -> Result<Created
         encoder.multithread(threads)?;
         let mut tar = tar::Builder::new(encoder);
         tar.mode(tar::HeaderMode::Deterministic);
+        // Plain entries for sparse binaries: any tar reads them, zstd squeezes the holes.
+        tar.sparse(false);
         let json = serde_json::to_vec_pretty(&manifest).map_err(io::Error::other)?;
         let mut header = tar::Header::new_gnu();
         header.set_size(json.len() as u64);
@@ -714,7 +716,8 @@ fn check_entry<R: Read>(entry: &tar::Entry<'_, R>, path: &Path) -> std::result::
     }
     let kind = entry.header().entry_type();
     match kind {
-        tar::EntryType::Regular | tar::EntryType::Directory => Ok(()),
+        // A sparse file (large test binaries often are) is a regular file too.
+        tar::EntryType::Regular | tar::EntryType::GNUSparse | tar::EntryType::Directory => Ok(()),
         tar::EntryType::Symlink => {
             let target = entry
                 .link_name()
