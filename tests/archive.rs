@@ -216,6 +216,30 @@ fn environment_points_into_the_workspace_and_the_unpacked_binaries() {
     assert_eq!(env["CARGO_PKG_VERSION"], "1.2.3-beta.4");
 }
 
+/// A shared library a build script made (a `-sys` crate's) is archived and
+/// found at run time, as `cargo test` finds it in the target directory.
+#[test]
+fn shared_libraries_the_tests_link_travel_with_the_archive() {
+    let project = Project::copy("archive-dylib");
+    let normal = project
+        .paratest()
+        .args(["run", "--message-format", "json"])
+        .run()
+        .expect(0);
+    assert_eq!(normal.results().len(), 2);
+    let scratch = project.scratch("scratch");
+    let file = scratch.join("dylib.tar.zst");
+    make_archive(&project, &file, &[]);
+    let moved = move_away(&project);
+    std::fs::remove_dir_all(moved.join("target")).unwrap();
+    let bin = bare_path(&scratch);
+    let run = from_archive(&scratch.join("machine"), &bin, &file)
+        .args(["--message-format", "json"])
+        .run()
+        .expect(0);
+    assert_eq!(run.results(), normal.results());
+}
+
 #[test]
 fn an_archive_without_source_runs_against_a_checkout() {
     let project = Project::copy("archive-suite");
