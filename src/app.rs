@@ -7,8 +7,8 @@ use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::cli::{
-    Cli, Command as Subcommand, ListArgs, MergeArgs, RunArgs, SelectArgs, TimingsAction,
-    TimingsArgs,
+    ArchiveArgs, Cli, Command as Subcommand, ListArgs, MergeArgs, RunArgs, SelectArgs,
+    TimingsAction, TimingsArgs,
 };
 use crate::config::{
     CONFIG_FILE, FlakyResult, Hooks, Isolation, MessageFormat, NoTests, Origin, Profile,
@@ -57,6 +57,7 @@ pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
         Subcommand::Timings(args) => timings_command(&args),
         Subcommand::Merge(args) => merge_reports(&args),
         Subcommand::Queue(args) => queue_command(&args),
+        Subcommand::Archive(args) => archive(&args),
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e}");
@@ -320,10 +321,27 @@ struct Prepared {
     plugin: plugin::Selected,
 }
 
+/// `run` and `list`: with `--archive-file`, the archive is unpacked and its
+/// tests are the ones run.
 fn prepare(select: &SelectArgs, cli_layer: Profile) -> Result<Prepared> {
+    let unpacked = match &select.archive_file {
+        Some(file) => Some(crate::archive::unpack(file)?),
+        None => None,
+    };
+    prepare_in(select, cli_layer, unpacked)
+}
+
+fn prepare_in(
+    select: &SelectArgs,
+    cli_layer: Profile,
+    unpacked: Option<crate::archive::Unpacked>,
+) -> Result<Prepared> {
     let cwd = std::env::current_dir()
         .map_err(|e| Error::with_cause(crate::error::Kind::Usage, "no current directory", e))?;
-    let source = find_source(select, &cwd)?;
+    let source = match &unpacked {
+        Some(unpacked) if select.source.is_none() => crate::archive::source_of(unpacked, &cwd)?,
+        _ => find_source(select, &cwd)?,
+    };
     let project = ProjectConfig::load(&source)?;
     let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
     let cli_layer = cli_layer.resolve_paths(&cwd);
@@ -334,8 +352,21 @@ fn prepare(select: &SelectArgs, cli_layer: Profile) -> Result<Prepared> {
     if let Some(path) = &project.path {
         file_layer.validate(Origin::File(path))?;
     }
-    let settings = cli_layer.overlay(env_layer).overlay(file_layer);
-    let plugin = plugin::select(settings.plugin.as_deref(), &source, &project.plugins)?;
+    let mut settings = cli_layer.overlay(env_layer).overlay(file_layer);
+    if unpacked.is_some() && select.source.is_none() {
+        // The unpacked source goes at the end: reports stay in the current directory.
+        let local = paratest_dir(&cwd);
+        settings
+            .junit
+            .get_or_insert_with(|| local.join("junit.xml"));
+        settings
+            .timings
+            .get_or_insert_with(|| local.join("timings.json"));
+    }
+    let plugin = match unpacked {
+        Some(unpacked) => crate::archive::plugin(unpacked, settings.plugin.as_deref())?,
+        None => plugin::select(settings.plugin.as_deref(), &source, &project.plugins)?,
+    };
     Ok(Prepared {
         source,
         settings,
@@ -423,12 +454,7 @@ fn discover(
     watchdog: &Watchdog,
     excluded: &[PathBuf],
 ) -> Result<Vec<TestCase>> {
-    let mut cargo = select.cargo.options();
-    if prepared.plugin.name() == "cargo" && select.source.is_none() {
-        cargo.manifest_path = cargo
-            .manifest_path
-            .or_else(|| member_manifest(&prepared.source));
-    }
+    let cargo = cargo_options(prepared, select);
     let ctx = DiscoverContext {
         source: &prepared.source,
         cargo: &cargo,
@@ -455,6 +481,97 @@ fn discover(
         )));
     }
     Ok(tests)
+}
+
+/// Cargo's options, with the member directory the command runs in.
+fn cargo_options(prepared: &Prepared, select: &SelectArgs) -> crate::config::CargoOptions {
+    let mut cargo = select.cargo.options();
+    if prepared.plugin.name() == "cargo" && select.source.is_none() {
+        cargo.manifest_path = cargo
+            .manifest_path
+            .or_else(|| member_manifest(&prepared.source));
+    }
+    cargo
+}
+
+/// `cargo paratest archive --archive-file FILE`: builds and discovers as
+/// `run` does, then writes the archive (see [`crate::archive`]).
+fn archive(args: &ArchiveArgs) -> Result<i32> {
+    let started = Instant::now();
+    let Some(file) = args.select.archive_file.clone() else {
+        return Err(Error::usage(
+            "`cargo paratest archive` needs --archive-file FILE, the archive to write",
+        ));
+    };
+    let file = std::path::absolute(&file).unwrap_or(file);
+    let prepared = prepare_in(&args.select, args.profile(), None)?;
+    if prepared.plugin.name() != "cargo" {
+        return Err(Error::usage(format!(
+            "--plugin {}: only the Cargo plugin's tests can be archived",
+            prepared.plugin.name()
+        )));
+    }
+    let format = prepared
+        .settings
+        .message_format
+        .unwrap_or(MessageFormat::Human);
+    let selection = selection(&prepared, &args.select, &[])?;
+    let mut excluded = excluded_paths(None, &args.select);
+    excluded.push(file.clone());
+    // Supervised as `run` is: a build or listing killed with us dies too.
+    let (watchdog, run_id) = supervised_watchdog()?;
+    let cargo = cargo_options(&prepared, &args.select);
+    let created = discover(
+        &prepared,
+        &args.select,
+        &selection,
+        format == MessageFormat::Human,
+        &watchdog,
+        &excluded,
+    )
+    .and_then(|tests| {
+        crate::archive::create(
+            &crate::archive::CreateRequest {
+                file: &file,
+                source: &prepared.source,
+                include_source: !args.no_source,
+                excluded: &excluded,
+                cargo: &cargo,
+                watchdog: &watchdog,
+            },
+            &tests,
+        )
+    });
+    end_supervision(&watchdog, &run_id);
+    let created = match created {
+        Err(_) if watchdog.is_interrupted() => return Ok(exit::INTERRUPTED),
+        other => other?,
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    if format == MessageFormat::Json {
+        let value = serde_json::json!({
+            "type": "archive", "path": file, "tests": created.tests,
+            "binaries": created.binaries, "entries": created.files,
+            "bytes": created.bytes, "seconds": seconds,
+            "source_included": !args.no_source,
+        });
+        println!("{value}");
+    } else {
+        eprintln!(
+            "Archived {} tests of {} binaries ({} entries{}, {:.1} MB) to {} in {seconds:.1}s",
+            created.tests,
+            created.binaries,
+            created.files,
+            if args.no_source {
+                ", no source"
+            } else {
+                ", with the source"
+            },
+            created.bytes as f64 / 1e6,
+            file.display()
+        );
+    }
+    Ok(exit::OK)
 }
 
 /// `cargo test`'s rule: run from a member directory of a Cargo workspace,
@@ -753,7 +870,11 @@ fn run_supervised(args: &RunArgs, watchdog: &Watchdog, run_id: String) -> Result
             return Err(e);
         }
     };
-    let output = dirs.output.clone();
+    let mut output = dirs.output.clone();
+    if settings.output.is_none() && paratest_dir(&source).is_symlink() {
+        // An archive's unpacked source: name the logs where they stay.
+        output = output.canonicalize().unwrap_or(output);
+    }
     if settings.output.is_some() && crate::runs::resolved(&output).starts_with(&source) {
         warn(
             format,

@@ -39,6 +39,9 @@ pub enum Command {
     Merge(MergeArgs),
     /// A build spread over machines by a Redis queue: its report or progress.
     Queue(QueueArgs),
+    /// Build the tests once and write them, with their source, to one file that
+    /// `run --archive-file` runs on another machine without cargo.
+    Archive(Box<ArchiveArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -72,6 +75,22 @@ pub enum QueueAction {
     },
     /// Print the build's progress.
     Status,
+}
+
+#[derive(Debug, Args)]
+pub struct ArchiveArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+
+    /// Leave the source out of the archive: `run --archive-file` then needs `--source DIR`, a checkout.
+    #[arg(long)]
+    pub no_source: bool,
+}
+
+impl ArchiveArgs {
+    pub fn profile(&self) -> Profile {
+        self.select.profile()
+    }
 }
 
 #[derive(Debug, Args)]
@@ -134,7 +153,7 @@ pub enum TimingsAction {
 
 /// The names `run` is inserted before when no subcommand is given.
 pub const SUBCOMMANDS: &[&str] = &[
-    "run", "list", "plugins", "timings", "merge", "queue", "help",
+    "run", "list", "plugins", "timings", "merge", "queue", "archive", "help",
 ];
 
 impl Cli {
@@ -209,6 +228,11 @@ pub struct SelectArgs {
     /// Console format: `json` prints one JSON object per line on stdout.
     #[arg(long, value_name = "FORMAT")]
     pub message_format: Option<MessageFormat>,
+
+    /// `run`/`list`: the tests of this archive (from `cargo paratest archive`), no build;
+    /// `archive`: the file to write.
+    #[arg(long, value_name = "FILE")]
+    pub archive_file: Option<PathBuf>,
 
     /// Time limit of a plugin's discovery (pytest collection, an external plugin's `discover`) [default: 10m].
     #[arg(long, value_name = "DURATION")]

@@ -104,6 +104,9 @@ fn build(ctx: &DiscoverContext<'_>) -> Result<Vec<(TestBinary, PackageEnv)>> {
         })?;
     let mut binaries = Vec::new();
     let mut bins: Vec<(String, String, PathBuf)> = Vec::new();
+    // Build scripts' `cargo:rustc-link-search` directories: cargo test puts
+    // those inside the target directory on the library path.
+    let mut linked: Vec<PathBuf> = Vec::new();
     let mut diagnostics = String::new();
     let mut errors: Vec<String> = Vec::new();
     for message in Message::parse_stream(output.stdout.as_slice()) {
@@ -119,6 +122,12 @@ fn build(ctx: &DiscoverContext<'_>) -> Result<Vec<(TestBinary, PackageEnv)>> {
                     ));
                 }
                 binaries.extend(test_binary(&artifact, ctx.source));
+            }
+            Message::BuildScriptExecuted(script) => {
+                linked.extend(script.linked_paths.iter().map(|p| {
+                    let p = p.as_str();
+                    PathBuf::from(p.split_once('=').map_or(p, |(_, path)| path))
+                }));
             }
             Message::CompilerMessage(compiler) => {
                 let Some(rendered) = compiler.message.rendered.as_deref() else {
@@ -164,7 +173,7 @@ fn build(ctx: &DiscoverContext<'_>) -> Result<Vec<(TestBinary, PackageEnv)>> {
         eprint!("{diagnostics}");
     }
     binaries.sort_by(|a, b| a.id.cmp(&b.id));
-    let packages = package_env(ctx, &bins)?;
+    let packages = package_env(ctx, &bins, &linked)?;
     Ok(binaries
         .into_iter()
         .map(|binary| {
@@ -194,6 +203,7 @@ fn package_binary(artifact: &Artifact) -> Option<PathBuf> {
 fn package_env(
     ctx: &DiscoverContext<'_>,
     bins: &[(String, String, PathBuf)],
+    linked: &[PathBuf],
 ) -> Result<std::collections::HashMap<String, PackageEnv>> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(&cargo);
@@ -280,6 +290,11 @@ fn package_env(
             PackageEnv {
                 vars,
                 target_tmpdir: target_dir.as_ref().map(|d| d.join("tmp")),
+                library_dirs: linked
+                    .iter()
+                    .filter(|dir| target_dir.as_ref().is_some_and(|t| dir.starts_with(t)))
+                    .cloned()
+                    .collect(),
             },
         );
     }
@@ -291,6 +306,8 @@ fn package_env(
 struct PackageEnv {
     vars: Vec<(String, String)>,
     target_tmpdir: Option<PathBuf>,
+    /// Build scripts' link-search directories inside the target directory.
+    library_dirs: Vec<PathBuf>,
 }
 
 /// The absolute path of the cargo that runs, as `cargo test` gives it in `CARGO`.
@@ -307,7 +324,7 @@ fn cargo_executable(cargo: &std::ffi::OsStr) -> Option<PathBuf> {
 }
 
 /// Cargo's own flags for the options the user gave.
-fn cargo_args(options: &CargoOptions) -> Vec<OsString> {
+pub(crate) fn cargo_args(options: &CargoOptions) -> Vec<OsString> {
     let mut args: Vec<OsString> = Vec::new();
     let mut flag = |name: &str, value: Option<&OsString>| {
         args.push(name.into());
@@ -422,20 +439,15 @@ fn list_tests(
     package: &PackageEnv,
     ctx: &DiscoverContext<'_>,
 ) -> Result<Vec<TestCase>> {
-    let all = run_list(binary, ctx, false)?;
+    let all = run_list(binary, package, ctx, false)?;
     let ignored: std::collections::HashSet<String> =
-        run_list(binary, ctx, true)?.into_iter().collect();
+        run_list(binary, package, ctx, true)?.into_iter().collect();
     let env = test_env(binary, package);
     Ok(all
         .into_iter()
         .map(|name| {
             let is_ignored = ignored.contains(&name);
-            let mut args: Vec<OsString> =
-                vec!["--exact".into(), (&name).into(), "--nocapture".into()];
-            if is_ignored && ctx.ignored != IgnoredMode::Skip {
-                args.push("--ignored".into());
-            }
-            args.extend(ctx.test_args.iter().map(OsString::from));
+            let args = libtest_args(&name, is_ignored, ctx);
             TestCase {
                 id: format!("{} {name}", binary.id),
                 group: binary.id.clone(),
@@ -450,6 +462,17 @@ fn list_tests(
             }
         })
         .collect())
+}
+
+/// The arguments that run the one libtest test `name` (shared with the
+/// tests of an archive, whose arguments are made at run time).
+pub(crate) fn libtest_args(name: &str, ignored: bool, ctx: &DiscoverContext<'_>) -> Vec<OsString> {
+    let mut args: Vec<OsString> = vec!["--exact".into(), name.into(), "--nocapture".into()];
+    if ignored && ctx.ignored != IgnoredMode::Skip {
+        args.push("--ignored".into());
+    }
+    args.extend(ctx.test_args.iter().map(OsString::from));
+    args
 }
 
 /// The environment `cargo test` gives a test at run time, with paths
@@ -496,23 +519,34 @@ fn test_env(binary: &TestBinary, package: &PackageEnv) -> Vec<(String, EnvValue)
             EnvValue::Literal(dir.clone().into()),
         ));
     }
-    // Tests linked against dylibs (or `-C prefer-dynamic`) find them where cargo would.
-    if let Some(deps) = binary.executable.parent() {
-        let mut paths = vec![deps.to_path_buf()];
-        paths.extend(deps.parent().map(Path::to_path_buf));
-        paths.extend(
-            std::env::var_os("LD_LIBRARY_PATH")
-                .iter()
-                .flat_map(std::env::split_paths),
-        );
-        if let Ok(joined) = std::env::join_paths(paths) {
-            env.push(("LD_LIBRARY_PATH".to_string(), EnvValue::Literal(joined)));
-        }
+    if let Some(paths) = library_path(binary, package) {
+        env.push(("LD_LIBRARY_PATH".to_string(), EnvValue::Literal(paths)));
     }
     env
 }
 
-fn run_list(binary: &TestBinary, ctx: &DiscoverContext<'_>, ignored: bool) -> Result<Vec<String>> {
+/// Tests linked against dylibs (a `-sys` crate's, or `-C prefer-dynamic`)
+/// find them where cargo would: the deps directory, its parent, the build
+/// scripts' link-search directories, then the inherited `LD_LIBRARY_PATH`.
+fn library_path(binary: &TestBinary, package: &PackageEnv) -> Option<OsString> {
+    let deps = binary.executable.parent()?;
+    let mut paths = vec![deps.to_path_buf()];
+    paths.extend(deps.parent().map(Path::to_path_buf));
+    paths.extend(package.library_dirs.iter().cloned());
+    paths.extend(
+        std::env::var_os("LD_LIBRARY_PATH")
+            .iter()
+            .flat_map(std::env::split_paths),
+    );
+    std::env::join_paths(paths).ok()
+}
+
+fn run_list(
+    binary: &TestBinary,
+    package: &PackageEnv,
+    ctx: &DiscoverContext<'_>,
+    ignored: bool,
+) -> Result<Vec<String>> {
     let (source, watchdog) = (ctx.source, ctx.watchdog);
     let mut command = Command::new(&binary.executable);
     command.args(["--list", "--format", "terse"]);
@@ -521,6 +555,9 @@ fn run_list(binary: &TestBinary, ctx: &DiscoverContext<'_>, ignored: bool) -> Re
     }
     let cwd = source.join(&binary.package_dir);
     command.current_dir(&cwd).env("CARGO_MANIFEST_DIR", &cwd);
+    if let Some(paths) = library_path(binary, package) {
+        command.env("LD_LIBRARY_PATH", paths);
+    }
     let output = watchdog.capture(command, false).map_err(|e| {
         Error::with_cause(
             Kind::CannotRun,
