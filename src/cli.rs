@@ -230,6 +230,42 @@ pub struct CargoArgs {
     /// Test only this integration test (repeatable).
     #[arg(long, value_name = "NAME")]
     pub test: Vec<String>,
+    /// Test only this binary's unit tests (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub bin: Vec<String>,
+    /// Test this example (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub example: Vec<String>,
+    /// Test all examples.
+    #[arg(long)]
+    pub examples: bool,
+    /// Test all targets (lib, bins, tests, benches, examples).
+    #[arg(long)]
+    pub all_targets: bool,
+    /// Require Cargo.lock to be up to date (cargo's `--locked`).
+    #[arg(long)]
+    pub locked: bool,
+    /// Require Cargo.lock and the cache to be up to date (cargo's `--frozen`).
+    #[arg(long)]
+    pub frozen: bool,
+    /// Run cargo without accessing the network.
+    #[arg(long)]
+    pub offline: bool,
+    /// Override a cargo configuration value (`KEY=VALUE` or a file; repeatable).
+    #[arg(long = "config", value_name = "KEY=VALUE")]
+    pub cargo_config: Vec<String>,
+    /// Unstable (nightly-only) flag for cargo (repeatable).
+    #[arg(short = 'Z', value_name = "FLAG")]
+    pub unstable_flags: Vec<String>,
+    /// Number of parallel build jobs (cargo's `-j`; `-j` here is the number of workers).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub build_jobs: Option<std::num::NonZeroI32>,
+    /// Cargo's own verbose output (cargo's `-v`; repeat for `-vv`); the build log is shown.
+    #[arg(long, action = clap::ArgAction::Count, conflicts_with = "cargo_quiet")]
+    pub cargo_verbose: u8,
+    /// Cargo's `--quiet`: no build progress.
+    #[arg(long)]
+    pub cargo_quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -420,7 +456,56 @@ impl CargoArgs {
             bins: self.bins,
             tests: self.tests,
             test: self.test.clone(),
+            global_flags: self.global_flags(),
+            build_flags: self.build_flags(),
         }
+    }
+
+    /// Flags every cargo command takes, in cargo's spelling.
+    fn global_flags(&self) -> Vec<String> {
+        let mut flags: Vec<String> = [
+            (self.locked, "--locked"),
+            (self.frozen, "--frozen"),
+            (self.offline, "--offline"),
+        ]
+        .into_iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, name)| name.to_string())
+        .collect();
+        for value in &self.cargo_config {
+            flags.extend(["--config".to_string(), value.clone()]);
+        }
+        for value in &self.unstable_flags {
+            flags.extend(["-Z".to_string(), value.clone()]);
+        }
+        flags
+    }
+
+    /// Target selection and build flags, in cargo's spelling.
+    fn build_flags(&self) -> Vec<String> {
+        let mut flags = Vec::new();
+        for name in &self.bin {
+            flags.extend(["--bin".to_string(), name.clone()]);
+        }
+        for name in &self.example {
+            flags.extend(["--example".to_string(), name.clone()]);
+        }
+        for (on, name) in [
+            (self.examples, "--examples"),
+            (self.all_targets, "--all-targets"),
+            (self.cargo_quiet, "--quiet"),
+        ] {
+            if on {
+                flags.push(name.to_string());
+            }
+        }
+        if self.cargo_verbose > 0 {
+            flags.push(format!("-{}", "v".repeat(self.cargo_verbose.into())));
+        }
+        if let Some(jobs) = self.build_jobs {
+            flags.extend(["--jobs".to_string(), jobs.to_string()]);
+        }
+        flags
     }
 }
 

@@ -101,6 +101,12 @@ pub struct CargoOptions {
     pub bins: bool,
     pub tests: bool,
     pub test: Vec<String>,
+    /// Flags every cargo command takes (`--locked`, `--frozen`, `--offline`,
+    /// `--config`, `-Z`), in cargo's spelling: given to the build and to `cargo metadata`.
+    pub global_flags: Vec<String>,
+    /// Target selection and build flags (`--bin`, `--examples`, `-j`, `-v`, ...),
+    /// in cargo's spelling: given to the build only.
+    pub build_flags: Vec<String>,
 }
 
 /// A duration written the humantime way (`90s`, `5m`, `1h 30m`).
