@@ -20,6 +20,7 @@ use crate::hooks::{Hook, RunContext, Scope, run_hook};
 use crate::model::{AttemptStatus, TestCase};
 use crate::plugin::{self, DiscoverContext};
 use crate::process::Watchdog;
+use crate::report::console::StatusLevel;
 use crate::report::console::{Console, Summary};
 use crate::report::{Collector, Counts, json};
 use crate::runner::Runner;
@@ -27,6 +28,7 @@ use crate::schedule;
 use crate::schedule::partition::{self, Partition};
 use crate::schedule::timings::{MAX_DURATION, Timings, unix_now};
 use crate::selection::Selection;
+use crate::words::count;
 use crate::workspace::Layout;
 
 /// Runs the command line and returns the process exit code.
@@ -42,12 +44,27 @@ pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
             };
         }
     };
+    crate::report::console::set_color_override(match cli.color {
+        Some(crate::cli::ColorChoice::Always) => Some(true),
+        Some(crate::cli::ColorChoice::Never) => Some(false),
+        Some(crate::cli::ColorChoice::Auto) | None => None,
+    });
     let result = match cli.command {
         Subcommand::Run(args) => run(&args),
         Subcommand::List(args) => list(&args),
         Subcommand::Plugins => plugins(),
         Subcommand::Timings(args) => timings_command(&args),
         Subcommand::Merge(args) => merge_reports(&args),
+        Subcommand::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(
+                shell,
+                &mut command,
+                "cargo-paratest",
+                &mut std::io::stdout(),
+            );
+            Ok(exit::OK)
+        }
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e}");
@@ -97,13 +114,14 @@ fn timings_command(args: &TimingsArgs) -> Result<i32> {
                 } else {
                     writeln!(
                         stdout,
-                        "{:>9}  {samples} samples  {}",
+                        "{:>9}  {}  {}",
                         crate::report::seconds(*expected),
+                        count(*samples, "sample"),
                         crate::report::console::printable(id)
                     )
                 };
             }
-            eprintln!("{} tests in {}", rows.len(), path.display());
+            eprintln!("{} in {}", count(rows.len(), "test"), path.display());
         }
         TimingsAction::Merge { inputs, output } => {
             Timings::check_replaceable(output, args.overwrite_timings).map_err(fail)?;
@@ -124,9 +142,9 @@ fn timings_command(args: &TimingsArgs) -> Result<i32> {
             let merged = Timings::merge(&loaded);
             merged.save_to(output).map_err(fail)?;
             eprintln!(
-                "merged {} files: {} tests in {}",
-                inputs.len(),
-                merged.len(),
+                "merged {}: {} in {}",
+                count(inputs.len(), "file"),
+                count(merged.len(), "test"),
                 output.display()
             );
         }
@@ -145,9 +163,9 @@ fn timings_command(args: &TimingsArgs) -> Result<i32> {
             };
             result.save_to(target).map_err(fail)?;
             eprintln!(
-                "imported {} tests from {} reports into {}",
-                imported.len(),
-                reports.len(),
+                "imported {} from {} into {}",
+                count(imported.len(), "test"),
+                count(reports.len(), "report"),
                 target.display()
             );
         }
@@ -179,11 +197,11 @@ fn merge_reports(args: &MergeArgs) -> Result<i32> {
         )
     })?;
     eprintln!(
-        "merged {} reports: {} tests, {} failures, {} errors into {}",
-        args.inputs.len(),
-        merged.tests,
-        merged.failures,
-        merged.errors,
+        "merged {}: {}, {}, {} into {}",
+        count(args.inputs.len(), "report"),
+        count(merged.tests, "test"),
+        count(merged.failures, "failure"),
+        count(merged.errors, "error"),
         args.output.display()
     );
     Ok(exit::OK)
@@ -456,7 +474,7 @@ fn partition(settings: &Profile) -> Result<Option<Partition>> {
         None => Ok(None),
         Some("auto") => partition::from_ci_env(|name| std::env::var(name).ok())
             .map(Some)
-            .map_err(|e| Error::usage(format!("--partition auto: {e}"))),
+            .map_err(Error::usage),
         Some(text) => text.parse().map(Some).map_err(Error::usage),
     }
 }
@@ -556,11 +574,12 @@ fn list(args: &ListArgs) -> Result<i32> {
         let shard_note = partition
             .map(|p| format!(" in shard {p}"))
             .unwrap_or_default();
-        eprintln!("{} tests{shard_note}", order.len());
+        eprintln!("{}{shard_note}", count(order.len(), "test"));
         if args.plan {
             eprintln!(
-                "expected makespan {} with {workers} workers; lower bound {} ({:.2}x)",
+                "expected makespan {} with {}; lower bound {} ({:.2}x)",
                 crate::report::seconds(plan.makespan),
+                count(workers, "worker"),
                 crate::report::seconds(plan.lower_bound),
                 plan.ratio()
             );
@@ -953,7 +972,13 @@ fn run_tests(
     };
 
     let retries = settings.retries.unwrap_or(0);
-    let mut console = Console::new(order.len(), retries);
+    let mut console = Console::new(order.len(), retries).with_status_level(if args.quiet {
+        StatusLevel::Quiet
+    } else if args.verbose > 0 {
+        StatusLevel::Verbose
+    } else {
+        StatusLevel::Normal
+    });
     if format == MessageFormat::Json {
         json::run_started(
             &context.run_id,
@@ -966,8 +991,9 @@ fn run_tests(
         .map(|p| format!(" (shard {p})"))
         .unwrap_or_default();
     console.line(&format!(
-        "Starting {} tests{shard_note} on {workers} workers ({} isolation), {} skipped",
-        order.len(),
+        "Starting {}{shard_note} on {} ({} isolation), {} skipped",
+        count(order.len(), "test"),
+        count(workers, "worker"),
         match settings.isolation.unwrap_or(Isolation::Copy) {
             Isolation::Copy => "copy",
             Isolation::None => "no",
@@ -1006,6 +1032,8 @@ fn run_tests(
                 .map_or(Duration::from_secs(60), |t| t.0),
         ),
         fail_fast: settings.fail_fast.unwrap_or(false),
+        max_fail: settings.max_fail,
+        no_capture: args.no_capture,
         workspace_reset: settings.workspace_reset.unwrap_or(WorkspaceReset::Never),
         keep_workspaces: settings.keep_workspaces.unwrap_or(false),
         watchdog: watchdog.clone(),

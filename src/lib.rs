@@ -24,4 +24,6 @@ pub mod runner;
 pub mod runs;
 pub mod schedule;
 pub mod selection;
+pub mod stream;
+pub mod words;
 pub mod workspace;

@@ -33,6 +33,10 @@ pub struct Runner<'a> {
     pub timeout: Option<Duration>,
     pub slow_timeout: Option<Duration>,
     pub fail_fast: bool,
+    /// Stop scheduling after this many definite failures (`--max-fail`).
+    pub max_fail: Option<usize>,
+    /// Stream each test's output as events while it runs (`--no-capture`).
+    pub no_capture: bool,
     pub workspace_reset: WorkspaceReset,
     pub keep_workspaces: bool,
     pub watchdog: Watchdog,
@@ -169,7 +173,12 @@ impl Runner<'_> {
                 });
                 // The queue refuses a retry once fail-fast has stopped it: the
                 // attempt is then this test's last.
-                let retried = queue.done(next, failed && self.fail_fast);
+                let failure_limit = if self.fail_fast {
+                    Some(1)
+                } else {
+                    self.max_fail
+                };
+                let retried = queue.done(next, failure_limit.filter(|_| failed));
                 let result = match attempt.status {
                     _ if retried => None,
                     AttemptStatus::Passed if job.failed_before => Some(TestResult::Flaky),
@@ -484,7 +493,18 @@ impl Runner<'_> {
             cleanup: false,
             keep_group: false,
         };
-        self.watchdog.run(command, limits)
+        let follower = self.no_capture.then(|| {
+            crate::stream::Follower::start(
+                index,
+                [&attempt.stdout_path, &attempt.stderr_path],
+                events.clone(),
+            )
+        });
+        let exit = self.watchdog.run(command, limits);
+        if let Some(follower) = follower {
+            follower.finish();
+        }
+        exit
     }
 }
 
@@ -553,6 +573,8 @@ struct QueueState {
     /// Attempts handed out and not yet done: they may still queue a retry.
     in_flight: usize,
     stopped: bool,
+    /// Definite failures so far, for `--max-fail` and `--fail-fast`.
+    failures: usize,
     lost: usize,
     /// Expected time of the first attempts still queued.
     remaining: Duration,
@@ -572,6 +594,7 @@ impl Queue {
                 retries: VecDeque::new(),
                 in_flight: 0,
                 stopped: false,
+                failures: 0,
                 lost: 0,
             }),
             changed: Condvar::new(),
@@ -629,16 +652,20 @@ impl Queue {
 
     /// An attempt is over; `retry` goes behind the first attempts.
     /// An attempt is over. Its `retry` is queued unless the queue has
-    /// stopped; a `failed_fast` attempt with no retry queued stops the queue
-    /// (fail-fast after a definite failure). Returns whether the retry was queued.
-    fn done(&self, retry: Option<Job>, failed_fast: bool) -> bool {
+    /// stopped; an attempt that failed under a `failure_limit` with no retry
+    /// queued is a definite failure, and the queue stops at the limit's
+    /// (fail-fast: 1; `--max-fail N`). Returns whether the retry was queued.
+    fn done(&self, retry: Option<Job>, failure_limit: Option<usize>) -> bool {
         let mut state = self.state.lock().unwrap();
         state.in_flight -= 1;
         let queued = retry.is_some() && !state.stopped;
         if queued {
             state.retries.extend(retry);
-        } else if failed_fast {
-            state.stopped = true;
+        } else if let Some(limit) = failure_limit {
+            state.failures += 1;
+            if state.failures >= limit {
+                state.stopped = true;
+            }
         }
         self.changed.notify_all();
         queued
@@ -712,7 +739,7 @@ mod tests {
         let a = queue.next(&watchdog, None, &[]).unwrap()[0];
         let b = queue.next(&watchdog, None, &[]).unwrap()[0];
         // `a` fails for good: the queue stops.
-        assert!(!queue.done(None, true));
+        assert!(!queue.done(None, Some(1)));
         // `b` failed too and wants a retry: refused, so its attempt is final.
         assert!(!queue.done(
             Some(Job {
@@ -720,10 +747,29 @@ mod tests {
                 failed_before: true,
                 ..b
             }),
-            true
+            Some(1)
         ));
         assert!(queue.next(&watchdog, None, &[]).is_none());
         let _ = a;
+    }
+
+    #[test]
+    fn max_fail_stops_at_the_nth_definite_failure() {
+        let watchdog = Watchdog::start();
+        let job = |index| Job {
+            index,
+            attempt: 1,
+            failed_before: false,
+        };
+        let queue = Queue::new([job(0), job(1), job(2)], &[]);
+        let _ = queue.next(&watchdog, None, &[]).unwrap();
+        queue.done(None, Some(2));
+        assert!(
+            queue.next(&watchdog, None, &[]).is_some(),
+            "one failure of two"
+        );
+        queue.done(None, Some(2));
+        assert!(queue.next(&watchdog, None, &[]).is_none(), "stopped at two");
     }
 
     #[test]
@@ -743,13 +789,13 @@ mod tests {
                 failed_before: true,
                 ..first
             }),
-            false
+            None
         ));
         assert_eq!(next(&queue).unwrap().index, 1);
-        queue.done(None, false);
+        queue.done(None, None);
         let retry = next(&queue).unwrap();
         assert_eq!((retry.index, retry.attempt), (0, 2));
-        queue.done(None, true);
+        queue.done(None, Some(1));
         assert!(next(&queue).is_none());
     }
 }

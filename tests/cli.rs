@@ -84,3 +84,236 @@ fn cargo_flags_reach_cargo() {
         .collect();
     assert_eq!(groups.into_iter().collect::<Vec<_>>(), ["basic::bin/basic"]);
 }
+
+/// Final results by test id of a `--message-format json` run.
+fn failures(run: &common::Run) -> usize {
+    run.results().values().filter(|r| *r == "failed").count()
+}
+
+/// `--max-fail N` stops scheduling at the Nth definite failure; `-j 1` makes
+/// the count exact. `--no-fail-fast` is accepted and undoes `--fail-fast`.
+#[test]
+fn max_fail_and_no_fail_fast() {
+    let project = Project::copy("faults");
+    let run = |extra: &[&str]| {
+        project
+            .paratest()
+            .args([
+                "-j",
+                "1",
+                "--skip",
+                "hangs_with_child",
+                "--message-format",
+                "json",
+            ])
+            .args(extra)
+            .run()
+            .expect(1)
+    };
+    assert_eq!(failures(&run(&["--max-fail", "1"])), 1);
+    assert_eq!(failures(&run(&["--max-fail", "2"])), 2);
+    assert_eq!(failures(&run(&["--fail-fast"])), 1);
+    let all = run(&["--fail-fast", "--no-fail-fast"]);
+    assert_eq!(failures(&all), 2);
+    assert_eq!(
+        all.results().len(),
+        5,
+        "every test ran: {:?}",
+        all.results()
+    );
+    assert_eq!(all.finished()["not_run"], 0, "{:?}", all.finished());
+    let bad = project.paratest().args(["--max-fail", "0"]).run().expect(2);
+    assert!(bad.stderr().contains("--max-fail"), "{}", bad.stderr());
+}
+
+/// `--no-capture` streams each line of a test's output as it comes, whole
+/// and prefixed with the test's id, while the logs keep it as before.
+#[test]
+fn no_capture_streams_prefixed_lines() {
+    let project = Project::copy("failing");
+    let run = project
+        .paratest()
+        .args(["--no-capture", "-j", "2"])
+        .run()
+        .expect(1);
+    let stderr = run.stderr();
+    for line in [
+        "stdout line 1 from prints_then_passes",
+        "stdout line 2 from prints_then_passes",
+    ] {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l == format!("failing::checks prints_then_passes: {line}")),
+            "{line} streamed with its prefix:\n{stderr}"
+        );
+    }
+    // No line of one test's output is ever cut or joined with another's.
+    for line in stderr
+        .lines()
+        .filter(|l| l.contains("from prints_then_passes"))
+    {
+        assert!(
+            line.starts_with("failing::checks prints_then_passes: "),
+            "{line}"
+        );
+    }
+    let quiet = project.paratest().args(["-j", "2"]).run().expect(1);
+    assert!(
+        !quiet.stderr().contains("prints_then_passes: stdout line 1"),
+        "captured without the flag"
+    );
+}
+
+/// `-q` leaves out passing tests' lines, `-v` adds a line per start; `--color`
+/// wins over NO_COLOR and CARGO_TERM_COLOR.
+#[test]
+fn status_levels_and_color() {
+    let project = Project::copy("failing");
+    let normal = project.paratest().args(["-j", "2"]).run().expect(1);
+    assert!(normal.stderr().contains("PASS"), "{}", normal.stderr());
+    assert!(!normal.stderr().contains("START"));
+    let quiet = project.paratest().args(["-j", "2", "-q"]).run().expect(1);
+    assert!(!quiet.stderr().contains("PASS"), "{}", quiet.stderr());
+    assert!(quiet.stderr().contains("FAIL"), "{}", quiet.stderr());
+    assert!(!quiet.stderr().contains("Slowest tests"));
+    let verbose = project.paratest().args(["-j", "2", "-v"]).run().expect(1);
+    assert_eq!(
+        verbose.stderr().matches("START").count(),
+        5,
+        "{}",
+        verbose.stderr()
+    );
+    // The harness sets NO_COLOR=1.
+    let always = project
+        .paratest()
+        .args(["-j", "2", "--color", "always"])
+        .run()
+        .expect(1);
+    assert!(always.stderr().contains("\x1b["), "{}", always.stderr());
+    assert!(!normal.stderr().contains("\x1b["));
+    let never = project
+        .paratest()
+        .env("CARGO_TERM_COLOR", "always")
+        .args(["-j", "2", "--color", "never"])
+        .run()
+        .expect(1);
+    assert!(!never.stderr().contains("\x1b["));
+    let env = project
+        .paratest()
+        .env("CARGO_TERM_COLOR", "always")
+        .args(["-j", "2"])
+        .run()
+        .expect(1);
+    assert!(env.stderr().contains("\x1b["));
+}
+
+/// One test on one worker is "1 test" and "1 worker".
+#[test]
+fn messages_count_in_the_singular() {
+    let project = Project::copy("basic");
+    let run = project
+        .paratest()
+        .args(["--exact", "tests::adds"])
+        .run()
+        .expect(0);
+    let stderr = run.stderr();
+    assert!(stderr.contains("Starting 1 test on 1 worker ("), "{stderr}");
+    assert!(stderr.contains("] 1 test run: 1 passed"), "{stderr}");
+    assert!(!stderr.contains("1 tests") && !stderr.contains("1 workers"));
+    let list = project
+        .paratest()
+        .args(["list", "--exact", "tests::adds"])
+        .run()
+        .expect(0);
+    assert!(list.stderr().contains("1 test\n"), "{}", list.stderr());
+    let auto = project
+        .paratest()
+        .args(["list", "--partition", "auto"])
+        .run()
+        .expect(2);
+    assert!(
+        !auto.stderr().contains("--partition auto: --partition auto"),
+        "{}",
+        auto.stderr()
+    );
+}
+
+/// The help text, pinned: `run` is the default, the headings are honest.
+/// (A snapshot shows a reviewer the whole text a user reads; a change to it
+/// is then a visible diff in `tests/snapshots/`.)
+#[test]
+fn help_text() {
+    let help = |args: &[&str]| {
+        let project_dir = tempfile::tempdir().unwrap();
+        common::Paratest::new(project_dir.path())
+            .env("COLUMNS", "100")
+            .args(args)
+            .run()
+            .expect(0)
+            .stdout()
+    };
+    let top = help(&["--help"]);
+    assert!(top.contains("Without a subcommand, `run` is meant"));
+    insta::assert_snapshot!("top_help", top);
+    let run = help(&["run", "--help"]);
+    for heading in [
+        "Selection:",
+        "Workers and isolation:",
+        "Hooks:",
+        "Retries and timeouts:",
+        "Reports:",
+        "Cargo:",
+    ] {
+        assert!(run.contains(heading), "{heading}");
+    }
+    // From the heading to the next one.
+    let cargo_section: String = run[run.find("\nCargo:").unwrap() + 1..]
+        .lines()
+        .skip(1)
+        .take_while(|line| line.is_empty() || line.starts_with(' '))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for own in ["--workers", "--retries", "--junit", "--timeout"] {
+        assert!(!cargo_section.contains(own), "{own} is not a Cargo option");
+    }
+    insta::assert_snapshot!("run_help", run);
+}
+
+/// `completions SHELL` prints a script naming our flags; `--version` names the commit.
+#[test]
+fn completions_and_version() {
+    let dir = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh", "fish"] {
+        let script = common::Paratest::new(dir.path())
+            .args(["completions", shell])
+            .run()
+            .expect(0)
+            .stdout();
+        assert!(script.contains("max-fail"), "{shell}: {script}");
+    }
+    let bad = common::Paratest::new(dir.path())
+        .args(["completions", "tcsh"])
+        .run()
+        .expect(2);
+    assert!(bad.stderr().contains("bash"), "{}", bad.stderr());
+    let version = common::Paratest::new(dir.path())
+        .arg_path(std::path::Path::new("--version"))
+        .run()
+        .expect(0)
+        .stdout();
+    assert!(version.starts_with(&format!("cargo-paratest {}", env!("CARGO_PKG_VERSION"))));
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    if let Some(head) = head {
+        assert!(
+            version.contains(&format!("({head})")),
+            "{version} names {head}"
+        );
+    }
+}

@@ -96,15 +96,18 @@ fn build(ctx: &DiscoverContext<'_>) -> Result<Vec<(TestBinary, PackageEnv)>> {
         command
     };
     let run_build = |show_stderr: bool| {
-        ctx.watchdog
-            .capture(build_command(), show_stderr)
-            .map_err(|e| {
-                Error::with_cause(
-                    Kind::CannotRun,
-                    format!("cannot run `{}`", cargo.to_string_lossy()),
-                    e,
-                )
-            })
+        // Our `--color` decides cargo's too; captured output (read into the
+        // error report) has none.
+        let colors = show_stderr && crate::report::console::colors_enabled();
+        let mut command = build_command();
+        command.args(["--color", if colors { "always" } else { "never" }]);
+        ctx.watchdog.capture(command, show_stderr).map_err(|e| {
+            Error::with_cause(
+                Kind::CannotRun,
+                format!("cannot run `{}`", cargo.to_string_lossy()),
+                e,
+            )
+        })
     };
     let mut output = run_build(ctx.verbose_build)?;
     // Cargo's own errors (a stale Cargo.lock under --locked, a bad manifest)
