@@ -16,8 +16,10 @@ use crate::config::{
 };
 use crate::error::{Error, Result, exit};
 use crate::events::Event;
+use crate::filterset::Filterset;
 use crate::hooks::{Hook, RunContext, Scope, run_hook};
 use crate::model::{AttemptStatus, TestCase};
+use crate::overrides;
 use crate::plugin::{self, DiscoverContext};
 use crate::process::Watchdog;
 use crate::report::console::StatusLevel;
@@ -428,8 +430,34 @@ fn discover(
             .discovery_timeout
             .map_or(crate::config::DEFAULT_DISCOVERY_TIMEOUT, |t| t.0),
     };
+    // A malformed expression is a usage error before anything is built.
+    let filtersets = select
+        .filterset
+        .iter()
+        .map(|text| {
+            let filterset = Filterset::parse(text).map_err(|e| Error::usage(format!("-E: {e}")))?;
+            filterset
+                .check_plugin(prepared.plugin.name())
+                .map_err(|e| Error::usage(format!("-E: {e}")))?;
+            Ok(filterset)
+        })
+        .collect::<Result<Vec<_>>>()?;
     let mut tests = prepared.plugin.discover(&ctx)?;
     tests.retain(|test| selection.matches(test));
+    if !filtersets.is_empty() {
+        let plugin = prepared.plugin.name();
+        let settings = overrides::resolve(&prepared.settings, plugin, &tests)?;
+        let keep: Vec<bool> = tests
+            .iter()
+            .zip(&settings)
+            .map(|(test, settings)| {
+                let facts = overrides::facts(test, plugin, &settings.test_group);
+                filtersets.iter().any(|f| f.matches(&facts))
+            })
+            .collect();
+        let mut keep = keep.into_iter();
+        tests.retain(|_| keep.next().unwrap_or(false));
+    }
     tests.sort_by(|a, b| a.id.cmp(&b.id));
     if let Some(pair) = tests.windows(2).find(|pair| pair[0].id == pair[1].id) {
         return Err(Error::cannot_run(format!(
@@ -466,6 +494,11 @@ fn member_manifest(source: &Path) -> Option<PathBuf> {
 /// `--` count for the Cargo plugin.
 fn selection(prepared: &Prepared, select: &SelectArgs, test_args: &[String]) -> Result<Selection> {
     Selection::new(select, test_args, prepared.plugin.name() == "cargo")
+}
+
+/// Higher `priority` first; within one priority the order stays (longest first).
+fn by_priority(order: &mut [usize], settings: &[overrides::TestSettings]) {
+    order.sort_by_key(|&index| std::cmp::Reverse(settings[index].priority));
 }
 
 /// The partition asked for, if any: `K/N`, or `auto` from the CI's variables.
@@ -531,7 +564,9 @@ fn list(args: &ListArgs) -> Result<i32> {
     )?;
     let timings = load_timings(&timings_path(&prepared), format);
     let partition = partition(&prepared.settings)?;
-    let shard = schedule::select(&tests, &timings, partition, |t| selection.skipped(t));
+    let mut shard = schedule::select(&tests, &timings, partition, |t| selection.skipped(t));
+    let settings = overrides::resolve(&prepared.settings, prepared.plugin.name(), &tests)?;
+    by_priority(&mut shard.run, &settings);
     let order = &shard.run;
     let workers = prepared
         .settings
@@ -552,6 +587,7 @@ fn list(args: &ListArgs) -> Result<i32> {
             if args.plan {
                 value["worker"] = plan.worker_of[position].into();
             }
+            value["settings"] = serde_json::to_value(&settings[index]).unwrap_or_default();
             let _ = writeln!(stdout, "{value}");
         } else if args.plan {
             let _ = writeln!(
@@ -963,7 +999,15 @@ fn run_tests(
         other => other?,
     };
     let timings = load_timings(timings_path, format);
-    let shard = schedule::select(&tests, &timings, partition, |t| selection.skipped(t));
+    let mut shard = schedule::select(&tests, &timings, partition, |t| selection.skipped(t));
+    let per_test = overrides::resolve(settings, prepared.plugin.name(), &tests)?;
+    by_priority(&mut shard.run, &per_test);
+    let groups = crate::schedule::groups::GroupLimits::new(
+        per_test
+            .iter()
+            .map(|s| Some(s.test_group.as_str()).filter(|g| *g != overrides::GLOBAL_GROUP)),
+        &prepared.project.test_groups,
+    );
     let (order, skip) = (&shard.run, &shard.skip);
     let workers = context.workers.min(order.len()).max(1);
     let context = RunContext {
@@ -1034,6 +1078,8 @@ fn run_tests(
         fail_fast: settings.fail_fast.unwrap_or(false),
         max_fail: settings.max_fail,
         no_capture: args.no_capture,
+        per_test: per_test.clone(),
+        groups,
         workspace_reset: settings.workspace_reset.unwrap_or(WorkspaceReset::Never),
         keep_workspaces: settings.keep_workspaces.unwrap_or(false),
         watchdog: watchdog.clone(),
@@ -1147,7 +1193,16 @@ fn run_tests(
     let exit_code = if interrupted {
         exit::INTERRUPTED
     } else if counts.failed + counts.timed_out > 0
-        || (counts.flaky > 0 && settings.flaky_result == Some(FlakyResult::Fail))
+        || outcomes.iter().any(|o| {
+            o.result == crate::model::TestResult::Flaky
+                && tests
+                    .iter()
+                    .position(|t| t.id == o.test.id)
+                    .and_then(|i| per_test.get(i))
+                    .map_or(settings.flaky_result == Some(FlakyResult::Fail), |s| {
+                        s.flaky_fails()
+                    })
+        })
     {
         exit::TESTS_FAILED
     } else if stats.workers_lost == workers && !order.is_empty() {

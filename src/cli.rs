@@ -186,6 +186,16 @@ pub struct SelectArgs {
     #[arg(long, help_heading = "Selection")]
     pub include_ignored: bool,
 
+    /// Only tests this filterset selects (nextest's grammar: `test(/db_/) & package(app)`); repeatable, the union.
+    #[arg(
+        short = 'E',
+        long = "filterset",
+        visible_alias = "filter-expr",
+        value_name = "EXPR",
+        help_heading = "Selection"
+    )]
+    pub filterset: Vec<String>,
+
     /// Leave out tests whose name contains PATTERN (equals it, with --exact); repeatable.
     #[arg(long, value_name = "PATTERN", help_heading = "Selection")]
     pub skip: Vec<String>,

@@ -18,6 +18,7 @@ use crate::hooks::{Hook, RunContext, Scope, run_hook};
 use crate::model::{Attempt, AttemptStatus, EnvValue, Invocation, TestCase, TestResult};
 use crate::plugin::{Finished, Plugin, Verdict};
 use crate::process::{Limits, Watchdog};
+use crate::schedule::groups::GroupLimits;
 use crate::workspace::Layout;
 
 /// Everything a run needs once the tests are known.
@@ -37,6 +38,10 @@ pub struct Runner<'a> {
     pub max_fail: Option<usize>,
     /// Stream each test's output as events while it runs (`--no-capture`).
     pub no_capture: bool,
+    /// Each test's settings after the overrides, by index (empty: the globals above).
+    pub per_test: Vec<crate::overrides::TestSettings>,
+    /// Test groups: which tests may run together.
+    pub groups: GroupLimits,
     pub workspace_reset: WorkspaceReset,
     pub keep_workspaces: bool,
     pub watchdog: Watchdog,
@@ -66,6 +71,22 @@ struct Job {
 }
 
 impl Runner<'_> {
+    fn retries_of(&self, index: usize) -> u32 {
+        self.per_test.get(index).map_or(self.retries, |s| s.retries)
+    }
+
+    fn timeout_of(&self, index: usize) -> Option<Duration> {
+        self.per_test.get(index).map_or(self.timeout, |s| s.timeout)
+    }
+
+    fn resets_on_failure(&self, index: usize) -> bool {
+        self.per_test
+            .get(index)
+            .map_or(self.workspace_reset == WorkspaceReset::OnFailure, |s| {
+                s.resets_on_failure()
+            })
+    }
+
     /// Runs every test in `order` and returns when all workers are done and
     /// every workspace is torn down.
     pub fn run(&self, events: &Sender<Event>) -> RunStats {
@@ -78,7 +99,7 @@ impl Runner<'_> {
             attempt: 1,
             failed_before: false,
         });
-        let queue = Queue::new(jobs, &self.expected);
+        let queue = Queue::new(jobs, &self.expected).with_groups(self.groups.clone());
         let workers = self.context.workers;
         let started = Instant::now();
         // Plain threads, not a rayon pool: a rayon thread that blocks inside
@@ -159,13 +180,17 @@ impl Runner<'_> {
             stats.tests += jobs.len();
             let interrupted = self.watchdog.is_interrupted();
             let mut any_failed = false;
+            let mut any_reset = false;
             for (job, attempt) in jobs.iter().zip(attempts) {
                 let failed = matches!(
                     attempt.status,
                     AttemptStatus::Failed | AttemptStatus::TimedOut
                 );
                 any_failed |= failed;
-                let wants_retry = failed && job.attempt <= self.retries && !interrupted;
+                any_reset |= failed && self.resets_on_failure(job.index);
+                queue.release(job.index);
+                let wants_retry =
+                    failed && job.attempt <= self.retries_of(job.index) && !interrupted;
                 let next = wants_retry.then_some(Job {
                     attempt: job.attempt + 1,
                     failed_before: true,
@@ -202,10 +227,7 @@ impl Runner<'_> {
                     self.tests[jobs[0].index].id
                 )));
                 self.prepare(worker, scope, services)
-            } else if any_failed
-                && !interrupted
-                && self.workspace_reset == WorkspaceReset::OnFailure
-            {
+            } else if any_failed && !interrupted && any_reset {
                 self.finish(worker, scope, services)
                     .and_then(|()| self.prepare(worker, scope, services))
             } else {
@@ -480,8 +502,11 @@ impl Runner<'_> {
         let (worker, number) = (attempt.worker, attempt.number);
         let slow_events = events.clone();
         let limits = Limits {
-            timeout: self.timeout.map(|t| t * tests.len() as u32),
-            slow_after: self.slow_timeout,
+            timeout: self.timeout_of(index).map(|t| t * tests.len() as u32),
+            slow_after: self
+                .per_test
+                .get(index)
+                .map_or(self.slow_timeout, |s| s.slow_timeout),
             on_slow: Some(Box::new(move |elapsed| {
                 let _ = slow_events.send(Event::TestSlow {
                     index,
@@ -578,6 +603,30 @@ struct QueueState {
     lost: usize,
     /// Expected time of the first attempts still queued.
     remaining: Duration,
+    /// Test groups: a queued test waits while its group is full.
+    groups: GroupLimits,
+}
+
+impl QueueState {
+    /// With test groups: the first queued attempt whose group has room
+    /// (first attempts, longest first, then retries), so a worker never
+    /// idles while some test could start. Grouped runs are not batched.
+    fn next_in_groups(&mut self) -> Option<Job> {
+        let groups = &self.groups;
+        let job = if let Some(position) = self.first.iter().position(|j| groups.can_start(j.index))
+        {
+            self.first.remove(position)
+        } else {
+            let position = self
+                .retries
+                .iter()
+                .position(|j| groups.can_start(j.index))?;
+            self.retries.remove(position)
+        }?;
+        self.groups.started(job.index);
+        self.in_flight += 1;
+        Some(job)
+    }
 }
 
 /// The smallest batch worth a process start-up (pytest's costs about 0.5 s).
@@ -596,6 +645,7 @@ impl Queue {
                 stopped: false,
                 failures: 0,
                 lost: 0,
+                groups: GroupLimits::default(),
             }),
             changed: Condvar::new(),
         }
@@ -618,7 +668,11 @@ impl Queue {
             if state.stopped || watchdog.is_interrupted() {
                 return None;
             }
-            if let Some(job) = state.first.pop_front() {
+            if state.groups.is_active() {
+                if let Some(job) = state.next_in_groups() {
+                    return Some(vec![job]);
+                }
+            } else if let Some(job) = state.first.pop_front() {
                 let mut batch = vec![job];
                 let mut total = expected.get(job.index).copied().unwrap_or_default();
                 if let Some(workers) = workers {
@@ -634,11 +688,13 @@ impl Queue {
                 state.in_flight += batch.len();
                 return Some(batch);
             }
-            if let Some(job) = state.retries.pop_front() {
+            if !state.groups.is_active()
+                && let Some(job) = state.retries.pop_front()
+            {
                 state.in_flight += 1;
                 return Some(vec![job]);
             }
-            if state.in_flight == 0 {
+            if state.first.is_empty() && state.retries.is_empty() && state.in_flight == 0 {
                 return None;
             }
             // The timeout lets an interrupt end the wait without a wake-up.
@@ -669,6 +725,18 @@ impl Queue {
         }
         self.changed.notify_all();
         queued
+    }
+
+    /// Test groups apply to the run's tests.
+    fn with_groups(self, groups: GroupLimits) -> Queue {
+        self.state.lock().unwrap().groups = groups;
+        self
+    }
+
+    /// A test's attempt is over: its group has room again.
+    fn release(&self, index: usize) {
+        self.state.lock().unwrap().groups.finished(index);
+        self.changed.notify_all();
     }
 
     fn lose_worker(&self) {

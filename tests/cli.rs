@@ -317,3 +317,138 @@ fn completions_and_version() {
         );
     }
 }
+
+/// The selected test ids (`BINARY-ID NAME`) of `cargo nextest list -E`.
+fn nextest_selection(project: &Project, target: &std::path::Path, expr: &str) -> Vec<String> {
+    let output = std::process::Command::new("cargo")
+        .args(["nextest", "list", "--workspace", "-E", expr])
+        .args(["--message-format", "json"])
+        .env("CARGO_TARGET_DIR", target)
+        .env("NO_COLOR", "1")
+        .current_dir(&project.path)
+        .output()
+        .expect("cargo nextest is installed");
+    assert!(
+        output.status.success(),
+        "nextest {expr}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let list: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let mut ids = Vec::new();
+    for suite in list["rust-suites"].as_object().unwrap().values() {
+        let binary_id = suite["binary-id"].as_str().unwrap();
+        for (name, case) in suite["testcases"].as_object().unwrap() {
+            if case["filter-match"]["status"] == "matches" {
+                ids.push(format!("{binary_id} {name}"));
+            }
+        }
+    }
+    ids.sort();
+    ids
+}
+
+/// The same expression selects the same Cargo tests as nextest's, on a
+/// workspace of two packages with lib and integration-test binaries.
+#[test]
+fn filtersets_select_what_nextest_selects() {
+    let project = Project::copy("workspace");
+    let target = project.scratch("nextest-target");
+    let table = [
+        "all()",
+        "none()",
+        "test(doubles)",
+        "test(=tests::doubles)",
+        "test(/^tests::/)",
+        "test(#*_works)",
+        "package(alpha)",
+        "package(=beta) and kind(test)",
+        "kind(lib)",
+        "binary(alpha_it) | binary(beta_it)",
+        "binary_id(beta::*)",
+        "binary_id(=alpha)",
+        "not package(alpha) - test(shout)",
+        "(test(even) or test(shout)) & !kind(lib)",
+        "package(a*) & (test(~cwd) + test(/double/))",
+    ];
+    for expr in table {
+        let ours: Vec<String> = {
+            let mut ids: Vec<String> = project
+                .paratest()
+                .args([
+                    "list",
+                    "--workspace",
+                    "--message-format",
+                    "json",
+                    "-E",
+                    expr,
+                ])
+                .run()
+                .expect(0)
+                .events()
+                .iter()
+                .map(|e| e["id"].as_str().unwrap().to_string())
+                .collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(
+            ours,
+            nextest_selection(&project, &target, expr),
+            "-E {expr}"
+        );
+    }
+    // Two -E are their union.
+    let union = project
+        .paratest()
+        .args([
+            "list",
+            "--message-format",
+            "json",
+            "-E",
+            "test(doubles)",
+            "-E",
+            "test(shouts)",
+        ])
+        .run()
+        .expect(0)
+        .events();
+    assert_eq!(union.len(), 2);
+}
+
+/// A malformed expression is exit 2 with the position marked, before any build.
+#[test]
+fn a_malformed_filterset_is_a_usage_error_with_a_caret() {
+    let project = Project::copy("workspace");
+    let run = project
+        .paratest()
+        .args(["list", "-E", "test(a) & packge(b)"])
+        .run()
+        .expect(2);
+    let stderr = run.stderr();
+    assert!(stderr.contains("unknown predicate `packge()`"), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    let expr_line = lines
+        .iter()
+        .position(|l| l.trim() == "test(a) & packge(b)")
+        .unwrap();
+    let caret = lines[expr_line + 1];
+    assert_eq!(
+        caret.find('^'),
+        Some(lines[expr_line].find("packge").unwrap()),
+        "{stderr}"
+    );
+    assert!(!project.path.join("target").exists(), "nothing was built");
+
+    let pytest_like = Project::copy("shell-suite");
+    let run = pytest_like
+        .paratest()
+        .args(["list", "--plugin", "command", "-E", "package(x)"])
+        .run()
+        .expect(2);
+    assert!(
+        run.stderr().contains("`package()` needs Cargo tests")
+            && run.stderr().contains("`command`"),
+        "{}",
+        run.stderr()
+    );
+}
