@@ -452,3 +452,101 @@ fn a_malformed_filterset_is_a_usage_error_with_a_caret() {
         run.stderr()
     );
 }
+
+/// An override gives one flaky test retries while the others keep none; the
+/// first matching override wins per setting; `list` shows the settings.
+#[test]
+fn an_override_retries_one_flaky_test() {
+    let project = Project::copy("faults");
+    std::fs::write(
+        project.path.join("paratest.toml"),
+        r#"
+[[profile.default.overrides]]
+filter = "test(flaky_once)"
+retries = 1
+
+[[profile.default.overrides]]
+filter = "all()"
+retries = 3
+timeout = "7s"
+priority = 5
+"#,
+    )
+    .unwrap();
+    let list = project
+        .paratest()
+        .args(["list", "--message-format", "json"])
+        .run()
+        .expect(0);
+    let settings: std::collections::BTreeMap<String, serde_json::Value> = list
+        .events()
+        .into_iter()
+        .map(|e| (e["id"].as_str().unwrap().to_string(), e["settings"].clone()))
+        .collect();
+    let flaky = &settings["faults::faults flaky_once"];
+    assert_eq!(flaky["retries"], 1, "the first match wins: {flaky}");
+    assert_eq!(
+        flaky["timeout"], 7.0,
+        "a later match still sets what the first did not"
+    );
+    assert_eq!(settings["faults::faults passes"]["retries"], 3);
+
+    std::fs::write(
+        project.path.join("paratest.toml"),
+        "[[profile.default.overrides]]\nfilter = \"test(=flaky_once)\"\nretries = 1\n",
+    )
+    .unwrap();
+    let run = project
+        .paratest()
+        .args([
+            "-j",
+            "2",
+            "--skip",
+            "hangs_with_child",
+            "--message-format",
+            "json",
+        ])
+        .run()
+        .expect(1);
+    let results = run.results();
+    assert_eq!(results["faults::faults flaky_once"], "flaky", "{results:?}");
+    assert_eq!(results["faults::faults always_fails"], "failed");
+    let attempts = |id: &str| {
+        run.events()
+            .iter()
+            .filter(|e| e["event"] == "test-started" && e["id"] == id)
+            .count()
+    };
+    assert_eq!(attempts("faults::faults flaky_once"), 2);
+    assert_eq!(
+        attempts("faults::faults always_fails"),
+        1,
+        "no global retries"
+    );
+}
+
+/// Unknown keys and bad filters in an override name the file, the line and the key.
+#[test]
+fn override_errors_name_file_line_and_key() {
+    let project = Project::copy("faults");
+    for (text, needles) in [
+        (
+            "[profile.default]\n\n[[profile.default.overrides]]\nfilter = \"all()\"\nretires = 1\n",
+            &["paratest.toml", "line 5", "retires"][..],
+        ),
+        (
+            "[[profile.default.overrides]]\nfilter = \"test(a\"\n",
+            &["paratest.toml:2", "filter", "^"][..],
+        ),
+        (
+            "[[profile.default.overrides]]\nfilter = \"all()\"\ntest-group = \"db\"\n",
+            &["paratest.toml:2", "`db` is not defined"][..],
+        ),
+    ] {
+        std::fs::write(project.path.join("paratest.toml"), text).unwrap();
+        let run = project.paratest().args(["list"]).run().expect(2);
+        for needle in needles {
+            assert!(run.stderr().contains(needle), "{needle}: {}", run.stderr());
+        }
+    }
+}
