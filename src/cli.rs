@@ -38,15 +38,15 @@ const TOP_HELP: &str = "\
 Without a subcommand, `run` is meant: `cargo paratest [OPTIONS] [FILTER]... [-- TEST-ARGS...]`.
 
 Common options of `run` (see `cargo paratest run --help` for all):
-  -j, --workers <N>       Number of workers, each in its own workspace
-  -E <EXPR>               Filterset selecting tests (`test(/db_/) & package(app)`)
-      --skip <PATTERN>    Leave out tests whose name contains PATTERN
-      --retries <N>       Extra attempts for a failing test
-      --timeout <DURATION>  Per-test limit (`90s`, `5m`)
-      --partition <K/N>   Only shard K of N
-      --no-capture        Stream each test's output live
-  -p, --package <SPEC>    Package to test
-      --locked            Require Cargo.lock to be up to date";
+  -j, --workers <N>          Number of workers, each in its own workspace
+  -E, --filterset <EXPR>     Only the tests it selects (`test(/db_/) & package(app)`)
+      --skip <PATTERN>       Leave out tests whose name contains PATTERN
+      --retries <N>          Extra attempts for a failing test
+      --timeout <DURATION>   Per-test limit (`90s`, `5m`)
+      --partition <K/N>      Only shard K of N
+      --no-capture           Stream each test's output live
+  -p, --package <SPEC>       Package to test
+      --locked               Require Cargo.lock to be up to date";
 
 /// When to color the output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

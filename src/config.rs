@@ -553,6 +553,14 @@ fn check_overrides(
                 path.display(),
                 line_of(rule.filter.span().start)
             );
+            Profile {
+                retries: rule.retries,
+                timeout: rule.timeout,
+                slow_timeout: rule.slow_timeout,
+                ..Profile::default()
+            }
+            .validate(Origin::File(path))
+            .map_err(|e| Error::usage(format!("{at}: {e}")))?;
             let filter = crate::filterset::Filterset::parse(rule.filter.get_ref())
                 .map_err(|e| Error::usage(format!("invalid {at} `filter`: {e}")))?;
             if filter.uses_group() {

@@ -542,6 +542,10 @@ fn override_errors_name_file_line_and_key() {
             "[[profile.default.overrides]]\nfilter = \"all()\"\ntest-group = \"db\"\n",
             &["paratest.toml:2", "`db` is not defined"][..],
         ),
+        (
+            "[[profile.default.overrides]]\nfilter = \"all()\"\nretries = 1000\n",
+            &["paratest.toml:2", "retries", "between 0 and"][..],
+        ),
     ] {
         std::fs::write(project.path.join("paratest.toml"), text).unwrap();
         let run = project.paratest().args(["list"]).run().expect(2);
