@@ -554,3 +554,25 @@ fn override_errors_name_file_line_and_key() {
         }
     }
 }
+
+/// For the command plugin `test()` matches the test id.
+#[test]
+fn filtersets_match_ids_of_other_plugins() {
+    let project = Project::copy("shell-suite");
+    let ids: Vec<String> = project
+        .paratest()
+        .args([
+            "list",
+            "--message-format",
+            "json",
+            "-E",
+            "test(~log) - test(logout)",
+        ])
+        .run()
+        .expect(0)
+        .events()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, ["tests/acceptance/login.sh"]);
+}

@@ -97,3 +97,37 @@ exclusive = true
         "{times:?}"
     );
 }
+
+/// `group()` in `-E` selects by the test group the overrides give.
+#[test]
+fn group_predicate_selects_a_test_group() {
+    let project = Project::copy("groups");
+    std::fs::write(
+        project.path.join("paratest.toml"),
+        "[[profile.default.overrides]]\nfilter = \"test(/^db_/)\"\ntest-group = \"db\"\n\n[test-groups.db]\nmax-threads = 1\n",
+    )
+    .unwrap();
+    let select = |expr: &str| -> Vec<String> {
+        let mut names: Vec<String> = project
+            .paratest()
+            .args(["list", "--message-format", "json", "-E", expr])
+            .run()
+            .expect(0)
+            .events()
+            .iter()
+            .map(|e| {
+                e["id"]
+                    .as_str()
+                    .unwrap()
+                    .rsplit(' ')
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(select("group(db)"), ["db_1", "db_2", "db_3", "db_4"]);
+    assert_eq!(select("group(=@global) & test(solo)"), ["solo"]);
+}
