@@ -1016,13 +1016,15 @@ fn run_tests(
     };
 
     let retries = settings.retries.unwrap_or(0);
-    let mut console = Console::new(order.len(), retries).with_status_level(if args.quiet {
-        StatusLevel::Quiet
-    } else if args.verbose > 0 {
-        StatusLevel::Verbose
-    } else {
-        StatusLevel::Normal
-    });
+    let mut console = Console::new(order.len(), retries)
+        .with_retries_by_test(per_test.iter().map(|s| s.retries).collect())
+        .with_status_level(if args.quiet {
+            StatusLevel::Quiet
+        } else if args.verbose > 0 {
+            StatusLevel::Verbose
+        } else {
+            StatusLevel::Normal
+        });
     if format == MessageFormat::Json {
         json::run_started(
             &context.run_id,

@@ -523,6 +523,18 @@ priority = 5
         1,
         "no global retries"
     );
+    let human = project
+        .paratest()
+        .args(["-j", "2", "--skip", "hangs_with_child"])
+        .run()
+        .expect(1);
+    assert!(
+        human
+            .stderr()
+            .contains("faults::faults flaky_once (attempt 1 of 2 failed)"),
+        "{}",
+        human.stderr()
+    );
 }
 
 /// Unknown keys and bad filters in an override name the file, the line and the key.

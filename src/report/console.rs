@@ -21,6 +21,8 @@ pub struct Console {
     progress: Option<ProgressBar>,
     colors: bool,
     retries: u32,
+    /// Each test's retries after the overrides, by index (empty: `retries`).
+    retries_by_test: Vec<u32>,
     level: StatusLevel,
 }
 
@@ -79,8 +81,15 @@ impl Console {
             progress,
             colors,
             retries,
+            retries_by_test: Vec::new(),
             level: StatusLevel::Normal,
         }
+    }
+
+    /// Per-test retries, for "attempt K of N" when overrides change them.
+    pub fn with_retries_by_test(mut self, retries: Vec<u32>) -> Console {
+        self.retries_by_test = retries;
+        self
     }
 
     pub fn with_status_level(mut self, level: StatusLevel) -> Console {
@@ -157,7 +166,11 @@ impl Console {
                     None => format!(
                         " (attempt {} of {} failed)",
                         attempt.number,
-                        self.retries + 1
+                        self.retries_by_test
+                            .get(*index)
+                            .copied()
+                            .unwrap_or(self.retries)
+                            + 1
                     ),
                     Some(TestResult::Flaky) => format!(" (passed on attempt {})", attempt.number),
                     _ => String::new(),
