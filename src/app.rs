@@ -421,7 +421,8 @@ fn discover(
         ignored: selection.ignored,
         settings: prepared.project.plugins.get(prepared.plugin.name()),
         test_args: &selection.test_args,
-        verbose_build,
+        // `--cargo-verbose` asks to see cargo's own output, also for `list`.
+        verbose_build: verbose_build || select.cargo.cargo_verbose > 0,
         patterns: &select.test_pattern,
         watchdog,
         excluded,

@@ -83,6 +83,18 @@ fn cargo_flags_reach_cargo() {
         .filter_map(|e| e["group"].as_str().map(str::to_string))
         .collect();
     assert_eq!(groups.into_iter().collect::<Vec<_>>(), ["basic::bin/basic"]);
+
+    // Cargo's -v: its own log, which is otherwise kept back for `list`.
+    let verbose = project
+        .paratest()
+        .args(["list", "--cargo-verbose"])
+        .run()
+        .expect(0);
+    assert!(
+        verbose.stderr().contains("Fresh basic") || verbose.stderr().contains("Running `"),
+        "{}",
+        verbose.stderr()
+    );
 }
 
 /// Final results by test id of a `--message-format json` run.
