@@ -302,6 +302,8 @@ fn import_timings(reports: &[PathBuf]) -> Result<Timings> {
 struct Prepared {
     source: PathBuf,
     settings: Profile,
+    /// The command line over the environment: what per-test overrides cannot change.
+    forced: Profile,
     project: ProjectConfig,
     plugin: plugin::Selected,
 }
@@ -320,11 +322,13 @@ fn prepare(select: &SelectArgs, cli_layer: Profile) -> Result<Prepared> {
     if let Some(path) = &project.path {
         file_layer.validate(Origin::File(path))?;
     }
-    let settings = cli_layer.overlay(env_layer).overlay(file_layer);
+    let forced = cli_layer.overlay(env_layer);
+    let settings = forced.clone().overlay(file_layer);
     let plugin = plugin::select(settings.plugin.as_deref(), &source, &project.plugins)?;
     Ok(Prepared {
         source,
         settings,
+        forced,
         project,
         plugin,
     })
@@ -447,7 +451,7 @@ fn discover(
     tests.retain(|test| selection.matches(test));
     if !filtersets.is_empty() {
         let plugin = prepared.plugin.name();
-        let settings = overrides::resolve(&prepared.settings, plugin, &tests)?;
+        let settings = overrides::resolve(&prepared.settings, &prepared.forced, plugin, &tests)?;
         let keep: Vec<bool> = tests
             .iter()
             .zip(&settings)
@@ -566,7 +570,12 @@ fn list(args: &ListArgs) -> Result<i32> {
     let timings = load_timings(&timings_path(&prepared), format);
     let partition = partition(&prepared.settings)?;
     let mut shard = schedule::select(&tests, &timings, partition, |t| selection.skipped(t));
-    let settings = overrides::resolve(&prepared.settings, prepared.plugin.name(), &tests)?;
+    let settings = overrides::resolve(
+        &prepared.settings,
+        &prepared.forced,
+        prepared.plugin.name(),
+        &tests,
+    )?;
     by_priority(&mut shard.run, &settings);
     let order = &shard.run;
     let workers = prepared
@@ -1001,7 +1010,7 @@ fn run_tests(
     };
     let timings = load_timings(timings_path, format);
     let mut shard = schedule::select(&tests, &timings, partition, |t| selection.skipped(t));
-    let per_test = overrides::resolve(settings, prepared.plugin.name(), &tests)?;
+    let per_test = overrides::resolve(settings, &prepared.forced, prepared.plugin.name(), &tests)?;
     by_priority(&mut shard.run, &per_test);
     let groups = crate::schedule::groups::GroupLimits::new(
         per_test

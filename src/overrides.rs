@@ -55,9 +55,16 @@ pub fn facts<'a>(test: &'a TestCase, plugin: &str, group: &'a str) -> TestFacts<
     }
 }
 
-/// Every test's settings, by index. Filters were checked when the file was
-/// read; here they must also suit the plugin.
-pub fn resolve(settings: &Profile, plugin: &str, tests: &[TestCase]) -> Result<Vec<TestSettings>> {
+/// Every test's settings, by index: `forced` (the command line and the
+/// environment) first, then the first matching override, then `settings`
+/// (the whole profile). Filters were checked when the file was read; here
+/// they must also suit the plugin.
+pub fn resolve(
+    settings: &Profile,
+    forced: &Profile,
+    plugin: &str,
+    tests: &[TestCase],
+) -> Result<Vec<TestSettings>> {
     let rules = settings.overrides.as_deref().unwrap_or_default();
     let mut filters = Vec::with_capacity(rules.len());
     for rule in rules {
@@ -78,29 +85,31 @@ pub fn resolve(settings: &Profile, plugin: &str, tests: &[TestCase]) -> Result<V
                 .filter(|(_, filter)| filter.matches(&facts))
                 .map(|(rule, _)| rule)
                 .collect();
-            let first = |pick: &dyn Fn(&crate::config::Override) -> bool| {
-                matching.iter().copied().find(|rule| pick(rule))
-            };
-            let flaky = first(&|r| r.flaky_result.is_some())
-                .and_then(|r| r.flaky_result)
+            let flaky = forced
+                .flaky_result
+                .or_else(|| matching.iter().find_map(|r| r.flaky_result))
                 .or(settings.flaky_result)
                 .unwrap_or(FlakyResult::Pass);
-            let reset = first(&|r| r.workspace_reset.is_some())
-                .and_then(|r| r.workspace_reset)
+            let reset = forced
+                .workspace_reset
+                .or_else(|| matching.iter().find_map(|r| r.workspace_reset))
                 .or(settings.workspace_reset)
                 .unwrap_or(WorkspaceReset::Never);
             TestSettings {
-                retries: first(&|r| r.retries.is_some())
-                    .and_then(|r| r.retries)
+                retries: forced
+                    .retries
+                    .or_else(|| matching.iter().find_map(|r| r.retries))
                     .or(settings.retries)
                     .unwrap_or(0),
-                timeout: first(&|r| r.timeout.is_some())
-                    .and_then(|r| r.timeout)
+                timeout: forced
+                    .timeout
+                    .or_else(|| matching.iter().find_map(|r| r.timeout))
                     .or(settings.timeout)
                     .map(|t| t.0),
                 slow_timeout: Some(
-                    first(&|r| r.slow_timeout.is_some())
-                        .and_then(|r| r.slow_timeout)
+                    forced
+                        .slow_timeout
+                        .or_else(|| matching.iter().find_map(|r| r.slow_timeout))
                         .or(settings.slow_timeout)
                         .map_or(DEFAULT_SLOW_TIMEOUT, |t| t.0),
                 ),
@@ -112,12 +121,11 @@ pub fn resolve(settings: &Profile, plugin: &str, tests: &[TestCase]) -> Result<V
                     WorkspaceReset::Never => "never",
                     WorkspaceReset::OnFailure => "on-failure",
                 },
-                test_group: first(&|r| r.test_group.is_some())
-                    .and_then(|r| r.test_group.clone())
+                test_group: matching
+                    .iter()
+                    .find_map(|r| r.test_group.clone())
                     .unwrap_or_else(|| GLOBAL_GROUP.to_string()),
-                priority: first(&|r| r.priority.is_some())
-                    .and_then(|r| r.priority)
-                    .unwrap_or(0),
+                priority: matching.iter().find_map(|r| r.priority).unwrap_or(0),
             }
         })
         .collect())

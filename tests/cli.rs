@@ -600,3 +600,50 @@ fn filtersets_match_ids_of_other_plugins() {
         .collect();
     assert_eq!(ids, ["tests/acceptance/login.sh"]);
 }
+
+/// Override timeouts and flaky results reach the runner per test: only the
+/// hanging test gets a short limit, and only the flaky one fails the run.
+#[test]
+fn override_timeout_and_flaky_result_apply_per_test() {
+    let project = Project::copy("faults");
+    std::fs::write(
+        project.path.join("paratest.toml"),
+        r#"
+[[profile.default.overrides]]
+filter = "test(=hangs_with_child)"
+timeout = "1s"
+
+[[profile.default.overrides]]
+filter = "test(=flaky_once)"
+retries = 1
+flaky-result = "fail"
+"#,
+    )
+    .unwrap();
+    let run = project
+        .paratest()
+        .args(["-j", "2", "--message-format", "json"])
+        .args(["-E", "test(hangs_with_child) | test(=passes)"])
+        .run()
+        .expect(1);
+    let results = run.results();
+    assert_eq!(results["faults::faults hangs_with_child"], "timed-out");
+    assert_eq!(results["faults::faults passes"], "passed");
+
+    let flaky = |extra: &[&str]| {
+        project
+            .paratest()
+            .args(["-j", "2", "-E", "test(=flaky_once) | test(=passes)"])
+            .args(extra)
+            .run()
+    };
+    flaky(&[]).expect(1);
+    // The command line wins over the overrides, as nextest's --retries does.
+    flaky(&["--flaky-result", "pass"]).expect(0);
+    std::fs::write(
+        project.path.join("paratest.toml"),
+        "[[profile.default.overrides]]\nfilter = \"test(=flaky_once)\"\nretries = 1\n",
+    )
+    .unwrap();
+    flaky(&[]).expect(0);
+}
