@@ -131,3 +131,36 @@ fn group_predicate_selects_a_test_group() {
     assert_eq!(select("group(db)"), ["db_1", "db_2", "db_3", "db_4"]);
     assert_eq!(select("group(=@global) & test(solo)"), ["solo"]);
 }
+
+/// `priority` puts a test ahead of the longest-first order (higher first).
+#[test]
+fn priority_orders_the_queue() {
+    let project = Project::copy("groups");
+    let order = |config: &str| -> Vec<String> {
+        std::fs::write(project.path.join("paratest.toml"), config).unwrap();
+        project
+            .paratest()
+            .args(["list", "--message-format", "json"])
+            .run()
+            .expect(0)
+            .events()
+            .iter()
+            .map(|e| {
+                e["id"]
+                    .as_str()
+                    .unwrap()
+                    .rsplit(' ')
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    assert_eq!(order("")[0], "db_1", "equal durations go by id");
+    let ordered = order(
+        "[[profile.default.overrides]]\nfilter = \"test(=solo)\"\npriority = 50\n\n\
+         [[profile.default.overrides]]\nfilter = \"test(=db_1)\"\npriority = -1\n",
+    );
+    assert_eq!(ordered.first().map(String::as_str), Some("solo"));
+    assert_eq!(ordered.last().map(String::as_str), Some("db_1"));
+}
