@@ -239,6 +239,16 @@ fn messages_count_in_the_singular() {
         .run()
         .expect(0);
     assert!(list.stderr().contains("1 test\n"), "{}", list.stderr());
+    let ignored = project
+        .paratest()
+        .args(["ignored_but_passes"])
+        .run()
+        .expect(4);
+    assert!(
+        ignored.stderr().contains("the 1 test selected is ignored"),
+        "{}",
+        ignored.stderr()
+    );
     let auto = project
         .paratest()
         .args(["list", "--partition", "auto"])
@@ -646,4 +656,18 @@ flaky-result = "fail"
     )
     .unwrap();
     flaky(&[]).expect(0);
+}
+
+/// A word that is no subcommand is a filter, and an empty selection says so.
+#[test]
+fn an_unknown_subcommand_is_not_a_silent_filter() {
+    let project = Project::copy("basic");
+    let run = project.paratest().args(["frobnicate"]).run().expect(4);
+    assert!(
+        run.stderr()
+            .contains("`frobnicate` was read as a test filter: it is not a subcommand"),
+        "{}",
+        run.stderr()
+    );
+    assert!(run.stderr().contains("completions"), "{}", run.stderr());
 }
