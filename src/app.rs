@@ -16,10 +16,13 @@ use crate::config::{
 };
 use crate::error::{Error, Result, exit};
 use crate::events::Event;
+use crate::filterset::Filterset;
 use crate::hooks::{Hook, RunContext, Scope, run_hook};
 use crate::model::{AttemptStatus, TestCase};
+use crate::overrides;
 use crate::plugin::{self, DiscoverContext};
 use crate::process::Watchdog;
+use crate::report::console::StatusLevel;
 use crate::report::console::{Console, Summary};
 use crate::report::{Collector, Counts, json};
 use crate::runner::Runner;
@@ -27,6 +30,7 @@ use crate::schedule;
 use crate::schedule::partition::{self, Partition};
 use crate::schedule::timings::{MAX_DURATION, Timings, unix_now};
 use crate::selection::Selection;
+use crate::words::count;
 use crate::workspace::Layout;
 
 /// Runs the command line and returns the process exit code.
@@ -50,6 +54,11 @@ pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
             };
         }
     };
+    crate::report::console::set_color_override(match cli.color {
+        Some(crate::cli::ColorChoice::Always) => Some(true),
+        Some(crate::cli::ColorChoice::Never) => Some(false),
+        Some(crate::cli::ColorChoice::Auto) | None => None,
+    });
     let result = match cli.command {
         Subcommand::Run(args) => run(&args),
         Subcommand::List(args) => list(&args),
@@ -58,6 +67,16 @@ pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
         Subcommand::Merge(args) => merge_reports(&args),
         Subcommand::Queue(args) => queue_command(&args),
         Subcommand::Archive(args) => archive(&args),
+        Subcommand::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(
+                shell,
+                &mut command,
+                "cargo-paratest",
+                &mut std::io::stdout(),
+            );
+            Ok(exit::OK)
+        }
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e}");
@@ -131,13 +150,14 @@ fn timings_command(args: &TimingsArgs) -> Result<i32> {
                 } else {
                     writeln!(
                         stdout,
-                        "{:>9}  {samples} samples  {}",
+                        "{:>9}  {}  {}",
                         crate::report::seconds(*expected),
+                        count(*samples, "sample"),
                         crate::report::console::printable(id)
                     )
                 };
             }
-            eprintln!("{} tests in {}", rows.len(), path.display());
+            eprintln!("{} in {}", count(rows.len(), "test"), path.display());
         }
         TimingsAction::Merge { inputs, output } => {
             Timings::check_replaceable(output, args.overwrite_timings).map_err(fail)?;
@@ -158,9 +178,9 @@ fn timings_command(args: &TimingsArgs) -> Result<i32> {
             let merged = Timings::merge(&loaded);
             merged.save_to(output).map_err(fail)?;
             eprintln!(
-                "merged {} files: {} tests in {}",
-                inputs.len(),
-                merged.len(),
+                "merged {}: {} in {}",
+                count(inputs.len(), "file"),
+                count(merged.len(), "test"),
                 output.display()
             );
         }
@@ -179,9 +199,9 @@ fn timings_command(args: &TimingsArgs) -> Result<i32> {
             };
             result.save_to(target).map_err(fail)?;
             eprintln!(
-                "imported {} tests from {} reports into {}",
-                imported.len(),
-                reports.len(),
+                "imported {} from {} into {}",
+                count(imported.len(), "test"),
+                count(reports.len(), "report"),
                 target.display()
             );
         }
@@ -213,11 +233,11 @@ fn merge_reports(args: &MergeArgs) -> Result<i32> {
         )
     })?;
     eprintln!(
-        "merged {} reports: {} tests, {} failures, {} errors into {}",
-        args.inputs.len(),
-        merged.tests,
-        merged.failures,
-        merged.errors,
+        "merged {}: {}, {}, {} into {}",
+        count(args.inputs.len(), "report"),
+        count(merged.tests, "test"),
+        count(merged.failures, "failure"),
+        count(merged.errors, "error"),
         args.output.display()
     );
     Ok(exit::OK)
@@ -317,6 +337,8 @@ fn import_timings(reports: &[PathBuf]) -> Result<Timings> {
 struct Prepared {
     source: PathBuf,
     settings: Profile,
+    /// The command line over the environment: what per-test overrides cannot change.
+    forced: Profile,
     project: ProjectConfig,
     plugin: plugin::Selected,
 }
@@ -352,7 +374,8 @@ fn prepare_in(
     if let Some(path) = &project.path {
         file_layer.validate(Origin::File(path))?;
     }
-    let mut settings = cli_layer.overlay(env_layer).overlay(file_layer);
+    let forced = cli_layer.overlay(env_layer);
+    let mut settings = forced.clone().overlay(file_layer);
     if unpacked.is_some() && select.source.is_none() {
         // The unpacked source goes at the end: reports stay in the current directory.
         let local = paratest_dir(&cwd);
@@ -370,6 +393,7 @@ fn prepare_in(
     Ok(Prepared {
         source,
         settings,
+        forced,
         project,
         plugin,
     })
@@ -461,7 +485,8 @@ fn discover(
         ignored: selection.ignored,
         settings: prepared.project.plugins.get(prepared.plugin.name()),
         test_args: &selection.test_args,
-        verbose_build,
+        // `--cargo-verbose` asks to see cargo's own output, also for `list`.
+        verbose_build: verbose_build || select.cargo.cargo_verbose > 0,
         patterns: &select.test_pattern,
         watchdog,
         excluded,
@@ -470,8 +495,34 @@ fn discover(
             .discovery_timeout
             .map_or(crate::config::DEFAULT_DISCOVERY_TIMEOUT, |t| t.0),
     };
+    // A malformed expression is a usage error before anything is built.
+    let filtersets = select
+        .filterset
+        .iter()
+        .map(|text| {
+            let filterset = Filterset::parse(text).map_err(|e| Error::usage(format!("-E: {e}")))?;
+            filterset
+                .check_plugin(prepared.plugin.name())
+                .map_err(|e| Error::usage(format!("-E: {e}")))?;
+            Ok(filterset)
+        })
+        .collect::<Result<Vec<_>>>()?;
     let mut tests = prepared.plugin.discover(&ctx)?;
     tests.retain(|test| selection.matches(test));
+    if !filtersets.is_empty() {
+        let plugin = prepared.plugin.name();
+        let settings = overrides::resolve(&prepared.settings, &prepared.forced, plugin, &tests)?;
+        let keep: Vec<bool> = tests
+            .iter()
+            .zip(&settings)
+            .map(|(test, settings)| {
+                let facts = overrides::facts(test, plugin, &settings.test_group);
+                filtersets.iter().any(|f| f.matches(&facts))
+            })
+            .collect();
+        let mut keep = keep.into_iter();
+        tests.retain(|_| keep.next().unwrap_or(false));
+    }
     tests.sort_by(|a, b| a.id.cmp(&b.id));
     if let Some(pair) = tests.windows(2).find(|pair| pair[0].id == pair[1].id) {
         return Err(Error::cannot_run(format!(
@@ -601,13 +652,18 @@ fn selection(prepared: &Prepared, select: &SelectArgs, test_args: &[String]) -> 
     Selection::new(select, test_args, prepared.plugin.name() == "cargo")
 }
 
+/// Higher `priority` first; within one priority the order stays (longest first).
+fn by_priority(order: &mut [usize], settings: &[overrides::TestSettings]) {
+    order.sort_by_key(|&index| std::cmp::Reverse(settings[index].priority));
+}
+
 /// The partition asked for, if any: `K/N`, or `auto` from the CI's variables.
 fn partition(settings: &Profile) -> Result<Option<Partition>> {
     match settings.partition.as_deref() {
         None => Ok(None),
         Some("auto") => partition::from_ci_env(|name| std::env::var(name).ok())
             .map(Some)
-            .map_err(|e| Error::usage(format!("--partition auto: {e}"))),
+            .map_err(Error::usage),
         Some(text) => text.parse().map(Some).map_err(Error::usage),
     }
 }
@@ -668,7 +724,14 @@ fn list(args: &ListArgs) -> Result<i32> {
     };
     let timings = load_timings(&timings_path(&prepared), format);
     let partition = partition(&prepared.settings)?;
-    let shard = schedule::select(&tests, &timings, partition, |t| selection.skipped(t));
+    let mut shard = schedule::select(&tests, &timings, partition, |t| selection.skipped(t));
+    let settings = overrides::resolve(
+        &prepared.settings,
+        &prepared.forced,
+        prepared.plugin.name(),
+        &tests,
+    )?;
+    by_priority(&mut shard.run, &settings);
     let order = &shard.run;
     let workers = prepared
         .settings
@@ -689,6 +752,7 @@ fn list(args: &ListArgs) -> Result<i32> {
             if args.plan {
                 value["worker"] = plan.worker_of[position].into();
             }
+            value["settings"] = serde_json::to_value(&settings[index]).unwrap_or_default();
             let _ = writeln!(stdout, "{value}");
         } else if args.plan {
             let _ = writeln!(
@@ -711,11 +775,12 @@ fn list(args: &ListArgs) -> Result<i32> {
         let shard_note = partition
             .map(|p| format!(" in shard {p}"))
             .unwrap_or_default();
-        eprintln!("{} tests{shard_note}", order.len());
+        eprintln!("{}{shard_note}", count(order.len(), "test"));
         if args.plan {
             eprintln!(
-                "expected makespan {} with {workers} workers; lower bound {} ({:.2}x)",
+                "expected makespan {} with {}; lower bound {} ({:.2}x)",
                 crate::report::seconds(plan.makespan),
+                count(workers, "worker"),
                 crate::report::seconds(plan.lower_bound),
                 plan.ratio()
             );
@@ -1182,7 +1247,15 @@ fn run_tests(
         other => other?,
     };
     let timings = load_timings(timings_path, format);
-    let shard = schedule::select(&tests, &timings, partition, |t| selection.skipped(t));
+    let mut shard = schedule::select(&tests, &timings, partition, |t| selection.skipped(t));
+    let per_test = overrides::resolve(settings, &prepared.forced, prepared.plugin.name(), &tests)?;
+    by_priority(&mut shard.run, &per_test);
+    let groups = crate::schedule::groups::GroupLimits::new(
+        per_test
+            .iter()
+            .map(|s| Some(s.test_group.as_str()).filter(|g| *g != overrides::GLOBAL_GROUP)),
+        &prepared.project.test_groups,
+    );
     let (order, skip) = (&shard.run, &shard.skip);
     let retries = settings.retries.unwrap_or(0);
     let remote = crate::queue::join_build(args, partition.is_some(), &tests, order, retries)?;
@@ -1192,7 +1265,15 @@ fn run_tests(
         ..context.clone()
     };
 
-    let mut console = Console::new(order.len(), retries);
+    let mut console = Console::new(order.len(), retries)
+        .with_retries_by_test(per_test.iter().map(|s| s.retries).collect())
+        .with_status_level(if args.quiet {
+            StatusLevel::Quiet
+        } else if args.verbose > 0 {
+            StatusLevel::Verbose
+        } else {
+            StatusLevel::Normal
+        });
     if format == MessageFormat::Json {
         json::run_started(
             &context.run_id,
@@ -1207,8 +1288,9 @@ fn run_tests(
         (None, None) => String::new(),
     };
     console.line(&format!(
-        "Starting {} tests{shard_note} on {workers} workers ({} isolation), {} skipped",
-        order.len(),
+        "Starting {}{shard_note} on {} ({} isolation), {} skipped",
+        count(order.len(), "test"),
+        count(workers, "worker"),
         match settings.isolation.unwrap_or(Isolation::Copy) {
             Isolation::Copy => "copy",
             Isolation::None => "no",
@@ -1251,6 +1333,10 @@ fn run_tests(
                 .map_or(Duration::from_secs(60), |t| t.0),
         ),
         fail_fast: settings.fail_fast.unwrap_or(false),
+        max_fail: settings.max_fail,
+        no_capture: args.no_capture,
+        per_test: per_test.clone(),
+        groups,
         workspace_reset: settings.workspace_reset.unwrap_or(WorkspaceReset::Never),
         keep_workspaces: settings.keep_workspaces.unwrap_or(false),
         watchdog: watchdog.clone(),
@@ -1391,7 +1477,16 @@ fn run_tests(
         console.line("error: lost the queue: this machine's results are in its own report only");
         exit::CANNOT_RUN
     } else if counts.failed + counts.timed_out > 0
-        || (counts.flaky > 0 && settings.flaky_result == Some(FlakyResult::Fail))
+        || outcomes.iter().any(|o| {
+            o.result == crate::model::TestResult::Flaky
+                && tests
+                    .iter()
+                    .position(|t| t.id == o.test.id)
+                    .and_then(|i| per_test.get(i))
+                    .map_or(settings.flaky_result == Some(FlakyResult::Fail), |s| {
+                        s.flaky_fails()
+                    })
+        })
     {
         exit::TESTS_FAILED
     } else if stats.workers_lost == workers && !order.is_empty() {

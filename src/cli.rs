@@ -16,13 +16,44 @@ use crate::config::{
 #[command(
     name = "cargo-paratest",
     bin_name = "cargo paratest",
-    version,
+    version = VERSION,
     about,
+    after_help = TOP_HELP,
     max_term_width = 100
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+
+    /// Color the output: `auto` (a terminal, unless NO_COLOR or CARGO_TERM_COLOR say otherwise), `always`, `never`.
+    #[arg(long, value_name = "WHEN", global = true)]
+    pub color: Option<ColorChoice>,
+}
+
+/// The version, with the git commit it was built from when that was known.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), env!("PARATEST_GIT_SUFFIX"));
+
+/// The top-level help's footer: `run` is the default and what it is usually given.
+const TOP_HELP: &str = "\
+Without a subcommand, `run` is meant: `cargo paratest [OPTIONS] [FILTER]... [-- TEST-ARGS...]`.
+
+Common options of `run` (see `cargo paratest run --help` for all):
+  -j, --workers <N>          Number of workers, each in its own workspace
+  -E, --filterset <EXPR>     Only the tests it selects (`test(/db_/) & package(app)`)
+      --skip <PATTERN>       Leave out tests whose name contains PATTERN
+      --retries <N>          Extra attempts for a failing test
+      --timeout <DURATION>   Per-test limit (`90s`, `5m`)
+      --partition <K/N>      Only shard K of N
+      --no-capture           Stream each test's output live
+  -p, --package <SPEC>       Package to test
+      --locked               Require Cargo.lock to be up to date";
+
+/// When to color the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Debug, Subcommand)]
@@ -42,6 +73,12 @@ pub enum Command {
     /// Build the tests once and write them, with their source, to one file that
     /// `run --archive-file` runs on another machine without cargo.
     Archive(Box<ArchiveArgs>),
+    /// Print a shell completion script (`cargo paratest completions bash > ...`).
+    Completions {
+        /// The shell.
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -153,7 +190,15 @@ pub enum TimingsAction {
 
 /// The names `run` is inserted before when no subcommand is given.
 pub const SUBCOMMANDS: &[&str] = &[
-    "run", "list", "plugins", "timings", "merge", "queue", "archive", "help",
+    "run",
+    "list",
+    "plugins",
+    "timings",
+    "merge",
+    "queue",
+    "archive",
+    "completions",
+    "help",
 ];
 
 impl Cli {
@@ -182,60 +227,70 @@ impl Cli {
 #[derive(Debug, Args)]
 pub struct SelectArgs {
     /// Run only tests whose name contains one of these substrings.
-    #[arg(value_name = "FILTER")]
+    #[arg(value_name = "FILTER", help_heading = "Selection")]
     pub filters: Vec<String>,
 
     /// Filters match test names exactly.
-    #[arg(long)]
+    #[arg(long, help_heading = "Selection")]
     pub exact: bool,
 
     /// Run only ignored tests.
-    #[arg(long, conflicts_with = "include_ignored")]
+    #[arg(long, conflicts_with = "include_ignored", help_heading = "Selection")]
     pub ignored: bool,
 
     /// Run ignored tests too.
-    #[arg(long)]
+    #[arg(long, help_heading = "Selection")]
     pub include_ignored: bool,
 
+    /// Only tests this filterset selects (nextest's grammar: `test(/db_/) & package(app)`); repeatable, the union.
+    #[arg(
+        short = 'E',
+        long = "filterset",
+        visible_alias = "filter-expr",
+        value_name = "EXPR",
+        help_heading = "Selection"
+    )]
+    pub filterset: Vec<String>,
+
     /// Leave out tests whose name contains PATTERN (equals it, with --exact); repeatable.
-    #[arg(long, value_name = "PATTERN")]
+    #[arg(long, value_name = "PATTERN", help_heading = "Selection")]
     pub skip: Vec<String>,
 
     /// Plugin that discovers and runs tests [default: cargo where a Cargo.toml is found].
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", help_heading = "Project")]
     pub plugin: Option<String>,
 
     /// Files that are tests, for the command plugin (glob, repeatable; overrides its `pattern`).
-    #[arg(long, value_name = "GLOB")]
+    #[arg(long, value_name = "GLOB", help_heading = "Selection")]
     pub test_pattern: Vec<String>,
 
     /// The source: the project directory [default: the Cargo workspace root, else the current directory].
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", help_heading = "Project")]
     pub source: Option<PathBuf>,
 
     /// Profile from paratest.toml [default: `default`, or `ci` where CI is set and it is defined].
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", help_heading = "Project")]
     pub profile: Option<String>,
 
     /// Timings file [default: .paratest/timings.json in the source].
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", help_heading = "Reports")]
     pub timings: Option<PathBuf>,
 
     /// Only shard K of N (1-based), balanced by expected time; `auto` reads the CI's variables.
-    #[arg(long, value_name = "K/N|auto")]
+    #[arg(long, value_name = "K/N|auto", help_heading = "Selection")]
     pub partition: Option<String>,
 
     /// Console format: `json` prints one JSON object per line on stdout.
-    #[arg(long, value_name = "FORMAT")]
+    #[arg(long, value_name = "FORMAT", help_heading = "Reports")]
     pub message_format: Option<MessageFormat>,
 
     /// `run`/`list`: the tests of this archive (from `cargo paratest archive`), no build;
     /// `archive`: the file to write.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", help_heading = "Project")]
     pub archive_file: Option<PathBuf>,
 
     /// Time limit of a plugin's discovery (pytest collection, an external plugin's `discover`) [default: 10m].
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, value_name = "DURATION", help_heading = "Project")]
     pub discovery_timeout: Option<HumanDuration>,
 
     #[command(flatten)]
@@ -244,7 +299,7 @@ pub struct SelectArgs {
 
 /// Cargo's options, with Cargo's meaning.
 #[derive(Debug, Args)]
-#[command(next_help_heading = "Cargo options")]
+#[command(next_help_heading = "Cargo")]
 pub struct CargoArgs {
     /// Path to Cargo.toml.
     #[arg(long, value_name = "PATH")]
@@ -291,6 +346,42 @@ pub struct CargoArgs {
     /// Test only this integration test (repeatable).
     #[arg(long, value_name = "NAME")]
     pub test: Vec<String>,
+    /// Test only this binary's unit tests (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub bin: Vec<String>,
+    /// Test this example (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub example: Vec<String>,
+    /// Test all examples.
+    #[arg(long)]
+    pub examples: bool,
+    /// Test all targets (lib, bins, tests, benches, examples).
+    #[arg(long)]
+    pub all_targets: bool,
+    /// Require Cargo.lock to be up to date (cargo's `--locked`).
+    #[arg(long)]
+    pub locked: bool,
+    /// Require Cargo.lock and the cache to be up to date (cargo's `--frozen`).
+    #[arg(long)]
+    pub frozen: bool,
+    /// Run cargo without accessing the network.
+    #[arg(long)]
+    pub offline: bool,
+    /// Override a cargo configuration value (`KEY=VALUE` or a file; repeatable).
+    #[arg(long = "config", value_name = "KEY=VALUE")]
+    pub cargo_config: Vec<String>,
+    /// Unstable (nightly-only) flag for cargo (repeatable).
+    #[arg(short = 'Z', value_name = "FLAG")]
+    pub unstable_flags: Vec<String>,
+    /// Number of parallel build jobs (cargo's `-j`; `-j` here is the number of workers).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub build_jobs: Option<std::num::NonZeroI32>,
+    /// Cargo's own verbose output (cargo's `-v`; repeat for `-vv`); the build log is shown.
+    #[arg(long, action = clap::ArgAction::Count, conflicts_with = "cargo_quiet")]
+    pub cargo_verbose: u8,
+    /// Cargo's `--quiet`: no build progress.
+    #[arg(long)]
+    pub cargo_quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -304,20 +395,21 @@ pub struct RunArgs {
         long,
         visible_short_alias = 'w',
         value_name = "N",
-        allow_negative_numbers = true
+        allow_negative_numbers = true,
+        help_heading = "Workers and isolation"
     )]
     pub workers: Option<usize>,
 
     /// How each workspace is made [default: copy].
-    #[arg(long, value_name = "MODE")]
+    #[arg(long, value_name = "MODE", help_heading = "Workers and isolation")]
     pub isolation: Option<Isolation>,
 
     /// Where workspaces are created [default: a fresh temporary directory].
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", help_heading = "Workers and isolation")]
     pub workspace_root: Option<PathBuf>,
 
     /// Do not delete the workspaces at the end.
-    #[arg(long)]
+    #[arg(long, help_heading = "Workers and isolation")]
     pub keep_workspaces: bool,
 
     /// Shell command run once before discovery (cwd = the source).
@@ -344,49 +436,78 @@ pub struct RunArgs {
         long,
         visible_alias = "retry",
         value_name = "N",
-        allow_negative_numbers = true
+        allow_negative_numbers = true,
+        help_heading = "Retries and timeouts"
     )]
     pub retries: Option<u32>,
 
     /// Whether a flaky test fails the run [default: pass].
-    #[arg(long, value_name = "RESULT")]
+    #[arg(long, value_name = "RESULT", help_heading = "Retries and timeouts")]
     pub flaky_result: Option<FlakyResult>,
 
     /// Rebuild a worker's workspace after a failed attempt [default: never].
-    #[arg(long, value_name = "WHEN")]
+    #[arg(long, value_name = "WHEN", help_heading = "Retries and timeouts")]
     pub workspace_reset: Option<WorkspaceReset>,
 
     /// Per-test limit (`90s`, `5m`); the whole process tree is killed.
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, value_name = "DURATION", help_heading = "Retries and timeouts")]
     pub timeout: Option<HumanDuration>,
 
     /// Print a notice for tests running longer than this [default: 60s].
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, value_name = "DURATION", help_heading = "Retries and timeouts")]
     pub slow_timeout: Option<HumanDuration>,
 
     /// Stop scheduling new tests after the first definite failure.
-    #[arg(long)]
+    #[arg(
+        long,
+        overrides_with = "no_fail_fast",
+        help_heading = "Retries and timeouts"
+    )]
     pub fail_fast: bool,
+
+    /// Run every test whatever fails (the default; overrides an earlier --fail-fast).
+    #[arg(
+        long,
+        overrides_with = "fail_fast",
+        help_heading = "Retries and timeouts"
+    )]
+    pub no_fail_fast: bool,
+
+    /// Stop scheduling new tests after N definite failures (1 = --fail-fast).
+    #[arg(long, value_name = "N", help_heading = "Retries and timeouts")]
+    pub max_fail: Option<std::num::NonZeroUsize>,
+
+    /// Stream each test's output live, every line prefixed with the test's id.
+    #[arg(long, visible_alias = "nocapture", help_heading = "Reports")]
+    pub no_capture: bool,
+
+    /// More status lines: also when each test starts (repeatable).
+    #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet", help_heading = "Reports")]
+    pub verbose: u8,
+
+    /// Fewer status lines: only failures, retries and flaky tests, and a short summary.
+    #[arg(short, long, help_heading = "Reports")]
+    pub quiet: bool,
 
     /// Where this run writes its updated timings: what it read plus its new samples, always
     /// written [default: the timings file itself; a shard writes STEM.shard-K-of-N.json beside it].
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", help_heading = "Reports")]
     pub timings_out: Option<PathBuf>,
 
     /// JUnit XML report [default: .paratest/junit.xml in the source].
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", help_heading = "Reports")]
     pub junit: Option<PathBuf>,
 
     /// Directory for per-test logs [default: .paratest/runs/RUN-ID/ in the source, linked from .paratest/logs].
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", help_heading = "Reports")]
     pub output: Option<PathBuf>,
 
     /// What an empty selection does [default: fail, exit 4; a shard of a non-empty suite warns].
-    #[arg(long, value_name = "ACTION")]
+    #[arg(long, value_name = "ACTION", help_heading = "Selection")]
     pub no_tests: Option<NoTests>,
 
     /// Replace a `--timings` file that is not a timings file (refused otherwise).
-    #[arg(long)]
+    #[arg(long, help_heading = "Reports")]
     pub overwrite_timings: bool,
 
     /// Take tests from the queue shared by every machine of one build.
@@ -421,7 +542,8 @@ pub struct ListArgs {
         long,
         visible_short_alias = 'w',
         value_name = "N",
-        allow_negative_numbers = true
+        allow_negative_numbers = true,
+        help_heading = "Workers and isolation"
     )]
     pub workers: Option<usize>,
 
@@ -491,7 +613,56 @@ impl CargoArgs {
             bins: self.bins,
             tests: self.tests,
             test: self.test.clone(),
+            global_flags: self.global_flags(),
+            build_flags: self.build_flags(),
         }
+    }
+
+    /// Flags every cargo command takes, in cargo's spelling.
+    fn global_flags(&self) -> Vec<String> {
+        let mut flags: Vec<String> = [
+            (self.locked, "--locked"),
+            (self.frozen, "--frozen"),
+            (self.offline, "--offline"),
+        ]
+        .into_iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, name)| name.to_string())
+        .collect();
+        for value in &self.cargo_config {
+            flags.extend(["--config".to_string(), value.clone()]);
+        }
+        for value in &self.unstable_flags {
+            flags.extend(["-Z".to_string(), value.clone()]);
+        }
+        flags
+    }
+
+    /// Target selection and build flags, in cargo's spelling.
+    fn build_flags(&self) -> Vec<String> {
+        let mut flags = Vec::new();
+        for name in &self.bin {
+            flags.extend(["--bin".to_string(), name.clone()]);
+        }
+        for name in &self.example {
+            flags.extend(["--example".to_string(), name.clone()]);
+        }
+        for (on, name) in [
+            (self.examples, "--examples"),
+            (self.all_targets, "--all-targets"),
+            (self.cargo_quiet, "--quiet"),
+        ] {
+            if on {
+                flags.push(name.to_string());
+            }
+        }
+        if self.cargo_verbose > 0 {
+            flags.push(format!("-{}", "v".repeat(self.cargo_verbose.into())));
+        }
+        if let Some(jobs) = self.build_jobs {
+            flags.extend(["--jobs".to_string(), jobs.to_string()]);
+        }
+        flags
     }
 }
 
@@ -515,7 +686,12 @@ impl RunArgs {
             junit: self.junit.clone(),
             timings_out: self.timings_out.clone(),
             output: self.output.clone(),
-            fail_fast: self.fail_fast.then_some(true),
+            fail_fast: if self.no_fail_fast {
+                Some(false)
+            } else {
+                self.fail_fast.then_some(true)
+            },
+            max_fail: self.max_fail.map(std::num::NonZeroUsize::get),
             flaky_result: self.flaky_result,
             workspace_reset: self.workspace_reset,
             no_tests: self.no_tests,

@@ -101,6 +101,12 @@ pub struct CargoOptions {
     pub bins: bool,
     pub tests: bool,
     pub test: Vec<String>,
+    /// Flags every cargo command takes (`--locked`, `--frozen`, `--offline`,
+    /// `--config`, `-Z`), in cargo's spelling: given to the build and to `cargo metadata`.
+    pub global_flags: Vec<String>,
+    /// Target selection and build flags (`--bin`, `--examples`, `-j`, `-v`, ...),
+    /// in cargo's spelling: given to the build only.
+    pub build_flags: Vec<String>,
 }
 
 /// A duration written the humantime way (`90s`, `5m`, `1h 30m`).
@@ -148,11 +154,42 @@ pub struct Profile {
     pub output: Option<PathBuf>,
     pub plugin: Option<String>,
     pub fail_fast: Option<bool>,
+    /// Stop scheduling after this many definite failures.
+    pub max_fail: Option<usize>,
     pub flaky_result: Option<FlakyResult>,
     pub workspace_reset: Option<WorkspaceReset>,
     pub message_format: Option<MessageFormat>,
     pub no_tests: Option<NoTests>,
     pub discovery_timeout: Option<HumanDuration>,
+    /// `[[profile.NAME.overrides]]`: per-test settings, first match wins per
+    /// setting (a profile's before `default`'s; see [`ProjectConfig::profile`]).
+    pub overrides: Option<Vec<Override>>,
+}
+
+/// One `[[profile.NAME.overrides]]` table.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Override {
+    /// A filterset; its span gives the line for errors.
+    pub filter: toml::Spanned<String>,
+    pub retries: Option<u32>,
+    pub timeout: Option<HumanDuration>,
+    pub slow_timeout: Option<HumanDuration>,
+    pub flaky_result: Option<FlakyResult>,
+    pub workspace_reset: Option<WorkspaceReset>,
+    pub test_group: Option<String>,
+    /// Higher first; the default is 0 (nextest's range, -100 to 100).
+    pub priority: Option<i32>,
+}
+
+/// `[test-groups.NAME]`: how many tests of the group may run at once.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TestGroup {
+    /// At most this many of the group's tests at once, over all workers.
+    pub max_threads: Option<usize>,
+    /// A test of the group runs with no other test running at all.
+    pub exclusive: Option<bool>,
 }
 
 /// Every key a profile accepts; also the `PARATEST_<KEY>` variables read.
@@ -177,6 +214,7 @@ pub const PROFILE_KEYS: &[&str] = &[
     "output",
     "plugin",
     "fail-fast",
+    "max-fail",
     "flaky-result",
     "workspace-reset",
     "message-format",
@@ -221,11 +259,13 @@ impl Profile {
             output,
             plugin,
             fail_fast,
+            max_fail,
             flaky_result,
             workspace_reset,
             message_format,
             no_tests,
             discovery_timeout,
+            overrides,
         )
     }
 
@@ -329,6 +369,9 @@ impl Profile {
                 &workers,
             ));
         }
+        if self.max_fail == Some(0) {
+            return Err(out_of_range("max-fail", "at least 1", &0));
+        }
         if let Some(retries) = self.retries
             && retries > MAX_RETRIES
         {
@@ -390,6 +433,8 @@ struct ConfigFile {
     profile: BTreeMap<String, Profile>,
     #[serde(default)]
     plugin: BTreeMap<String, toml::Table>,
+    #[serde(default, rename = "test-groups")]
+    test_groups: BTreeMap<String, TestGroup>,
 }
 
 /// The loaded `paratest.toml` of a source.
@@ -398,6 +443,7 @@ pub struct ProjectConfig {
     pub path: Option<PathBuf>,
     profiles: BTreeMap<String, Profile>,
     pub plugins: BTreeMap<String, toml::Table>,
+    pub test_groups: BTreeMap<String, TestGroup>,
 }
 
 pub const CONFIG_FILE: &str = "paratest.toml";
@@ -431,15 +477,17 @@ impl ProjectConfig {
                 e.to_string().trim_end()
             ))
         })?;
-        let profiles = file
+        let profiles: BTreeMap<String, Profile> = file
             .profile
             .into_iter()
             .map(|(name, profile)| (name, profile.resolve_paths(source)))
             .collect();
+        check_overrides(text, path, &profiles, &file.test_groups)?;
         Ok(ProjectConfig {
             path: Some(path.to_path_buf()),
             profiles,
             plugins: file.plugin,
+            test_groups: file.test_groups,
         })
     }
 
@@ -467,8 +515,83 @@ impl ProjectConfig {
             None if ci => self.profiles.get("ci").cloned().unwrap_or_default(),
             None => Profile::default(),
         };
-        Ok(chosen.overlay(default))
+        // Overrides add up, the chosen profile's first (nextest's order).
+        let overrides: Vec<Override> = [&chosen.overrides, &default.overrides]
+            .into_iter()
+            .flatten()
+            .flatten()
+            .cloned()
+            .collect();
+        let mut merged = chosen.overlay(default);
+        merged.overrides = (!overrides.is_empty()).then_some(overrides);
+        Ok(merged)
     }
+}
+
+/// Every override's filter parses, names no `group()` (groups come from
+/// overrides), and its test group is defined; every group's limits make
+/// sense. Errors name the file and the line.
+fn check_overrides(
+    text: &str,
+    path: &Path,
+    profiles: &BTreeMap<String, Profile>,
+    groups: &BTreeMap<String, TestGroup>,
+) -> Result<()> {
+    let line_of = |offset: usize| text[..offset.min(text.len())].lines().count().max(1);
+    for (name, group) in groups {
+        if group.max_threads == Some(0) {
+            return Err(Error::usage(format!(
+                "invalid {}: `max-threads` of [test-groups.{name}] must be at least 1; got 0",
+                path.display()
+            )));
+        }
+    }
+    for (profile, settings) in profiles {
+        for rule in settings.overrides.iter().flatten() {
+            let at = format!(
+                "{}:{}: [[profile.{profile}.overrides]]",
+                path.display(),
+                line_of(rule.filter.span().start)
+            );
+            Profile {
+                retries: rule.retries,
+                timeout: rule.timeout,
+                slow_timeout: rule.slow_timeout,
+                ..Profile::default()
+            }
+            .validate(Origin::File(path))
+            .map_err(|e| Error::usage(format!("{at}: {e}")))?;
+            let filter = crate::filterset::Filterset::parse(rule.filter.get_ref())
+                .map_err(|e| Error::usage(format!("invalid {at} `filter`: {e}")))?;
+            if filter.uses_group() {
+                return Err(Error::usage(format!(
+                    "invalid {at} `filter`: `group()` cannot choose a test group's members"
+                )));
+            }
+            if let Some(group) = &rule.test_group
+                && group != "@global"
+                && !groups.contains_key(group)
+            {
+                let known: Vec<&str> = groups.keys().map(String::as_str).collect();
+                return Err(Error::usage(format!(
+                    "invalid {at} `test-group`: `{group}` is not defined in [test-groups] (defined: {})",
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                )));
+            }
+            if let Some(priority) = rule.priority
+                && !(-100..=100).contains(&priority)
+            {
+                return Err(Error::usage(format!(
+                    "invalid {at} `priority`: must be between -100 and 100; got {priority}"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

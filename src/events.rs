@@ -17,6 +17,12 @@ pub enum Event {
     },
     /// The worker is out of the run (its `--setup-workspace` failed, or its copy).
     WorkspaceFailed { worker: usize, message: String },
+    /// One line a running test wrote (`--no-capture`), without its newline.
+    Output {
+        index: usize,
+        stream: &'static str,
+        line: String,
+    },
     TestStarted {
         index: usize,
         worker: usize,

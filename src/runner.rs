@@ -18,6 +18,7 @@ use crate::hooks::{Hook, RunContext, Scope, run_hook};
 use crate::model::{Attempt, AttemptStatus, EnvValue, Invocation, TestCase, TestResult};
 use crate::plugin::{Finished, Plugin, Verdict};
 use crate::process::{Limits, Sweep, Watchdog};
+use crate::schedule::groups::GroupLimits;
 use crate::supervisor::{Message, tell};
 use crate::workspace::Layout;
 
@@ -34,6 +35,14 @@ pub struct Runner<'a> {
     pub timeout: Option<Duration>,
     pub slow_timeout: Option<Duration>,
     pub fail_fast: bool,
+    /// Stop scheduling after this many definite failures (`--max-fail`).
+    pub max_fail: Option<usize>,
+    /// Stream each test's output as events while it runs (`--no-capture`).
+    pub no_capture: bool,
+    /// Each test's settings after the overrides, by index (empty: the globals above).
+    pub per_test: Vec<crate::overrides::TestSettings>,
+    /// Test groups: which tests may run together.
+    pub groups: GroupLimits,
     pub workspace_reset: WorkspaceReset,
     pub keep_workspaces: bool,
     pub watchdog: Watchdog,
@@ -90,6 +99,22 @@ pub struct Job {
 }
 
 impl Runner<'_> {
+    fn retries_of(&self, index: usize) -> u32 {
+        self.per_test.get(index).map_or(self.retries, |s| s.retries)
+    }
+
+    fn timeout_of(&self, index: usize) -> Option<Duration> {
+        self.per_test.get(index).map_or(self.timeout, |s| s.timeout)
+    }
+
+    fn resets_on_failure(&self, index: usize) -> bool {
+        self.per_test
+            .get(index)
+            .map_or(self.workspace_reset == WorkspaceReset::OnFailure, |s| {
+                s.resets_on_failure()
+            })
+    }
+
     /// Runs every test in `order` and returns when all workers are done and
     /// every workspace is torn down.
     pub fn run(&self, events: &Sender<Event>) -> RunStats {
@@ -102,7 +127,7 @@ impl Runner<'_> {
             attempt: 1,
             failed_before: false,
         });
-        let queue = Queue::new(jobs, &self.expected);
+        let queue = Queue::new(jobs, &self.expected).with_groups(self.groups.clone());
         let workers = self.context.workers;
         let started = Instant::now();
         // Plain threads, not a rayon pool: a rayon thread that blocks inside
@@ -198,13 +223,17 @@ impl Runner<'_> {
             stats.tests += jobs.len();
             let interrupted = self.watchdog.is_interrupted();
             let mut any_failed = false;
+            let mut any_reset = false;
             for (job, attempt) in jobs.iter().zip(attempts) {
                 let failed = matches!(
                     attempt.status,
                     AttemptStatus::Failed | AttemptStatus::TimedOut
                 );
                 any_failed |= failed;
-                let wants_retry = failed && job.attempt <= self.retries && !interrupted;
+                any_reset |= failed && self.resets_on_failure(job.index);
+                queue.release(job.index);
+                let wants_retry =
+                    failed && job.attempt <= self.retries_of(job.index) && !interrupted;
                 let next = wants_retry.then_some(Job {
                     attempt: job.attempt + 1,
                     failed_before: true,
@@ -213,13 +242,18 @@ impl Runner<'_> {
                 let last = TestResult::of_last_attempt(attempt.status, job.failed_before);
                 // The queue refuses a retry once fail-fast has stopped it: the
                 // attempt is then this test's last.
+                let failure_limit = if self.fail_fast {
+                    Some(1)
+                } else {
+                    self.max_fail
+                };
                 let retried = match self.source {
                     Some(source) => {
                         let retried = source.done(job, &attempt, last, wants_retry, interrupted);
                         self.source_warnings(events);
                         retried
                     }
-                    None => queue.done(next, failed && self.fail_fast),
+                    None => queue.done(next, failure_limit.filter(|_| failed)),
                 };
                 let result = (!retried).then_some(last);
                 let _ = events.send(Event::AttemptFinished {
@@ -239,10 +273,7 @@ impl Runner<'_> {
                 // The old workspace's services go first: the new one starts its own.
                 self.stop_services(worker, services);
                 self.prepare(worker, scope, services)
-            } else if any_failed
-                && !interrupted
-                && self.workspace_reset == WorkspaceReset::OnFailure
-            {
+            } else if any_failed && !interrupted && any_reset {
                 self.finish(worker, scope, services)
                     .and_then(|()| self.prepare(worker, scope, services))
             } else {
@@ -606,8 +637,11 @@ impl Runner<'_> {
         let (worker, number) = (attempt.worker, attempt.number);
         let slow_events = events.clone();
         let limits = Limits {
-            timeout: self.timeout.map(|t| t * tests.len() as u32),
-            slow_after: self.slow_timeout,
+            timeout: self.timeout_of(index).map(|t| t * tests.len() as u32),
+            slow_after: self
+                .per_test
+                .get(index)
+                .map_or(self.slow_timeout, |s| s.slow_timeout),
             on_slow: Some(Box::new(move |elapsed| {
                 let _ = slow_events.send(Event::TestSlow {
                     index,
@@ -619,7 +653,18 @@ impl Runner<'_> {
             cleanup: false,
             keep_group: false,
         };
-        self.watchdog.run(command, limits)
+        let follower = self.no_capture.then(|| {
+            crate::stream::Follower::start(
+                index,
+                [&attempt.stdout_path, &attempt.stderr_path],
+                events.clone(),
+            )
+        });
+        let exit = self.watchdog.run(command, limits);
+        if let Some(follower) = follower {
+            follower.finish();
+        }
+        exit
     }
 }
 
@@ -697,10 +742,36 @@ struct QueueState {
     /// Attempts handed out and not yet done: they may still queue a retry.
     in_flight: usize,
     stopped: bool,
+    /// Definite failures so far, for `--max-fail` and `--fail-fast`.
+    failures: usize,
     lost: usize,
     resource_failure: Option<String>,
     /// Expected time of the first attempts still queued.
     remaining: Duration,
+    /// Test groups: a queued test waits while its group is full.
+    groups: GroupLimits,
+}
+
+impl QueueState {
+    /// With test groups: the first queued attempt whose group has room
+    /// (first attempts, longest first, then retries), so a worker never
+    /// idles while some test could start. Grouped runs are not batched.
+    fn next_in_groups(&mut self) -> Option<Job> {
+        let groups = &self.groups;
+        let job = if let Some(position) = self.first.iter().position(|j| groups.can_start(j.index))
+        {
+            self.first.remove(position)
+        } else {
+            let position = self
+                .retries
+                .iter()
+                .position(|j| groups.can_start(j.index))?;
+            self.retries.remove(position)
+        }?;
+        self.groups.started(job.index);
+        self.in_flight += 1;
+        Some(job)
+    }
 }
 
 /// The message of an attempt that Ctrl-C or SIGTERM stopped.
@@ -720,8 +791,10 @@ impl Queue {
                 retries: VecDeque::new(),
                 in_flight: 0,
                 stopped: false,
+                failures: 0,
                 lost: 0,
                 resource_failure: None,
+                groups: GroupLimits::default(),
             }),
             changed: Condvar::new(),
         }
@@ -744,7 +817,11 @@ impl Queue {
             if state.stopped || watchdog.is_interrupted() {
                 return None;
             }
-            if let Some(job) = state.first.pop_front() {
+            if state.groups.is_active() {
+                if let Some(job) = state.next_in_groups() {
+                    return Some(vec![job]);
+                }
+            } else if let Some(job) = state.first.pop_front() {
                 let mut batch = vec![job];
                 let mut total = expected.get(job.index).copied().unwrap_or_default();
                 if let Some(workers) = workers {
@@ -760,11 +837,13 @@ impl Queue {
                 state.in_flight += batch.len();
                 return Some(batch);
             }
-            if let Some(job) = state.retries.pop_front() {
+            if !state.groups.is_active()
+                && let Some(job) = state.retries.pop_front()
+            {
                 state.in_flight += 1;
                 return Some(vec![job]);
             }
-            if state.in_flight == 0 {
+            if state.first.is_empty() && state.retries.is_empty() && state.in_flight == 0 {
                 return None;
             }
             // The timeout lets an interrupt end the wait without a wake-up.
@@ -778,16 +857,20 @@ impl Queue {
 
     /// An attempt is over; `retry` goes behind the first attempts.
     /// An attempt is over. Its `retry` is queued unless the queue has
-    /// stopped; a `failed_fast` attempt with no retry queued stops the queue
-    /// (fail-fast after a definite failure). Returns whether the retry was queued.
-    fn done(&self, retry: Option<Job>, failed_fast: bool) -> bool {
+    /// stopped; an attempt that failed under a `failure_limit` with no retry
+    /// queued is a definite failure, and the queue stops at the limit's
+    /// (fail-fast: 1; `--max-fail N`). Returns whether the retry was queued.
+    fn done(&self, retry: Option<Job>, failure_limit: Option<usize>) -> bool {
         let mut state = self.state.lock().unwrap();
         state.in_flight -= 1;
         let queued = retry.is_some() && !state.stopped;
         if queued {
             state.retries.extend(retry);
-        } else if failed_fast {
-            state.stopped = true;
+        } else if let Some(limit) = failure_limit {
+            state.failures += 1;
+            if state.failures >= limit {
+                state.stopped = true;
+            }
         }
         self.changed.notify_all();
         queued
@@ -799,6 +882,17 @@ impl Queue {
         let mut state = self.state.lock().unwrap();
         state.stopped = true;
         state.resource_failure.get_or_insert(message);
+    }
+
+    /// Test groups apply to the run's tests.
+    fn with_groups(self, groups: GroupLimits) -> Queue {
+        self.state.lock().unwrap().groups = groups;
+        self
+    }
+
+    /// A test's attempt is over: its group has room again.
+    fn release(&self, index: usize) {
+        self.state.lock().unwrap().groups.finished(index);
         self.changed.notify_all();
     }
 
@@ -870,7 +964,7 @@ mod tests {
         let a = queue.next(&watchdog, None, &[]).unwrap()[0];
         let b = queue.next(&watchdog, None, &[]).unwrap()[0];
         // `a` fails for good: the queue stops.
-        assert!(!queue.done(None, true));
+        assert!(!queue.done(None, Some(1)));
         // `b` failed too and wants a retry: refused, so its attempt is final.
         assert!(!queue.done(
             Some(Job {
@@ -878,10 +972,29 @@ mod tests {
                 failed_before: true,
                 ..b
             }),
-            true
+            Some(1)
         ));
         assert!(queue.next(&watchdog, None, &[]).is_none());
         let _ = a;
+    }
+
+    #[test]
+    fn max_fail_stops_at_the_nth_definite_failure() {
+        let watchdog = Watchdog::start();
+        let job = |index| Job {
+            index,
+            attempt: 1,
+            failed_before: false,
+        };
+        let queue = Queue::new([job(0), job(1), job(2)], &[]);
+        let _ = queue.next(&watchdog, None, &[]).unwrap();
+        queue.done(None, Some(2));
+        assert!(
+            queue.next(&watchdog, None, &[]).is_some(),
+            "one failure of two"
+        );
+        queue.done(None, Some(2));
+        assert!(queue.next(&watchdog, None, &[]).is_none(), "stopped at two");
     }
 
     #[test]
@@ -901,13 +1014,13 @@ mod tests {
                 failed_before: true,
                 ..first
             }),
-            false
+            None
         ));
         assert_eq!(next(&queue).unwrap().index, 1);
-        queue.done(None, false);
+        queue.done(None, None);
         let retry = next(&queue).unwrap();
         assert_eq!((retry.index, retry.attempt), (0, 2));
-        queue.done(None, true);
+        queue.done(None, Some(1));
         assert!(next(&queue).is_none());
     }
 }

@@ -94,7 +94,11 @@ impl Selection {
             reasons.push("--ignored keeps only ignored tests".to_string());
         }
         if selected > 0 {
-            reasons.push(format!("the {selected} tests selected are all ignored"));
+            reasons.push(if selected == 1 {
+                "the 1 test selected is ignored".to_string()
+            } else {
+                format!("the {selected} tests selected are all ignored")
+            });
         }
         let mut text = if reasons.is_empty() {
             "the plugin found no test".to_string()
@@ -122,6 +126,16 @@ impl Selection {
             text.push_str(&format!(
                 "\n  note: `{word}` was read as a test filter, not a subcommand; \
                  did you mean `{meant}`? (subcommands: {})",
+                subcommands.join(", ")
+            ));
+        } else if let Some(word) = self.filters.first().filter(|word| {
+            !word.is_empty() && word.chars().all(|c| c.is_ascii_lowercase() || c == '-')
+        }) {
+            // A word such as `archive` or `completions` from another tool's
+            // habits: it matched nothing as a filter; say it is not a command.
+            text.push_str(&format!(
+                "\n  note: `{word}` was read as a test filter: it is not a subcommand \
+                 (subcommands: {})",
                 subcommands.join(", ")
             ));
         }

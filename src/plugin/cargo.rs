@@ -85,23 +85,43 @@ const BUILD_ERROR_LINES: usize = 20;
 /// Runs `cargo test --no-run` with the user's Cargo options and returns the test binaries.
 fn build(ctx: &DiscoverContext<'_>) -> Result<Vec<(TestBinary, PackageEnv)>> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(&cargo);
-    // Plain `json`: the compiler's messages come on stdout, rendered, so
-    // that a failed build can name its first errors.
-    command
-        .args(["test", "--no-run", "--message-format=json"])
-        .args(cargo_args(ctx.cargo))
-        .current_dir(ctx.source);
-    let output = ctx
-        .watchdog
-        .capture(command, ctx.verbose_build)
-        .map_err(|e| {
+    let build_command = || {
+        let mut command = Command::new(&cargo);
+        // Plain `json`: the compiler's messages come on stdout, rendered, so
+        // that a failed build can name its first errors.
+        command
+            .args(["test", "--no-run", "--message-format=json"])
+            .args(cargo_args(ctx.cargo))
+            .current_dir(ctx.source);
+        command
+    };
+    let run_build = |show_stderr: bool| {
+        // Our `--color` decides cargo's too; captured output (read into the
+        // error report) has none.
+        let colors = show_stderr && crate::report::console::colors_enabled();
+        let mut command = build_command();
+        command.args(["--color", if colors { "always" } else { "never" }]);
+        ctx.watchdog.capture(command, show_stderr).map_err(|e| {
             Error::with_cause(
                 Kind::CannotRun,
                 format!("cannot run `{}`", cargo.to_string_lossy()),
                 e,
             )
-        })?;
+        })
+    };
+    let mut output = run_build(ctx.verbose_build)?;
+    // Cargo's own errors (a stale Cargo.lock under --locked, a bad manifest)
+    // come on stderr, which went to the terminal: such a failure comes before
+    // any compiling, so asking again with stderr captured repeats it at once
+    // and the report can say what it was.
+    if ctx.verbose_build && !output.status.success() && !ctx.watchdog.is_interrupted() {
+        let has_compiler_error = Message::parse_stream(output.stdout.as_slice())
+            .flatten()
+            .any(|m| matches!(m, Message::CompilerMessage(_)));
+        if !has_compiler_error {
+            output = run_build(false)?;
+        }
+    }
     let mut binaries = Vec::new();
     let mut bins: Vec<(String, String, PathBuf)> = Vec::new();
     // Build scripts' `cargo:rustc-link-search` directories: cargo test puts
@@ -148,7 +168,12 @@ fn build(ctx: &DiscoverContext<'_>) -> Result<Vec<(TestBinary, PackageEnv)>> {
         }
     }
     if !output.status.success() {
-        eprint!("{diagnostics}{}", String::from_utf8_lossy(&output.stderr));
+        // With `verbose_build` the user saw cargo's stderr as it came.
+        if ctx.verbose_build {
+            eprint!("{diagnostics}");
+        } else {
+            eprint!("{diagnostics}{}", String::from_utf8_lossy(&output.stderr));
+        }
         // Cargo's own errors (a bad manifest) come on stderr, when it was captured.
         if errors.is_empty() {
             errors.extend(
@@ -213,6 +238,7 @@ fn package_env(
     if let Some(path) = &ctx.cargo.manifest_path {
         command.arg("--manifest-path").arg(path);
     }
+    command.args(&ctx.cargo.global_flags);
     let output = ctx
         .watchdog
         .capture(command, false)
@@ -371,6 +397,8 @@ pub(crate) fn cargo_args(options: &CargoOptions) -> Vec<OsString> {
     for test in &options.test {
         flag("--test", Some(&test.into()));
     }
+    args.extend(options.global_flags.iter().map(OsString::from));
+    args.extend(options.build_flags.iter().map(OsString::from));
     args
 }
 

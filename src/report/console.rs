@@ -21,10 +21,35 @@ pub struct Console {
     progress: Option<ProgressBar>,
     colors: bool,
     retries: u32,
+    /// Each test's retries after the overrides, by index (empty: `retries`).
+    retries_by_test: Vec<u32>,
+    level: StatusLevel,
 }
 
-/// Whether to color stderr: `CARGO_TERM_COLOR`, then `NO_COLOR`, then whether it is a terminal.
+/// Which results get a line during the run, and how long the summary is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum StatusLevel {
+    /// `-q`: failures, retries and flaky tests; the summary without the slowest tests and workers.
+    Quiet,
+    /// Every finished test.
+    Normal,
+    /// `-v`: also each test as it starts.
+    Verbose,
+}
+
+/// `--color always|never`, over the environment; `None` = decide from it.
+static COLOR_OVERRIDE: std::sync::OnceLock<Option<bool>> = std::sync::OnceLock::new();
+
+/// Records `--color` (once, at start-up).
+pub fn set_color_override(colors: Option<bool>) {
+    let _ = COLOR_OVERRIDE.set(colors);
+}
+
+/// Whether to color stderr: `--color`, then `CARGO_TERM_COLOR`, then `NO_COLOR`, then whether it is a terminal.
 pub fn colors_enabled() -> bool {
+    if let Some(Some(colors)) = COLOR_OVERRIDE.get() {
+        return *colors;
+    }
     match std::env::var("CARGO_TERM_COLOR").as_deref() {
         Ok("always") => true,
         Ok("never") => false,
@@ -56,7 +81,20 @@ impl Console {
             progress,
             colors,
             retries,
+            retries_by_test: Vec::new(),
+            level: StatusLevel::Normal,
         }
+    }
+
+    /// Per-test retries, for "attempt K of N" when overrides change them.
+    pub fn with_retries_by_test(mut self, retries: Vec<u32>) -> Console {
+        self.retries_by_test = retries;
+        self
+    }
+
+    pub fn with_status_level(mut self, level: StatusLevel) -> Console {
+        self.level = level;
+        self
     }
 
     /// A line above the progress bar (or on stderr).
@@ -69,7 +107,9 @@ impl Console {
 
     fn paint(&self, style: Style, text: &str) -> String {
         if self.colors {
-            style.apply_to(text).to_string()
+            // Decided already (`--color`, the environment): console's own
+            // check looks at stdout, which may be a pipe for JSON.
+            style.force_styling(true).apply_to(text).to_string()
         } else {
             text.to_string()
         }
@@ -77,9 +117,21 @@ impl Console {
 
     pub fn event(&mut self, tests: &[TestCase], event: &Event) {
         match event {
-            Event::TestStarted { index, worker, .. } => {
+            Event::TestStarted {
+                index,
+                worker,
+                attempt,
+            } => {
                 if let Some(bar) = &self.progress {
                     bar.set_message(format!("w{worker}: {}", printable(&tests[*index].id)));
+                }
+                if self.level == StatusLevel::Verbose {
+                    let label = self.paint(Style::new().cyan().bold(), "   START");
+                    self.line(&format!(
+                        "{label} [{:>8}] w{worker} {} (attempt {attempt})",
+                        "",
+                        printable(&tests[*index].id)
+                    ));
                 }
             }
             Event::TestSlow {
@@ -115,11 +167,22 @@ impl Console {
                     None => format!(
                         " (attempt {} of {} failed)",
                         attempt.number,
-                        self.retries + 1
+                        self.retries_by_test
+                            .get(*index)
+                            .copied()
+                            .unwrap_or(self.retries)
+                            + 1
                     ),
                     Some(TestResult::Flaky) => format!(" (passed on attempt {})", attempt.number),
                     _ => String::new(),
                 };
+                let quiet_about = matches!(result, Some(TestResult::Passed | TestResult::Skipped));
+                if let (Some(bar), Some(_)) = (&self.progress, result) {
+                    bar.inc(1);
+                }
+                if self.level == StatusLevel::Quiet && quiet_about {
+                    return;
+                }
                 let label = self.paint(style.bold(), label);
                 self.line(&format!(
                     "{label} [{:>8}] w{} {}{retry_note}",
@@ -127,9 +190,6 @@ impl Console {
                     attempt.worker,
                     printable(&tests[*index].id)
                 ));
-                if let (Some(bar), Some(_)) = (&self.progress, result) {
-                    bar.inc(1);
-                }
             }
             Event::WorkspaceFailed { message, .. } => {
                 let label = self.paint(Style::new().red().bold(), "   ERROR");
@@ -139,12 +199,22 @@ impl Console {
                 let label = self.paint(Style::new().yellow().bold(), " WARNING");
                 self.line(&format!("{label} {message}"));
             }
+            Event::Output { index, line, .. } => {
+                self.line(&format!(
+                    "{}: {}",
+                    self.paint(Style::new().dim(), &printable(&tests[*index].id)),
+                    printable(line)
+                ));
+            }
             Event::WorkspaceReady { .. } | Event::WorkerFinished { .. } => {}
         }
     }
 
     /// Skipped (ignored) tests, one line each, as the run begins.
     pub fn skipped(&self, test: &TestCase) {
+        if self.level == StatusLevel::Quiet {
+            return;
+        }
         let label = self.paint(Style::new().dim().bold(), "    SKIP");
         self.line(&format!("{label} [{:>8}]    {}", "", printable(&test.id)));
     }
@@ -175,7 +245,8 @@ impl Console {
             .filter(|o| !o.attempts.is_empty())
             .collect();
         slowest.sort_by_key(|o| std::cmp::Reverse(o.attempts.iter().map(|a| a.duration).max()));
-        if slowest.len() > 1 {
+        let quiet = self.level == StatusLevel::Quiet;
+        if slowest.len() > 1 && !quiet {
             eprintln!("Slowest tests:");
             for outcome in slowest.iter().take(SLOWEST) {
                 let longest = outcome
@@ -187,14 +258,14 @@ impl Console {
                 eprintln!("  {:>9} {}", seconds(longest), printable(&outcome.test.id));
             }
         }
-        if !summary.workers.is_empty() {
+        if !summary.workers.is_empty() && !quiet {
             eprintln!("Workers:");
             let mut workers = summary.workers.to_vec();
             workers.sort_by_key(|(worker, _)| *worker);
             for (worker, stats) in workers {
                 eprintln!(
-                    "  w{worker:<3} {:>3} tests  busy {:>9}  idle {:>9}  workspace {:>9}",
-                    stats.tests,
+                    "  w{worker:<3} {:>9}  busy {:>9}  idle {:>9}  workspace {:>9}",
+                    crate::words::count(stats.tests, "test"),
                     seconds(stats.busy),
                     seconds(stats.idle),
                     seconds(stats.setup)
@@ -245,9 +316,9 @@ impl Console {
         };
         let label = self.paint(style, head);
         eprintln!(
-            "{label} [{}] {} tests run: {}",
+            "{label} [{}] {} run: {}",
             seconds(summary.wall),
-            counts.run(),
+            crate::words::count(counts.run(), "test"),
             parts.join(", ")
         );
     }

@@ -60,7 +60,7 @@ pub fn event(tests: &[TestCase], event: &Event) {
             json!({"event": "workspace-failed", "worker": worker, "message": message})
         }
         Event::Warning(message) => json!({"event": "warning", "message": message}),
-        Event::WorkerFinished { .. } => return,
+        Event::WorkerFinished { .. } | Event::Output { .. } => return,
     };
     emit(value);
 }

@@ -51,7 +51,10 @@ impl<'a> Collector<'a> {
             Event::WorkerFinished { worker, stats } => self.workers.push((*worker, *stats)),
             Event::WorkspaceFailed { message, .. } => self.workspace_failures.push(message.clone()),
             Event::Warning(message) => self.warnings.push(message.clone()),
-            Event::WorkspaceReady { .. } | Event::TestStarted { .. } | Event::TestSlow { .. } => {}
+            Event::WorkspaceReady { .. }
+            | Event::TestStarted { .. }
+            | Event::TestSlow { .. }
+            | Event::Output { .. } => {}
         }
     }
 
