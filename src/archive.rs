@@ -190,11 +190,9 @@ pub fn create(request: &CreateRequest<'_>, tests: &[TestCase]) -> Result<Created
                 value,
             });
         }
+        // The test's `OUT_DIR` (set by the Cargo plugin, as `cargo test`
+        // does) is remapped above; its files travel with the archive.
         if let Some(out_dir) = build.out_dirs.get(&test.cwd) {
-            env.push(EnvEntry {
-                name: "OUT_DIR".into(),
-                value: ArchivedValue::Archive(in_target(out_dir, target, "OUT_DIR")?),
-            });
             add_tree(out_dir, &mut files)?;
         }
         binaries.insert(

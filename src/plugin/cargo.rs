@@ -127,6 +127,9 @@ fn build(ctx: &DiscoverContext<'_>) -> Result<Vec<(TestBinary, PackageEnv)>> {
     // Build scripts' `cargo:rustc-link-search` directories: cargo test puts
     // those inside the target directory on the library path.
     let mut linked: Vec<PathBuf> = Vec::new();
+    // Each package's build-script output: `cargo test` sets `OUT_DIR` to
+    // it at run time too, not only while compiling.
+    let mut out_dirs: std::collections::HashMap<String, PathBuf> = Default::default();
     let mut diagnostics = String::new();
     let mut errors: Vec<String> = Vec::new();
     for message in Message::parse_stream(output.stdout.as_slice()) {
@@ -144,6 +147,10 @@ fn build(ctx: &DiscoverContext<'_>) -> Result<Vec<(TestBinary, PackageEnv)>> {
                 binaries.extend(test_binary(&artifact, ctx.source));
             }
             Message::BuildScriptExecuted(script) => {
+                out_dirs.insert(
+                    script.package_id.repr.clone(),
+                    script.out_dir.clone().into_std_path_buf(),
+                );
                 linked.extend(script.linked_paths.iter().map(|p| {
                     let p = p.as_str();
                     PathBuf::from(p.split_once('=').map_or(p, |(_, path)| path))
@@ -202,10 +209,11 @@ fn build(ctx: &DiscoverContext<'_>) -> Result<Vec<(TestBinary, PackageEnv)>> {
     Ok(binaries
         .into_iter()
         .map(|binary| {
-            let env = packages
+            let mut env = packages
                 .get(&binary.package_id)
                 .cloned()
                 .unwrap_or_default();
+            env.out_dir = out_dirs.get(&binary.package_id).cloned();
             (binary, env)
         })
         .collect())
@@ -321,6 +329,7 @@ fn package_env(
                     .filter(|dir| target_dir.as_ref().is_some_and(|t| dir.starts_with(t)))
                     .cloned()
                     .collect(),
+                out_dir: None,
             },
         );
     }
@@ -334,6 +343,8 @@ struct PackageEnv {
     target_tmpdir: Option<PathBuf>,
     /// Build scripts' link-search directories inside the target directory.
     library_dirs: Vec<PathBuf>,
+    /// The package's build-script output directory, if it has a build script.
+    out_dir: Option<PathBuf>,
 }
 
 /// The absolute path of the cargo that runs, as `cargo test` gives it in `CARGO`.
@@ -546,6 +557,9 @@ fn test_env(binary: &TestBinary, package: &PackageEnv) -> Vec<(String, EnvValue)
             "CARGO_TARGET_TMPDIR".to_string(),
             EnvValue::Literal(dir.clone().into()),
         ));
+    }
+    if let Some(dir) = &package.out_dir {
+        env.push(("OUT_DIR".to_string(), EnvValue::Literal(dir.clone().into())));
     }
     if let Some(paths) = library_path(binary, package) {
         env.push(("LD_LIBRARY_PATH".to_string(), EnvValue::Literal(paths)));

@@ -80,6 +80,9 @@ impl Paratest {
                 command.env_remove(&name);
             }
         }
+        // cargo sets OUT_DIR for this crate's own tests (it has a build
+        // script): a user's shell has none, and fixtures must not see ours.
+        command.env_remove("OUT_DIR");
         command
             .env_remove("CI")
             .env_remove("CARGO_TARGET_DIR")
