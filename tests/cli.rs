@@ -325,17 +325,32 @@ fn completions_and_version() {
         .expect(0)
         .stdout();
     assert!(version.starts_with(&format!("cargo-paratest {}", env!("CARGO_PKG_VERSION"))));
-    let head = std::process::Command::new("git")
-        .args(["rev-parse", "--short=12", "HEAD"])
+    // The commit the build script saw (this test is built by the same
+    // build): a live `git rev-parse HEAD` would differ after a commit made
+    // while the suite runs.
+    let built_from = env!("PARATEST_GIT_SUFFIX");
+    assert!(
+        version.contains(built_from),
+        "{version} lacks {built_from:?}"
+    );
+    let in_git = std::process::Command::new("git")
+        .args(["rev-parse", "--git-dir"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
-    if let Some(head) = head {
+        .is_ok_and(|o| o.status.success());
+    if in_git {
+        let hash = built_from
+            .trim()
+            .trim_start_matches('(')
+            .trim_end_matches(')');
+        let is_commit = std::process::Command::new("git")
+            .args(["cat-file", "-e", &format!("{hash}^{{commit}}")])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .is_ok_and(|s| s.success());
         assert!(
-            version.contains(&format!("({head})")),
-            "{version} names {head}"
+            hash.len() == 12 && is_commit,
+            "{version}: a git checkout gives --version its commit"
         );
     }
 }
