@@ -819,8 +819,12 @@ fn run_id() -> String {
 /// [`crate::supervisor`]), no process it started survives it.
 fn run(args: &RunArgs) -> Result<i32> {
     let (watchdog, run_id) = supervised_watchdog()?;
-    let result = run_supervised(args, &watchdog, run_id.clone());
+    // The run's directories outlive the last sweep: a straggler is killed
+    // while its temp directory and the root's lock are still there.
+    let mut dirs = None;
+    let result = run_supervised(args, &watchdog, run_id.clone(), &mut dirs);
     end_supervision(&watchdog, &run_id);
+    drop(dirs);
     // An interrupt during the last teardown still makes the run interrupted.
     match result {
         Err(e) if watchdog.is_interrupted() => {
@@ -863,7 +867,12 @@ pub fn resource_error(e: std::io::Error) -> Error {
     )
 }
 
-fn run_supervised(args: &RunArgs, watchdog: &Watchdog, run_id: String) -> Result<i32> {
+fn run_supervised(
+    args: &RunArgs,
+    watchdog: &Watchdog,
+    run_id: String,
+    dirs_slot: &mut Option<crate::runs::RunDirs>,
+) -> Result<i32> {
     let wall = Instant::now();
     let watchdog = watchdog.clone();
     let prepared = match prepare(&args.select, args.profile()) {
@@ -924,7 +933,7 @@ fn run_supervised(args: &RunArgs, watchdog: &Watchdog, run_id: String) -> Result
             })
         });
     let dirs = match opened {
-        Ok(dirs) => dirs,
+        Ok(dirs) => &*dirs_slot.insert(dirs),
         Err(e) => {
             let stage = if e.exit_code() == exit::USAGE {
                 "usage"
@@ -1018,7 +1027,7 @@ fn run_supervised(args: &RunArgs, watchdog: &Watchdog, run_id: String) -> Result
         };
         cannot_run_report(&junit_path, stage, &e.to_string(), format);
     }
-    // `dirs` goes last: the run's temp directory, a fresh root, the locks.
+    // The run's directories (temp directory, fresh root, locks) go in `run`, after the last sweep.
     result
 }
 
@@ -1520,15 +1529,26 @@ fn run_tests(
         interrupted,
     });
     if exit_code == exit::CANNOT_RUN {
-        let mut cause = "no workspace could be made: every worker was dropped".to_string();
-        for failure in &collector.workspace_failures {
-            cause.push('\n');
-            cause.push_str(failure);
-        }
+        // The same cause as the console's `error:` line above.
+        let (stage, cause) = if let Some(failure) = &stats.resource_failure {
+            ("resources", failure.clone())
+        } else if remote.as_ref().is_some_and(|q| q.is_lost()) {
+            (
+                "queue",
+                "lost the queue: this machine's results are in its own report only".to_string(),
+            )
+        } else {
+            let mut cause = "no workspace could be made: every worker was dropped".to_string();
+            for failure in &collector.workspace_failures {
+                cause.push('\n');
+                cause.push_str(failure);
+            }
+            ("workspaces", cause)
+        };
         if let Err(e) = crate::report::junit::write_error_report(
             junit_path,
             "cargo-paratest",
-            "workspaces",
+            stage,
             &cause,
             &outcomes,
             SystemTime::now(),

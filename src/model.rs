@@ -105,14 +105,17 @@ impl TestResult {
 
     /// The final result of a test whose last attempt ended with `last`,
     /// `failed_before` telling whether an earlier attempt failed or timed
-    /// out: flaky when it then passed; an interrupt is no verdict, so an
-    /// earlier real failure stays the result.
+    /// out: flaky when it then passed; an interrupt, or a retry that never
+    /// started, is no verdict, so an earlier real failure stays the result.
     pub fn of_last_attempt(last: AttemptStatus, failed_before: bool) -> TestResult {
         match last {
             AttemptStatus::Passed if failed_before => TestResult::Flaky,
             AttemptStatus::Passed => TestResult::Passed,
             AttemptStatus::Failed => TestResult::Failed,
             AttemptStatus::TimedOut => TestResult::TimedOut,
+            // A retry that never started (Ctrl-C, no process to be had)
+            // leaves the earlier real failure standing.
+            AttemptStatus::Skipped if failed_before => TestResult::Failed,
             AttemptStatus::Skipped => TestResult::Skipped,
             AttemptStatus::Interrupted if failed_before => TestResult::Failed,
             AttemptStatus::Interrupted => TestResult::Interrupted,
@@ -208,4 +211,32 @@ pub struct TestOutcome {
     pub result: TestResult,
     /// In order; empty for a test that was skipped without running.
     pub attempts: Vec<Attempt>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{AttemptStatus, TestResult};
+
+    #[test]
+    fn the_last_attempt_decides_but_no_verdict_hides_a_real_failure() {
+        use AttemptStatus::*;
+        let cases = [
+            (Passed, false, TestResult::Passed),
+            (Passed, true, TestResult::Flaky),
+            (Failed, false, TestResult::Failed),
+            (TimedOut, true, TestResult::TimedOut),
+            (Skipped, false, TestResult::Skipped),
+            // A retry that never started, or was cut short, after a failure.
+            (Skipped, true, TestResult::Failed),
+            (Interrupted, false, TestResult::Interrupted),
+            (Interrupted, true, TestResult::Failed),
+        ];
+        for (last, failed_before, expected) in cases {
+            assert_eq!(
+                TestResult::of_last_attempt(last, failed_before),
+                expected,
+                "{last:?} after a failure: {failed_before}"
+            );
+        }
+    }
 }

@@ -249,7 +249,13 @@ impl Runner<'_> {
                 };
                 let retried = match self.source {
                     Some(source) => {
-                        let retried = source.done(job, &attempt, last, wants_retry, interrupted);
+                        // A test this machine could not start (out of
+                        // resources) goes back to the build, as an
+                        // interrupted one does: it has no verdict.
+                        let not_run =
+                            queue.is_stopped() && attempt.status == AttemptStatus::Skipped;
+                        let retried =
+                            source.done(job, &attempt, last, wants_retry, interrupted || not_run);
                         self.source_warnings(events);
                         retried
                     }
@@ -298,6 +304,11 @@ impl Runner<'_> {
         let Some(source) = self.source else {
             return queue.next(&self.watchdog, batch_workers, &self.expected);
         };
+        // A run stopped by a resource failure takes nothing more from the
+        // build's queue: the other machines run what is left.
+        if queue.is_stopped() {
+            return None;
+        }
         let job = source.next(&self.watchdog);
         self.source_warnings(events);
         job.map(|job| vec![job])
@@ -882,6 +893,11 @@ impl Queue {
         let mut state = self.state.lock().unwrap();
         state.stopped = true;
         state.resource_failure.get_or_insert(message);
+    }
+
+    /// Stopped by a resource failure (or fail-fast): nothing new starts.
+    fn is_stopped(&self) -> bool {
+        self.state.lock().unwrap().stopped
     }
 
     /// Test groups apply to the run's tests.
