@@ -489,8 +489,10 @@ impl Runner<'_> {
                 clock.elapsed(),
             ),
             Ok(exit) if exit.timed_out => {
+                // The limit the watchdog applied (see `spawn`): the first
+                // test's own, per-test overrides included.
                 let limit = humantime::format_duration(
-                    self.timeout.unwrap_or_default() * jobs.len() as u32,
+                    self.timeout_of(jobs[0].index).unwrap_or_default() * jobs.len() as u32,
                 );
                 let mut attempts = every(
                     AttemptStatus::TimedOut,

@@ -654,6 +654,14 @@ flaky-result = "fail"
     let results = run.results();
     assert_eq!(results["faults::faults hangs_with_child"], "timed-out");
     assert_eq!(results["faults::faults passes"], "passed");
+    // The message names the limit that applied: the override's.
+    let timed_out = run
+        .stdout()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|e| e["event"] == "test-finished" && e["result"] == "timed-out")
+        .expect("a timed-out test-finished event");
+    assert_eq!(timed_out["message"], "timed out after 1s", "{timed_out}");
 
     let flaky = |extra: &[&str]| {
         project

@@ -484,6 +484,13 @@ impl RedisQueue {
         ))
     }
 
+    /// The machine cannot take part any more (`why` is warned): it takes
+    /// no more tests and exits 3, as when Redis is lost for good.
+    pub fn lose(&self, why: String) {
+        self.warn(format!("queue {}: {why}", self.url));
+        self.lost.store(true, Ordering::SeqCst);
+    }
+
     /// Whether the machine lost Redis for good during the run (exit 3).
     pub fn is_lost(&self) -> bool {
         self.lost.load(Ordering::SeqCst)
@@ -747,10 +754,14 @@ pub fn with_heartbeat<R>(
     };
     let (stop, stopped) = crossbeam_channel::bounded::<()>(1);
     let result = std::thread::scope(|scope| {
-        std::thread::Builder::new()
+        // No heartbeat thread to be had (out of threads): the machine takes
+        // no test, since it could not keep a lease; the others run them.
+        if let Err(e) = std::thread::Builder::new()
             .name("paratest-heartbeat".into())
             .spawn_scoped(scope, || queue.heartbeat(watchdog, &stopped))
-            .expect("cannot start the heartbeat thread");
+        {
+            queue.lose(format!("cannot start the heartbeat thread: {e}"));
+        }
         let result = work();
         let _ = stop.send(());
         result
