@@ -124,8 +124,7 @@ pub struct Created {
 
 /// Writes the archive of `tests` (as the Cargo plugin discovered them).
 pub fn create(request: &CreateRequest<'_>, tests: &[TestCase]) -> Result<Created> {
-    let build = build_facts(request)?;
-    let target = &build.target_dir;
+    let target = &target_dir(request, tests)?;
     let mut files: BTreeSet<PathBuf> = BTreeSet::new();
     let mut executables: Vec<PathBuf> = Vec::new();
     let mut library_dirs: BTreeSet<PathBuf> = BTreeSet::new();
@@ -173,6 +172,10 @@ pub fn create(request: &CreateRequest<'_>, tests: &[TestCase]) -> Result<Created
                     let path = Path::new(text);
                     if path.is_absolute() && path.starts_with(target) {
                         let rel = in_target(path, target, name)?;
+                        // The build script's output travels whole.
+                        if name == "OUT_DIR" && path.is_dir() {
+                            add_tree(path, &mut files)?;
+                        }
                         if path.is_file() {
                             files.insert(path.to_path_buf());
                             if name.starts_with("CARGO_BIN_EXE_") {
@@ -190,11 +193,6 @@ pub fn create(request: &CreateRequest<'_>, tests: &[TestCase]) -> Result<Created
                 value,
             });
         }
-        // The test's `OUT_DIR` (set by the Cargo plugin, as `cargo test`
-        // does) is remapped above; its files travel with the archive.
-        if let Some(out_dir) = build.out_dirs.get(&test.cwd) {
-            add_tree(out_dir, &mut files)?;
-        }
         binaries.insert(
             test.group.clone(),
             Binary {
@@ -209,13 +207,6 @@ pub fn create(request: &CreateRequest<'_>, tests: &[TestCase]) -> Result<Created
             },
         );
     }
-    library_dirs.extend(
-        build
-            .linked_dirs
-            .iter()
-            .filter(|d| d.starts_with(target))
-            .cloned(),
-    );
     files.extend(linked_libraries(&library_dirs, &executables)?);
 
     let manifest = Manifest {
@@ -268,83 +259,20 @@ pub fn create(request: &CreateRequest<'_>, tests: &[TestCase]) -> Result<Created
     })
 }
 
-/// What cargo knows that discovery does not return: the target directory,
-/// each package's build-script output directory (by package directory
-/// relative to the source) and the directories build scripts link from.
-struct BuildFacts {
-    target_dir: PathBuf,
-    out_dirs: BTreeMap<PathBuf, PathBuf>,
-    linked_dirs: Vec<PathBuf>,
-}
-
-/// Asks cargo again (nothing is compiled: discovery just built it all).
-fn build_facts(ctx: &CreateRequest<'_>) -> Result<BuildFacts> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(&cargo);
-    command
-        .args(["test", "--no-run", "--message-format=json"])
-        .args(crate::plugin::cargo::cargo_args(ctx.cargo))
-        .current_dir(ctx.source);
-    let output = ctx
-        .watchdog
-        .capture(command, false)
-        .map_err(|e| Error::with_cause(Kind::CannotRun, "cannot run cargo", e))?;
-    if !output.status.success() {
-        return Err(Error::cannot_run(format!(
-            "`cargo test --no-run` failed ({}) while writing the archive",
-            output.status
-        )));
+/// The target directory of the discovered test binaries, which sit at
+/// `TARGET/[TRIPLE/]PROFILE/deps/NAME`. Everything else the archive needs
+/// from the build is in the tests' environment, as the Cargo plugin set
+/// it: `CARGO_BIN_EXE_*`, `OUT_DIR`, and the library path (which holds the
+/// build scripts' link-search directories inside the target directory).
+fn target_dir(ctx: &CreateRequest<'_>, tests: &[TestCase]) -> Result<PathBuf> {
+    let guess = tests.iter().find_map(|test| match &test.invocation {
+        Invocation::Argv { program, .. } => program.ancestors().nth(3).map(Path::to_path_buf),
+        Invocation::Shell(_) => None,
+    });
+    match guess {
+        Some(guess) => Ok(target_directory(ctx, guess)),
+        None => Err(Error::cannot_run("cargo built no test binary to archive")),
     }
-    let mut target_dir = None;
-    let mut out_dirs = BTreeMap::new();
-    let mut linked_dirs = Vec::new();
-    let mut manifests: BTreeMap<String, PathBuf> = BTreeMap::new();
-    for message in cargo_metadata::Message::parse_stream(output.stdout.as_slice()).flatten() {
-        match message {
-            cargo_metadata::Message::CompilerArtifact(artifact) => {
-                if let Some(dir) = artifact.manifest_path.parent() {
-                    manifests.insert(artifact.package_id.repr.clone(), dir.into());
-                }
-                if target_dir.is_none()
-                    && artifact.profile.test
-                    && let Some(exe) = &artifact.executable
-                {
-                    // TARGET/[TRIPLE/]PROFILE/deps/NAME
-                    target_dir = exe.as_std_path().ancestors().nth(3).map(Path::to_path_buf);
-                }
-            }
-            cargo_metadata::Message::BuildScriptExecuted(script) => {
-                out_dirs.insert(
-                    script.package_id.repr.clone(),
-                    script.out_dir.into_std_path_buf(),
-                );
-                linked_dirs.extend(script.linked_paths.iter().map(|p| {
-                    let p = p.as_str();
-                    PathBuf::from(p.split_once('=').map_or(p, |(_, path)| path))
-                }));
-            }
-            _ => {}
-        }
-    }
-    let target_dir = match target_dir {
-        Some(dir) => target_directory(ctx, dir),
-        None => return Err(Error::cannot_run("cargo built no test binary to archive")),
-    };
-    let canonical = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
-    let source = canonical(ctx.source);
-    let out_dirs = out_dirs
-        .into_iter()
-        .filter_map(|(id, out)| {
-            let dir = canonical(manifests.get(&id)?);
-            let rel = dir.strip_prefix(&source).ok()?.to_path_buf();
-            out.is_dir().then_some((rel, out))
-        })
-        .collect();
-    Ok(BuildFacts {
-        target_dir,
-        out_dirs,
-        linked_dirs,
-    })
 }
 
 /// The target directory from `cargo metadata`, which knows it for certain;
