@@ -57,7 +57,7 @@ fn masked_events(run: &Run) -> String {
 }
 
 /// Cargo's build lines, durations (`1.234s`, libtest's `0.00s`), thread
-/// ids, the makespan ratio and absolute paths.
+/// ids, the makespan ratio and absolute paths; the slowest tests by name.
 fn masked_console(text: &str) -> String {
     let kept: Vec<&str> = text
         .lines()
@@ -75,7 +75,15 @@ fn masked_console(text: &str) -> String {
             .replace_all(&text, with)
             .into_owned();
     }
-    text
+    // The slowest tests' order follows their measured times: sorted by name.
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    if let Some(start) = lines.iter().position(|l| l == "Slowest tests:") {
+        let end = (start + 1..lines.len())
+            .find(|&i| !lines[i].starts_with("     <secs>"))
+            .unwrap_or(lines.len());
+        lines[start + 1..end].sort();
+    }
+    lines.join("\n")
 }
 
 #[test]
