@@ -695,6 +695,7 @@ fn warn(format: MessageFormat, console: Option<&Console>, message: &str) {
     match format {
         MessageFormat::Human => {}
         MessageFormat::Json => json::print(&json::JsonEvent::Warning { message }),
+        MessageFormat::Teamcity => crate::report::teamcity::print_warning(message),
     }
 }
 
@@ -777,7 +778,7 @@ fn list(args: &ListArgs) -> Result<i32> {
             );
         }
     }
-    if format == MessageFormat::Human {
+    if format != MessageFormat::Json {
         let shard_note = partition
             .map(|p| format!(" in shard {p}"))
             .unwrap_or_default();
@@ -1295,6 +1296,9 @@ fn run_tests(
         MessageFormat::Json => {
             reporters.push(Box::new(json::Json::new(Box::new(std::io::stdout()))))
         }
+        MessageFormat::Teamcity => reporters.push(Box::new(
+            crate::report::teamcity::TeamCity::new(Box::new(std::io::stdout())),
+        )),
     }
     reporters.push(Box::new(crate::report::junit_file::JunitFile::new(
         junit_path.to_path_buf(),

@@ -9,6 +9,7 @@ pub mod junit;
 pub mod junit_file;
 pub mod junit_read;
 pub mod step_summary;
+pub mod teamcity;
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
