@@ -22,9 +22,9 @@ use crate::model::{AttemptStatus, TestCase};
 use crate::overrides;
 use crate::plugin::{self, DiscoverContext};
 use crate::process::Watchdog;
+use crate::report::console::Console;
 use crate::report::console::StatusLevel;
-use crate::report::console::{Console, Summary};
-use crate::report::{Collector, Counts, json};
+use crate::report::{Counts, json};
 use crate::runner::Runner;
 use crate::schedule;
 use crate::schedule::partition::{self, Partition};
@@ -142,11 +142,13 @@ fn timings_command(args: &TimingsArgs) -> Result<i32> {
             let mut stdout = std::io::stdout().lock();
             for (expected, samples, id) in &rows {
                 let _ = if *message_format == Some(MessageFormat::Json) {
-                    writeln!(
-                        stdout,
-                        "{}",
-                        serde_json::json!({"id": id, "expected_duration": expected.as_secs_f64(), "samples": samples})
-                    )
+                    let row = json::TimedTest {
+                        id,
+                        expected_duration: expected.as_secs_f64(),
+                        samples: *samples,
+                    };
+                    json::write_line(&mut stdout, &row);
+                    Ok(())
                 } else {
                     writeln!(
                         stdout,
@@ -600,13 +602,16 @@ fn archive(args: &ArchiveArgs) -> Result<i32> {
     };
     let seconds = started.elapsed().as_secs_f64();
     if format == MessageFormat::Json {
-        let value = serde_json::json!({
-            "type": "archive", "path": file, "tests": created.tests,
-            "binaries": created.binaries, "entries": created.files,
-            "bytes": created.bytes, "seconds": seconds,
-            "source_included": !args.no_source,
+        json::print(&json::Archived {
+            kind: "archive",
+            path: &file,
+            tests: created.tests,
+            binaries: created.binaries,
+            entries: created.files,
+            bytes: created.bytes,
+            seconds,
+            source_included: !args.no_source,
         });
-        println!("{value}");
     } else {
         eprintln!(
             "Archived {} tests of {} binaries ({} entries{}, {:.1} MB) to {} in {seconds:.1}s",
@@ -687,8 +692,10 @@ fn warn(format: MessageFormat, console: Option<&Console>, message: &str) {
         Some(console) => console.line(&format!("warning: {message}")),
         None => eprintln!("warning: {message}"),
     }
-    if format == MessageFormat::Json {
-        json::emit(serde_json::json!({"event": "warning", "message": message}));
+    match format {
+        MessageFormat::Human => {}
+        MessageFormat::Json => json::print(&json::JsonEvent::Warning { message }),
+        MessageFormat::Teamcity => crate::report::teamcity::print_warning(message),
     }
 }
 
@@ -745,15 +752,15 @@ fn list(args: &ListArgs) -> Result<i32> {
         let test = &tests[index];
         let expected = shard.expected[index];
         if format == MessageFormat::Json {
-            let mut value = serde_json::json!({"id": test.id, "group": test.group, "expected_duration": expected.as_secs_f64()});
-            if let Some(shard_of) = &shard.shard_of {
-                value["shard"] = shard_of[index].into();
-            }
-            if args.plan {
-                value["worker"] = plan.worker_of[position].into();
-            }
-            value["settings"] = serde_json::to_value(&settings[index]).unwrap_or_default();
-            let _ = writeln!(stdout, "{value}");
+            let listed = json::ListedTest {
+                id: &test.id,
+                group: &test.group,
+                expected_duration: expected.as_secs_f64(),
+                shard: shard.shard_of.as_ref().map(|shard_of| shard_of[index]),
+                worker: args.plan.then(|| plan.worker_of[position]),
+                settings: &settings[index],
+            };
+            json::write_line(&mut stdout, &listed);
         } else if args.plan {
             let _ = writeln!(
                 stdout,
@@ -771,7 +778,7 @@ fn list(args: &ListArgs) -> Result<i32> {
             );
         }
     }
-    if format == MessageFormat::Human {
+    if format != MessageFormat::Json {
         let shard_note = partition
             .map(|p| format!(" in shard {p}"))
             .unwrap_or_default();
@@ -1274,7 +1281,7 @@ fn run_tests(
         ..context.clone()
     };
 
-    let mut console = Console::new(order.len(), retries)
+    let console = Console::new(order.len(), retries)
         .with_retries_by_test(per_test.iter().map(|s| s.retries).collect())
         .with_status_level(if args.quiet {
             StatusLevel::Quiet
@@ -1283,37 +1290,39 @@ fn run_tests(
         } else {
             StatusLevel::Normal
         });
-    if format == MessageFormat::Json {
-        json::run_started(
-            &context.run_id,
-            order.len(),
-            workers,
-            context.partition.as_deref(),
-        );
+    let mut reporters: Vec<Box<dyn crate::report::Reporter>> = vec![Box::new(console)];
+    match format {
+        MessageFormat::Human => {}
+        MessageFormat::Json => {
+            reporters.push(Box::new(json::Json::new(Box::new(std::io::stdout()))))
+        }
+        MessageFormat::Teamcity => reporters.push(Box::new(
+            crate::report::teamcity::TeamCity::new(Box::new(std::io::stdout())),
+        )),
     }
-    let shard_note = match (&remote, partition) {
-        (Some(queue), _) => format!(" (of build `{}`, from its queue)", queue.build),
-        (None, Some(p)) => format!(" (shard {p})"),
-        (None, None) => String::new(),
-    };
-    console.line(&format!(
-        "Starting {}{shard_note} on {} ({} isolation), {} skipped",
-        count(order.len(), "test"),
-        count(workers, "worker"),
-        match settings.isolation.unwrap_or(Isolation::Copy) {
+    reporters.push(Box::new(crate::report::junit_file::JunitFile::new(
+        junit_path.to_path_buf(),
+    )));
+    reporters.extend(
+        crate::report::step_summary::StepSummary::from_env()
+            .map(|s| Box::new(s) as Box<dyn crate::report::Reporter>),
+    );
+    let mut pipeline = crate::report::Pipeline::new(&tests, reporters);
+    pipeline.event(&Event::RunStarted(crate::events::RunStarted {
+        run_id: context.run_id.clone(),
+        tests: order.len(),
+        skipped: skip.len(),
+        workers,
+        partition: context.partition.clone(),
+        queue: remote.as_ref().map(|queue| queue.build.clone()),
+        isolation: match settings.isolation.unwrap_or(Isolation::Copy) {
             Isolation::Copy => "copy",
             Isolation::None => "no",
             Isolation::Empty => "empty",
         },
-        skip.len()
-    ));
-    let mut collector = Collector::new(&tests);
+    }));
     for &index in skip {
-        collector.skip(index);
-        console.skipped(&tests[index]);
-        if format == MessageFormat::Json {
-            json::skipped(&tests[index]);
-        }
+        pipeline.event(&Event::TestSkipped { index });
     }
 
     let workspace_root = context.temp_root.clone();
@@ -1358,23 +1367,12 @@ fn run_tests(
     let run_started = Instant::now();
     let (sender, receiver) = crossbeam_channel::unbounded::<Event>();
     let stats = std::thread::scope(|scope| {
-        let collector = &mut collector;
-        let console = &mut console;
-        let tests = &tests;
+        let pipeline = &mut pipeline;
         std::thread::Builder::new()
             .name("paratest-reporter".into())
             .spawn_scoped(scope, move || {
                 for event in receiver {
-                    console.event(tests, &event);
-                    collector.record(&event);
-                    if format == MessageFormat::Json {
-                        let index = match &event {
-                            Event::AttemptFinished { index, .. } => Some(*index),
-                            _ => None,
-                        };
-                        let attempts = index.map_or(&[][..], |i| collector.attempts_of(i));
-                        json::event_by_case(tests, &event, attempts);
-                    }
+                    pipeline.event(&event);
                 }
             })?;
         let stats = crate::queue::with_heartbeat(remote.as_ref(), watchdog, || runner.run(&sender));
@@ -1386,34 +1384,20 @@ fn run_tests(
     let stats = stats.map_err(resource_error)?;
 
     let interrupted = watchdog.is_interrupted();
-    let mut outcomes = collector.outcomes();
+    let mut outcomes = pipeline.collector.outcomes();
     // With a shared queue, a test whose retry went back to the queue is
     // another machine's now: it is in the build's report, not this one's.
-    let unfinished = crate::queue::handed_over(
-        remote.as_ref(),
-        &tests,
-        &mut outcomes,
-        collector.unfinished(),
-    );
+    let unfinished = pipeline.collector.unfinished();
+    let ours =
+        crate::queue::handed_over(remote.as_ref(), &tests, &mut outcomes, unfinished.clone());
+    for &index in unfinished.iter().filter(|i| !ours.contains(i)) {
+        pipeline.collector.forget(index);
+    }
     // Every test ends with a final line and a final `test-finished`, also
     // those whose queued retry an interrupt cancelled.
-    for index in unfinished {
-        let Some(outcome) = outcomes.iter().find(|o| o.test.id == tests[index].id) else {
-            continue;
-        };
-        let attempt = outcome
-            .attempts
-            .last()
-            .expect("unfinished tests have attempts")
-            .clone();
-        let event = Event::AttemptFinished {
-            index,
-            attempt,
-            result: Some(outcome.result),
-        };
-        console.event(&tests, &event);
-        if format == MessageFormat::Json {
-            json::event_by_case(&tests, &event, &outcome.attempts);
+    for index in ours {
+        if let Some(result) = pipeline.collector.result_of(index) {
+            pipeline.event(&Event::RetryCancelled { index, result });
         }
     }
     // What the reports count: the framework's own tests (a pytest file's
@@ -1425,28 +1409,6 @@ fn run_tests(
     // root's time (not a sum of tests), the console, the step summary and
     // `run-finished`.
     let wall = wall.elapsed();
-    let started_at = SystemTime::now()
-        .checked_sub(wall)
-        .unwrap_or_else(SystemTime::now);
-    let mut report = crate::report::junit::build_report("cargo-paratest", &outcomes, started_at);
-    report.set_time(wall);
-    let junit_written = match crate::report::junit::write_xml(junit_path, &report) {
-        Ok(()) => {
-            files.push(("JUnit report", junit_path.to_path_buf()));
-            true
-        }
-        Err(e) => {
-            warn(
-                format,
-                Some(&console),
-                &format!(
-                    "cannot write the JUnit report {}: {e}",
-                    junit_path.display()
-                ),
-            );
-            false
-        }
-    };
     files.push(("Logs", context.output.clone()));
     if runner.keep_workspaces {
         files.push(("Workspaces", workspace_root.clone()));
@@ -1461,7 +1423,7 @@ fn run_tests(
     ) {
         Ok(path) => path,
         Err(e) => {
-            warn(format, Some(&console), &format!("timings not saved: {e}"));
+            pipeline.event(&Event::Warning(format!("timings not saved: {e}")));
             None
         }
     };
@@ -1474,16 +1436,17 @@ fn run_tests(
         .iter()
         .flat_map(|o| o.attempts.iter().map(|a| a.duration))
         .max();
-    let busy: Duration = collector.workers.iter().map(|(_, stats)| stats.busy).sum();
+    let busy: Duration = pipeline
+        .collector
+        .workers
+        .iter()
+        .map(|(_, stats)| stats.busy)
+        .sum();
     let lower_bound = longest.unwrap_or_default().max(busy / workers as u32);
     let mut no_tests_line = None;
     let exit_code = if interrupted {
         exit::INTERRUPTED
-    } else if let Some(failure) = &stats.resource_failure {
-        console.line(&format!("error: {failure}"));
-        exit::CANNOT_RUN
-    } else if remote.as_ref().is_some_and(|q| q.is_lost()) {
-        console.line("error: lost the queue: this machine's results are in its own report only");
+    } else if stats.resource_failure.is_some() || remote.as_ref().is_some_and(|q| q.is_lost()) {
         exit::CANNOT_RUN
     } else if counts.failed + counts.timed_out > 0
         || outcomes.iter().any(|o| {
@@ -1499,7 +1462,6 @@ fn run_tests(
     {
         exit::TESTS_FAILED
     } else if stats.workers_lost == workers && !order.is_empty() {
-        console.line("error: no workspace could be made: every worker was dropped");
         exit::CANNOT_RUN
     } else if order.is_empty() {
         let (code, line) = no_tests(settings, partition, &tests, &selection);
@@ -1508,75 +1470,37 @@ fn run_tests(
     } else {
         exit::OK
     };
-    // GitHub Actions shows this Markdown on the run's page.
-    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty())
-        && let Err(e) =
-            crate::report::step_summary::write(Path::new(&path), &counts, &reported, wall)
-    {
-        warn(
-            format,
-            Some(&console),
-            &format!("cannot write GITHUB_STEP_SUMMARY: {e}"),
-        );
-    }
-    console.summary(&Summary {
-        counts,
-        outcomes: &reported,
-        workers: &collector.workers,
-        wall,
-        makespan: longest.map(|_| (makespan, lower_bound)),
-        files,
-        interrupted,
-    });
-    if exit_code == exit::CANNOT_RUN {
-        // The same cause as the console's `error:` line above.
-        let (stage, cause) = if let Some(failure) = &stats.resource_failure {
-            ("resources", failure.clone())
+    // The cause of an exit 3: a line before the summary, the JUnit report's `<error>`.
+    let cannot_run = (exit_code == exit::CANNOT_RUN).then(|| {
+        if let Some(failure) = &stats.resource_failure {
+            ("resources".to_string(), failure.clone(), failure.clone())
         } else if remote.as_ref().is_some_and(|q| q.is_lost()) {
-            (
-                "queue",
-                "lost the queue: this machine's results are in its own report only".to_string(),
-            )
+            let cause = "lost the queue: this machine's results are in its own report only";
+            ("queue".to_string(), cause.to_string(), cause.to_string())
         } else {
-            let mut cause = "no workspace could be made: every worker was dropped".to_string();
-            for failure in &collector.workspace_failures {
+            let line = "no workspace could be made: every worker was dropped".to_string();
+            let mut cause = line.clone();
+            for failure in &pipeline.collector.workspace_failures {
                 cause.push('\n');
                 cause.push_str(failure);
             }
-            ("workspaces", cause)
-        };
-        if let Err(e) = crate::report::junit::write_error_report(
-            junit_path,
-            "cargo-paratest",
-            stage,
-            &cause,
-            &outcomes,
-            SystemTime::now(),
-        ) {
-            warn(
-                format,
-                Some(&console),
-                &format!("cannot write the JUnit report: {e}"),
-            );
+            ("workspaces".to_string(), cause, line)
         }
-    }
-    match no_tests_line.as_deref() {
-        Some(line) if line.starts_with("error: ") => eprintln!("{line}"),
-        Some("") | None => {}
-        Some(line) => warn(format, None, line),
-    }
-    if format == MessageFormat::Json {
-        let written = json::Written {
-            junit: junit_written.then_some(junit_path),
-            timings: timings_written.as_deref(),
-        };
-        json::run_finished(
-            &counts,
-            wall.as_secs_f64(),
-            exit_code,
-            interrupted,
-            &written,
-        );
-    }
+    });
+    pipeline.finish(crate::events::RunFinished {
+        counts,
+        wall,
+        exit_code,
+        interrupted,
+        error: cannot_run
+            .as_ref()
+            .map(|(_, _, line)| format!("error: {line}")),
+        cannot_run: cannot_run.map(|(stage, cause, _)| (stage, cause)),
+        no_tests: no_tests_line,
+        makespan: longest.map(|_| (makespan, lower_bound)),
+        files,
+        junit: None,
+        timings: timings_written,
+    });
     Ok(exit_code)
 }

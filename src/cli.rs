@@ -280,7 +280,8 @@ pub struct SelectArgs {
     #[arg(long, value_name = "K/N|auto", help_heading = "Selection")]
     pub partition: Option<String>,
 
-    /// Console format: `json` prints one JSON object per line on stdout.
+    /// Console format: `json` prints one JSON object per line on stdout;
+    /// `teamcity`, TeamCity service messages.
     #[arg(long, value_name = "FORMAT", help_heading = "Reports")]
     pub message_format: Option<MessageFormat>,
 

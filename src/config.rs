@@ -46,6 +46,9 @@ pub enum WorkspaceReset {
 pub enum MessageFormat {
     Human,
     Json,
+    // TeamCity service messages on stdout (no doc comment: clap would
+    // list every value on its own line in `--help`).
+    Teamcity,
 }
 
 /// What a run whose selection is empty does (`--no-tests`).

@@ -1,23 +1,48 @@
 //! The human view: one line per finished test (above a progress bar on a
 //! terminal, plain lines in CI logs), then the summary. Everything goes to
-//! stderr, so stdout stays free for `--message-format json`.
+//! its writer (stderr in the binary), so stdout stays free for
+//! `--message-format json` and `teamcity`.
 
-use std::io::IsTerminal;
+use std::cell::RefCell;
+use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use console::Style;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::{Counts, seconds, tail_lines};
-use crate::events::{Event, WorkerStats};
+use super::{Collector, Counts, Reporter, seconds, tail_lines};
+use crate::events::{Event, RunFinished, RunStarted, WorkerStats};
 use crate::model::{AttemptStatus, TestCase, TestOutcome, TestResult};
+
+impl Reporter for Console {
+    fn event(&mut self, run: &Collector<'_>, event: &Event) {
+        match event {
+            Event::RetryCancelled { index, result } => {
+                if let Some(last) = run.attempts_of(*index).last() {
+                    self.attempt(run.tests(), *index, last, Some(*result));
+                }
+            }
+            Event::RunFinished(end) => self.finished(run, end),
+            other => self.show(run.tests(), other),
+        }
+    }
+}
 
 /// How many lines of a failed test's output the summary shows.
 const FAILURE_TAIL_LINES: usize = 15;
 /// How many of the slowest tests the summary lists.
 const SLOWEST: usize = 5;
 
+/// A line to the console's writer.
+macro_rules! say {
+    ($console:expr, $($arg:tt)*) => {
+        $console.write_line(&format!($($arg)*))
+    };
+}
+
 pub struct Console {
+    /// Where the lines go; a closed one (`2>&-`) must not stop the run.
+    out: RefCell<Box<dyn Write + Send>>,
     progress: Option<ProgressBar>,
     colors: bool,
     retries: u32,
@@ -61,11 +86,14 @@ pub fn colors_enabled() -> bool {
 }
 
 impl Console {
-    /// A progress bar only on an interactive terminal; CI logs get plain lines.
+    /// On stderr, with a progress bar only on an interactive terminal; CI
+    /// logs get plain lines.
     pub fn new(total: usize, retries: u32) -> Console {
         let colors = colors_enabled();
         console::set_colors_enabled_stderr(colors);
-        let progress = std::io::stderr().is_terminal().then(|| {
+        let mut console = Console::to_writer(Box::new(std::io::stderr()), retries);
+        console.colors = colors;
+        console.progress = std::io::stderr().is_terminal().then(|| {
             let bar =
                 ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
             bar.set_style(
@@ -77,13 +105,24 @@ impl Console {
             bar.enable_steady_tick(Duration::from_millis(120));
             bar
         });
+        console
+    }
+
+    /// Plain lines to `out`, no colors, no progress bar.
+    pub fn to_writer(out: Box<dyn Write + Send>, retries: u32) -> Console {
         Console {
-            progress,
-            colors,
+            out: RefCell::new(out),
+            progress: None,
+            colors: false,
             retries,
             retries_by_test: Vec::new(),
             level: StatusLevel::Normal,
         }
+    }
+
+    fn write_line(&self, text: &str) {
+        let mut out = self.out.borrow_mut();
+        let _ = writeln!(out, "{text}").and_then(|()| out.flush());
     }
 
     /// Per-test retries, for "attempt K of N" when overrides change them.
@@ -101,7 +140,7 @@ impl Console {
     pub fn line(&self, text: &str) {
         match &self.progress {
             Some(bar) => bar.println(text),
-            None => eprintln!("{text}"),
+            None => self.write_line(text),
         }
     }
 
@@ -115,8 +154,48 @@ impl Console {
         }
     }
 
-    pub fn event(&mut self, tests: &[TestCase], event: &Event) {
+    /// The `Starting N tests on W workers` line.
+    fn started(&self, started: &RunStarted) {
+        let shard_note = match (&started.queue, &started.partition) {
+            (Some(build), _) => format!(" (of build `{build}`, from its queue)"),
+            (None, Some(p)) => format!(" (shard {p})"),
+            (None, None) => String::new(),
+        };
+        self.line(&format!(
+            "Starting {}{shard_note} on {} ({} isolation), {} skipped",
+            crate::words::count(started.tests, "test"),
+            crate::words::count(started.workers, "worker"),
+            started.isolation,
+            started.skipped
+        ));
+    }
+
+    /// The closing lines: the cause of an exit 3, the summary, why nothing ran.
+    fn finished(&self, run: &Collector<'_>, end: &RunFinished) {
+        if let Some(error) = &end.error {
+            self.line(error);
+        }
+        let reported = super::cases::expand(&run.outcomes());
+        self.summary(&Summary {
+            counts: end.counts,
+            outcomes: &reported,
+            workers: &run.workers,
+            wall: end.wall,
+            makespan: end.makespan,
+            files: end.files.clone(),
+            interrupted: end.interrupted,
+        });
+        match end.no_tests.as_deref() {
+            Some(line) if line.starts_with("error: ") => self.write_line(line),
+            Some("") | None => {}
+            Some(line) => self.write_line(&format!("warning: {line}")),
+        }
+    }
+
+    fn show(&mut self, tests: &[TestCase], event: &Event) {
         match event {
+            Event::RunStarted(started) => self.started(started),
+            Event::TestSkipped { index } => self.skipped(&tests[*index]),
             Event::TestStarted {
                 index,
                 worker,
@@ -151,46 +230,7 @@ impl Console {
                 index,
                 attempt,
                 result,
-            } => {
-                let (label, style) = match (result, attempt.status) {
-                    (None, _) => ("   RETRY", Style::new().magenta()),
-                    (Some(TestResult::Flaky), _) => ("   FLAKY", Style::new().yellow()),
-                    (Some(TestResult::Passed), _) => ("    PASS", Style::new().green()),
-                    (Some(TestResult::Skipped), _) => ("    SKIP", Style::new().dim()),
-                    (Some(TestResult::TimedOut), _) | (_, AttemptStatus::TimedOut) => {
-                        (" TIMEOUT", Style::new().red())
-                    }
-                    (Some(TestResult::Failed), _) => ("    FAIL", Style::new().red()),
-                    (Some(TestResult::Interrupted), _) => (" INTRPTD", Style::new().yellow()),
-                };
-                let retry_note = match result {
-                    None => format!(
-                        " (attempt {} of {} failed)",
-                        attempt.number,
-                        self.retries_by_test
-                            .get(*index)
-                            .copied()
-                            .unwrap_or(self.retries)
-                            + 1
-                    ),
-                    Some(TestResult::Flaky) => format!(" (passed on attempt {})", attempt.number),
-                    _ => String::new(),
-                };
-                let quiet_about = matches!(result, Some(TestResult::Passed | TestResult::Skipped));
-                if let (Some(bar), Some(_)) = (&self.progress, result) {
-                    bar.inc(1);
-                }
-                if self.level == StatusLevel::Quiet && quiet_about {
-                    return;
-                }
-                let label = self.paint(style.bold(), label);
-                self.line(&format!(
-                    "{label} [{:>8}] w{} {}{retry_note}",
-                    seconds(attempt.duration),
-                    attempt.worker,
-                    printable(&tests[*index].id)
-                ));
-            }
+            } => self.attempt(tests, *index, attempt, *result),
             Event::WorkspaceFailed { message, .. } => {
                 let label = self.paint(Style::new().red().bold(), "   ERROR");
                 self.line(&format!("{label} {message}"));
@@ -206,12 +246,63 @@ impl Console {
                     printable(line)
                 ));
             }
-            Event::WorkspaceReady { .. } | Event::WorkerFinished { .. } => {}
+            Event::RetryCancelled { .. }
+            | Event::RunFinished(_)
+            | Event::WorkspaceReady { .. }
+            | Event::WorkerFinished { .. } => {}
         }
     }
 
+    /// One finished attempt: its final line, or `RETRY` when another follows.
+    fn attempt(
+        &self,
+        tests: &[TestCase],
+        index: usize,
+        attempt: &crate::model::Attempt,
+        result: Option<TestResult>,
+    ) {
+        let (label, style) = match (result, attempt.status) {
+            (None, _) => ("   RETRY", Style::new().magenta()),
+            (Some(TestResult::Flaky), _) => ("   FLAKY", Style::new().yellow()),
+            (Some(TestResult::Passed), _) => ("    PASS", Style::new().green()),
+            (Some(TestResult::Skipped), _) => ("    SKIP", Style::new().dim()),
+            (Some(TestResult::TimedOut), _) | (_, AttemptStatus::TimedOut) => {
+                (" TIMEOUT", Style::new().red())
+            }
+            (Some(TestResult::Failed), _) => ("    FAIL", Style::new().red()),
+            (Some(TestResult::Interrupted), _) => (" INTRPTD", Style::new().yellow()),
+        };
+        let retry_note = match result {
+            None => format!(
+                " (attempt {} of {} failed)",
+                attempt.number,
+                self.retries_by_test
+                    .get(index)
+                    .copied()
+                    .unwrap_or(self.retries)
+                    + 1
+            ),
+            Some(TestResult::Flaky) => format!(" (passed on attempt {})", attempt.number),
+            _ => String::new(),
+        };
+        let quiet_about = matches!(result, Some(TestResult::Passed | TestResult::Skipped));
+        if let (Some(bar), Some(_)) = (&self.progress, result) {
+            bar.inc(1);
+        }
+        if self.level == StatusLevel::Quiet && quiet_about {
+            return;
+        }
+        let label = self.paint(style.bold(), label);
+        self.line(&format!(
+            "{label} [{:>8}] w{} {}{retry_note}",
+            seconds(attempt.duration),
+            attempt.worker,
+            printable(&tests[index].id)
+        ));
+    }
+
     /// Skipped (ignored) tests, one line each, as the run begins.
-    pub fn skipped(&self, test: &TestCase) {
+    fn skipped(&self, test: &TestCase) {
         if self.level == StatusLevel::Quiet {
             return;
         }
@@ -231,7 +322,7 @@ impl Console {
         self.finish_progress();
         let counts = summary.counts;
         let rule = "─".repeat(60);
-        eprintln!("{rule}");
+        say!(self, "{rule}");
         for outcome in summary
             .outcomes
             .iter()
@@ -247,7 +338,7 @@ impl Console {
         slowest.sort_by_key(|o| std::cmp::Reverse(o.attempts.iter().map(|a| a.duration).max()));
         let quiet = self.level == StatusLevel::Quiet;
         if slowest.len() > 1 && !quiet {
-            eprintln!("Slowest tests:");
+            say!(self, "Slowest tests:");
             for outcome in slowest.iter().take(SLOWEST) {
                 let longest = outcome
                     .attempts
@@ -255,15 +346,21 @@ impl Console {
                     .map(|a| a.duration)
                     .max()
                     .unwrap_or_default();
-                eprintln!("  {:>9} {}", seconds(longest), printable(&outcome.test.id));
+                say!(
+                    self,
+                    "  {:>9} {}",
+                    seconds(longest),
+                    printable(&outcome.test.id)
+                );
             }
         }
         if !summary.workers.is_empty() && !quiet {
-            eprintln!("Workers:");
+            say!(self, "Workers:");
             let mut workers = summary.workers.to_vec();
             workers.sort_by_key(|(worker, _)| *worker);
             for (worker, stats) in workers {
-                eprintln!(
+                say!(
+                    self,
                     "  w{worker:<3} {:>9}  busy {:>9}  idle {:>9}  workspace {:>9}",
                     crate::words::count(stats.tests, "test"),
                     seconds(stats.busy),
@@ -274,14 +371,15 @@ impl Console {
         }
         if let Some((makespan, lower_bound)) = summary.makespan {
             let ratio = makespan.as_secs_f64() / lower_bound.as_secs_f64().max(1e-9);
-            eprintln!(
+            say!(
+                self,
                 "Makespan {} against a lower bound of {} ({ratio:.2}x)",
                 seconds(makespan),
                 seconds(lower_bound)
             );
         }
         for (what, path) in &summary.files {
-            eprintln!("{what}: {}", path.display());
+            say!(self, "{what}: {}", path.display());
         }
         let mut parts = vec![
             format!("{} passed", counts.passed),
@@ -315,7 +413,8 @@ impl Console {
             "Summary"
         };
         let label = self.paint(style, head);
-        eprintln!(
+        say!(
+            self,
             "{label} [{}] {} run: {}",
             seconds(summary.wall),
             crate::words::count(counts.run(), "test"),
@@ -344,7 +443,7 @@ impl Console {
                     .and_then(|m| m.lines().next())
                     .unwrap_or("failed")
             );
-            eprintln!("{}", self.paint(Style::new().red().bold(), &title));
+            say!(self, "{}", self.paint(Style::new().red().bold(), &title));
             if outcome.result == TestResult::Flaky || attempt.number as usize != last {
                 continue;
             }
@@ -360,9 +459,9 @@ impl Console {
                         continue;
                     };
                     let lines: Vec<&str> = text.trim_end().lines().collect();
-                    eprintln!("  {what} (last lines; full log {}):", log.display());
+                    say!(self, "  {what} (last lines; full log {}):", log.display());
                     for line in &lines[lines.len().saturating_sub(FAILURE_TAIL_LINES)..] {
-                        eprintln!("    {}", printable(line));
+                        say!(self, "    {}", printable(line));
                     }
                 }
                 continue;
@@ -373,9 +472,9 @@ impl Console {
             if let Some(panic) =
                 crate::libtest::test_panic(&outcome.test.name, &[&logs[0], &logs[1]])
             {
-                eprintln!("  panic:");
+                say!(self, "  panic:");
                 for line in panic.describe().lines() {
-                    eprintln!("    {line}");
+                    say!(self, "    {line}");
                 }
             }
             for (stream, path) in [
@@ -384,9 +483,13 @@ impl Console {
             ] {
                 let tail = tail_lines(path, FAILURE_TAIL_LINES);
                 if !tail.trim().is_empty() {
-                    eprintln!("  {stream} (last lines; full log {}):", path.display());
+                    say!(
+                        self,
+                        "  {stream} (last lines; full log {}):",
+                        path.display()
+                    );
                     for line in tail.lines() {
-                        eprintln!("    {line}");
+                        say!(self, "    {line}");
                     }
                 }
             }
@@ -424,4 +527,82 @@ pub struct Summary<'a> {
     pub makespan: Option<(Duration, Duration)>,
     pub files: Vec<(&'static str, std::path::PathBuf)>,
     pub interrupted: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Pipeline;
+    use crate::report::testing::{Buffer, attempt, suite};
+
+    #[test]
+    fn lines_go_to_the_given_writer() {
+        let tests = suite(&["flaky", "ignored", "ok"]);
+        let buffer = Buffer::default();
+        let console = Console::to_writer(Box::new(buffer.clone()), 1);
+        let mut pipeline = Pipeline::new(&tests, vec![Box::new(console)]);
+        pipeline.event(&Event::RunStarted(RunStarted {
+            run_id: "r".into(),
+            tests: 2,
+            skipped: 1,
+            workers: 2,
+            partition: Some("1/2".into()),
+            queue: None,
+            isolation: "copy",
+        }));
+        pipeline.event(&Event::TestSkipped { index: 1 });
+        pipeline.event(&Event::AttemptFinished {
+            index: 0,
+            attempt: attempt(1, 2, AttemptStatus::Failed, Some("boom")),
+            result: None,
+        });
+        pipeline.event(&Event::AttemptFinished {
+            index: 0,
+            attempt: attempt(2, 1, AttemptStatus::Passed, None),
+            result: Some(TestResult::Flaky),
+        });
+        pipeline.event(&Event::AttemptFinished {
+            index: 2,
+            attempt: attempt(1, 1, AttemptStatus::Passed, None),
+            result: Some(TestResult::Passed),
+        });
+        assert_eq!(
+            buffer.text(),
+            "Starting 2 tests (shard 1/2) on 2 workers (copy isolation), 1 skipped\n\
+             \x20   SKIP [        ]    group ignored\n\
+             \x20  RETRY [  1.500s] w2 group flaky (attempt 1 of 2 failed)\n\
+             \x20  FLAKY [  1.500s] w1 group flaky (passed on attempt 2)\n\
+             \x20   PASS [  1.500s] w1 group ok\n"
+        );
+    }
+
+    #[test]
+    fn the_summary_ends_with_the_counts_and_why_nothing_ran() {
+        let tests = suite(&[]);
+        let buffer = Buffer::default();
+        let console = Console::to_writer(Box::new(buffer.clone()), 0);
+        let mut pipeline = Pipeline::new(&tests, vec![Box::new(console)]);
+        pipeline.finish(RunFinished {
+            counts: Counts::default(),
+            wall: Duration::from_secs(2),
+            exit_code: 4,
+            interrupted: false,
+            cannot_run: None,
+            error: Some("error: it broke".into()),
+            no_tests: Some("error: no tests to run".into()),
+            makespan: None,
+            files: vec![("Logs", "/logs".into())],
+            junit: None,
+            timings: None,
+        });
+        let text = buffer.text();
+        assert!(text.starts_with("error: it broke\n"), "{text}");
+        assert!(text.contains("Logs: /logs\n"), "{text}");
+        assert!(
+            text.ends_with(
+                "Summary [2.000s] 0 tests run: 0 passed, 0 failed, 0 skipped\nerror: no tests to run\n"
+            ),
+            "{text}"
+        );
+    }
 }

@@ -1,20 +1,69 @@
-//! Reporters: the thread that owns the terminal and collects every attempt
-//! ([`Collector`]), the console and JSON views of the events, and the JUnit
-//! report written from what was collected.
+//! Reporters: one [`Pipeline`] takes every [`Event`] of a run, records it
+//! in the [`Collector`], then hands it to each [`Reporter`]: the console,
+//! the JSON or TeamCity stream, the JUnit file and the step summary.
 
 pub mod cases;
 pub mod console;
 pub mod json;
 pub mod junit;
+pub mod junit_file;
 pub mod junit_read;
 pub mod step_summary;
+pub mod teamcity;
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::time::Duration;
 
-use crate::events::{Event, WorkerStats};
+use crate::events::{Event, RunFinished, WorkerStats};
 use crate::model::{Attempt, CaseKind, TestCase, TestOutcome, TestResult};
+
+/// A view of the run's events. `run` has recorded the event already.
+pub trait Reporter: Send {
+    fn event(&mut self, run: &Collector<'_>, event: &Event);
+    /// The run is over and about to be told with `run-finished`: a reporter
+    /// that writes a file writes it now and adds it to `end`. Returns the
+    /// warnings it has (a file it could not write).
+    fn finish(&mut self, _run: &Collector<'_>, _end: &mut RunFinished) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// The one path of the events: the reporter thread feeds it during the
+/// run, the main thread after the workers are done (the retries cancelled,
+/// `run-finished`).
+pub struct Pipeline<'a> {
+    pub collector: Collector<'a>,
+    reporters: Vec<Box<dyn Reporter + 'a>>,
+}
+
+impl<'a> Pipeline<'a> {
+    pub fn new(tests: &'a [TestCase], reporters: Vec<Box<dyn Reporter + 'a>>) -> Self {
+        Pipeline {
+            collector: Collector::new(tests),
+            reporters,
+        }
+    }
+
+    pub fn event(&mut self, event: &Event) {
+        self.collector.record(event);
+        for reporter in &mut self.reporters {
+            reporter.event(&self.collector, event);
+        }
+    }
+
+    /// Lets the file writers write, tells their warnings, then `end`.
+    pub fn finish(&mut self, mut end: RunFinished) {
+        let mut warnings = Vec::new();
+        for reporter in &mut self.reporters {
+            warnings.extend(reporter.finish(&self.collector, &mut end));
+        }
+        for warning in warnings {
+            self.event(&Event::Warning(warning));
+        }
+        self.event(&Event::RunFinished(Box::new(end)));
+    }
+}
 
 /// Everything the reporter thread learnt from the events of one run.
 pub struct Collector<'a> {
@@ -51,21 +100,37 @@ impl<'a> Collector<'a> {
             Event::WorkerFinished { worker, stats } => self.workers.push((*worker, *stats)),
             Event::WorkspaceFailed { message, .. } => self.workspace_failures.push(message.clone()),
             Event::Warning(message) => self.warnings.push(message.clone()),
-            Event::WorkspaceReady { .. }
+            Event::TestSkipped { index } => self.results[*index] = Some(TestResult::Skipped),
+            Event::RetryCancelled { index, result } => self.results[*index] = Some(*result),
+            Event::RunStarted(_)
+            | Event::RunFinished(_)
+            | Event::WorkspaceReady { .. }
             | Event::TestStarted { .. }
             | Event::TestSlow { .. }
             | Event::Output { .. } => {}
         }
     }
 
+    pub fn tests(&self) -> &'a [TestCase] {
+        self.tests
+    }
+
+    /// Test `index` is another machine's now (its retry went back to a
+    /// shared queue): it is in that build's report, not this run's.
+    pub fn forget(&mut self, index: usize) {
+        self.attempts[index].clear();
+        self.results[index] = None;
+    }
+
+    /// The final result of a test whose last attempt is recorded (its
+    /// retry may never have run): what [`Collector::outcomes`] gives it.
+    pub fn result_of(&self, index: usize) -> Option<TestResult> {
+        self.outcome_result(index)
+    }
+
     /// Every attempt of test `index` recorded so far.
     pub fn attempts_of(&self, index: usize) -> &[Attempt] {
         &self.attempts[index]
-    }
-
-    /// Marks tests that are reported without running (ignored ones).
-    pub fn skip(&mut self, index: usize) {
-        self.results[index] = Some(TestResult::Skipped);
     }
 
     /// Tests whose retry never ran (the run was interrupted while it was
@@ -80,32 +145,33 @@ impl<'a> Collector<'a> {
     /// test cut short by an interrupt or fail-fast after a failed attempt
     /// keeps that failure.
     pub fn outcomes(&self) -> Vec<TestOutcome> {
-        self.tests
-            .iter()
-            .zip(&self.attempts)
-            .zip(&self.results)
-            .filter_map(|((test, attempts), result)| {
-                let result = result.or_else(|| {
-                    use crate::model::AttemptStatus;
-                    // The last real failure decides; an interrupt is no verdict.
-                    let last = attempts
-                        .iter()
-                        .rev()
-                        .find(|a| a.status != AttemptStatus::Interrupted)
-                        .or(attempts.last())?;
-                    Some(match last.status {
-                        AttemptStatus::TimedOut => TestResult::TimedOut,
-                        AttemptStatus::Interrupted => TestResult::Interrupted,
-                        _ => TestResult::Failed,
-                    })
-                })?;
+        (0..self.tests.len())
+            .filter_map(|index| {
                 Some(TestOutcome {
-                    test: test.clone(),
-                    result,
-                    attempts: attempts.clone(),
+                    test: self.tests[index].clone(),
+                    result: self.outcome_result(index)?,
+                    attempts: self.attempts[index].clone(),
                 })
             })
             .collect()
+    }
+
+    fn outcome_result(&self, index: usize) -> Option<TestResult> {
+        self.results[index].or_else(|| {
+            use crate::model::AttemptStatus;
+            // The last real failure decides; an interrupt is no verdict.
+            let attempts = &self.attempts[index];
+            let last = attempts
+                .iter()
+                .rev()
+                .find(|a| a.status != AttemptStatus::Interrupted)
+                .or(attempts.last())?;
+            Some(match last.status {
+                AttemptStatus::TimedOut => TestResult::TimedOut,
+                AttemptStatus::Interrupted => TestResult::Interrupted,
+                _ => TestResult::Failed,
+            })
+        })
     }
 }
 
@@ -176,6 +242,67 @@ pub fn tail_lines(path: &Path, lines: usize) -> String {
 /// `1.234s` for the console and summaries.
 pub fn seconds(duration: Duration) -> String {
     format!("{:.3}s", duration.as_secs_f64())
+}
+
+/// What the reporters' unit tests share: a writer they can read back, a
+/// suite, attempts.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::io::Write;
+    use std::path::PathBuf;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, SystemTime};
+
+    use crate::model::{Attempt, AttemptStatus, Invocation, TestCase};
+
+    /// A `Write` whose bytes the test reads after the reporter wrote them.
+    #[derive(Clone, Default)]
+    pub struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl Buffer {
+        pub fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    impl Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    pub fn suite(names: &[&str]) -> Vec<TestCase> {
+        names
+            .iter()
+            .map(|name| {
+                let invocation = Invocation::Shell(String::new());
+                TestCase::new(format!("group {name}"), "group", *name, invocation)
+            })
+            .collect()
+    }
+
+    pub fn attempt(
+        number: u32,
+        worker: usize,
+        status: AttemptStatus,
+        message: Option<&str>,
+    ) -> Attempt {
+        Attempt {
+            number,
+            worker,
+            status,
+            started: SystemTime::UNIX_EPOCH,
+            duration: Duration::from_millis(1500),
+            message: message.map(String::from),
+            stdout_path: PathBuf::from("/logs/out"),
+            stderr_path: PathBuf::from("/logs/err"),
+            cases: Vec::new(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -29,6 +29,36 @@ const LINE_CHARS: usize = 300;
 /// Lines of a failed attempt's log read when looking for its panic.
 const LOG_TAIL_LINES: usize = 200;
 
+/// The step summary as a reporter: appended to `GITHUB_STEP_SUMMARY`
+/// (where GitHub Actions shows it on the run's page) once the run is over.
+pub struct StepSummary {
+    path: std::path::PathBuf,
+}
+
+impl StepSummary {
+    /// When `GITHUB_STEP_SUMMARY` names a file.
+    pub fn from_env() -> Option<StepSummary> {
+        let path = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty())?;
+        Some(StepSummary { path: path.into() })
+    }
+}
+
+impl super::Reporter for StepSummary {
+    fn event(&mut self, _run: &super::Collector<'_>, _event: &crate::events::Event) {}
+
+    fn finish(
+        &mut self,
+        run: &super::Collector<'_>,
+        end: &mut crate::events::RunFinished,
+    ) -> Vec<String> {
+        let reported = super::cases::expand(&run.outcomes());
+        match write(&self.path, &end.counts, &reported, end.wall) {
+            Ok(()) => Vec::new(),
+            Err(e) => vec![format!("cannot write GITHUB_STEP_SUMMARY: {e}")],
+        }
+    }
+}
+
 /// Appends the summary of one run to `path` (created if missing).
 pub fn write(
     path: &Path,
