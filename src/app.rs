@@ -1508,10 +1508,16 @@ fn run_tests(
     } else {
         exit::OK
     };
-    // GitHub Actions shows this Markdown on the run's page.
+    // GitHub Actions shows annotations, and this Markdown, on the run's page.
+    let not_annotated = crate::report::annotations::emit(&prepared.source, &reported);
     if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty())
-        && let Err(e) =
-            crate::report::step_summary::write(Path::new(&path), &counts, &reported, wall)
+        && let Err(e) = crate::report::step_summary::write(
+            Path::new(&path),
+            &counts,
+            &reported,
+            wall,
+            &not_annotated,
+        )
     {
         warn(
             format,

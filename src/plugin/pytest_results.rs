@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::model::{AttemptStatus, CaseKind, CaseResult};
+use crate::model::{AttemptStatus, CaseKind, CaseResult, SourceLocation};
 
 /// A node's identity and JUnit attributes, as the reporter writes them.
 #[derive(Debug, Clone, Deserialize)]
@@ -45,6 +45,9 @@ struct Phase {
     xfail: bool,
     message: Option<String>,
     detail: Option<String>,
+    /// Where a failed phase failed (see [`SourceLocation`]).
+    #[serde(default)]
+    failed_at: Option<SourceLocation>,
     #[serde(default)]
     duration: f64,
     stdout: Option<String>,
@@ -64,6 +67,8 @@ struct State {
     node: Node,
     /// The first failed phase: (when, message, traceback).
     failed: Option<(String, Option<String>, Option<String>)>,
+    /// Where the first failed phase failed.
+    failed_at: Option<SourceLocation>,
     /// A skip (or an xfail): (message, xfail).
     skipped: Option<(Option<String>, bool)>,
     /// Some phase of it was reported: it started.
@@ -79,6 +84,7 @@ impl State {
         State {
             node,
             failed: None,
+            failed_at: None,
             skipped: None,
             started: false,
             torn_down: false,
@@ -149,6 +155,7 @@ impl State {
             detail,
             file: self.node.file,
             line: self.node.line,
+            failed_at: self.failed_at.filter(|_| status == AttemptStatus::Failed),
             stdout: self.stdout.filter(|s| !s.is_empty()),
             stderr: self.stderr.filter(|s| !s.is_empty()),
         }
@@ -192,6 +199,7 @@ pub fn read(path: &Path, ended: &Ended) -> std::io::Result<Vec<CaseResult>> {
                     xfail,
                     message,
                     detail,
+                    failed_at,
                     duration,
                     stdout,
                     stderr,
@@ -203,6 +211,7 @@ pub fn read(path: &Path, ended: &Ended) -> std::io::Result<Vec<CaseResult>> {
                 match outcome.as_str() {
                     "failed" if state.failed.is_none() => {
                         state.failed = Some((when.clone(), message, detail));
+                        state.failed_at = failed_at;
                     }
                     "skipped" => state.skipped = Some((message, xfail)),
                     _ => {}

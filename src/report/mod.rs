@@ -2,6 +2,7 @@
 //! ([`Collector`]), the console and JSON views of the events, and the JUnit
 //! report written from what was collected.
 
+pub mod annotations;
 pub mod cases;
 pub mod console;
 pub mod json;
