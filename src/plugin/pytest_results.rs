@@ -245,8 +245,18 @@ mod tests {
         let lines = [
             collected.to_string(),
             report("a", "setup", "passed", ""),
-            report("a", "call", "failed", r#", "message": "boom""#),
-            report("a", "teardown", "failed", r#", "message": "later""#),
+            report(
+                "a",
+                "call",
+                "failed",
+                r#", "message": "boom", "failed_at": {"file": "tests/test_a.py", "line": 7}"#,
+            ),
+            report(
+                "a",
+                "teardown",
+                "failed",
+                r#", "message": "later", "failed_at": {"file": "conftest.py", "line": 3}"#,
+            ),
             report("b", "setup", "failed", r#", "message": "no db""#),
             report("b", "teardown", "passed", ""),
             report("c", "setup", "passed", ""),
@@ -293,6 +303,10 @@ mod tests {
             ]
         );
         assert_eq!(cases[0].duration, Duration::from_secs_f64(1.5));
+        // The first failed phase says where it failed; a skip says nowhere.
+        let at = cases[0].failed_at.as_ref().unwrap();
+        assert_eq!((at.file.as_str(), at.line), ("tests/test_a.py", 7));
+        assert_eq!(cases[2].failed_at, None);
         assert_eq!(cases[2].stdout.as_deref(), Some("own output"));
         let timed_out = read(&path, &Ended::TimedOut).unwrap();
         assert_eq!(
