@@ -1303,6 +1303,12 @@ fn run_tests(
     reporters.push(Box::new(crate::report::junit_file::JunitFile::new(
         junit_path.to_path_buf(),
     )));
+    // GitHub's run page: annotations first, then the step summary that
+    // names the failures beyond their cap.
+    reporters.extend(
+        crate::report::annotations::GithubAnnotations::from_env(&prepared.source)
+            .map(|a| Box::new(a) as Box<dyn crate::report::Reporter>),
+    );
     reporters.extend(
         crate::report::step_summary::StepSummary::from_env()
             .map(|s| Box::new(s) as Box<dyn crate::report::Reporter>),
@@ -1501,6 +1507,7 @@ fn run_tests(
         files,
         junit: None,
         timings: timings_written,
+        not_annotated: Vec::new(),
     });
     Ok(exit_code)
 }

@@ -94,6 +94,8 @@ pub struct RunFinished {
     /// The timings file written (`--timings-out`, else a shard's own
     /// `*.shard-K-of-N.json` when partitioned).
     pub timings: Option<PathBuf>,
+    /// Failed tests beyond the GitHub annotations' cap, for the step summary.
+    pub not_annotated: Vec<String>,
 }
 
 /// Where a worker's time went, for the summary (ParaTest printed idle time).

@@ -186,9 +186,21 @@ pub struct CaseResult {
     /// Where the framework says the test is (pytest's `file`/`line`), to be reported as such.
     pub file: Option<String>,
     pub line: Option<u64>,
+    /// Where a failed case failed, for annotations (see [`SourceLocation`]).
+    pub failed_at: Option<SourceLocation>,
     /// The test's own captured output, when the framework captured it per test.
     pub stdout: Option<String>,
     pub stderr: Option<String>,
+}
+
+/// A line of a source file, the file relative to the source (the project
+/// directory): pytest's deepest traceback line in the test's own file, else
+/// the test's definition.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SourceLocation {
+    pub file: String,
+    /// 1-based.
+    pub line: u64,
 }
 
 /// What a framework says beyond passed, failed, skipped.

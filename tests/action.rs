@@ -113,6 +113,10 @@ impl Finished {
         String::from_utf8_lossy(&self.output.stdout).into_owned()
     }
 
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
     /// What was written to `$GITHUB_OUTPUT`, the last value of each key.
     fn outputs(&self) -> BTreeMap<String, String> {
         let text = std::fs::read_to_string(self.temp.path().join("output")).unwrap_or_default();
@@ -277,17 +281,22 @@ fn a_failing_shard_exits_1_with_its_counts_and_annotations() {
         "1/1\n"
     );
 
-    let stdout = finished.stdout();
-    let annotation = stdout
-        .lines()
-        .find(|line| {
-            line.starts_with("::error title=failed%3A failing%3A%3Achecks fails_with_message::")
-        })
-        .unwrap_or_else(|| panic!("no annotation in\n{stdout}"));
-    assert!(annotation.contains("expected 2, got 3"), "{annotation}");
+    // The annotation is cargo-paratest's own, on stderr, at the panic's line
+    // (relative to the faked GitHub workspace); the script adds none.
+    let stderr = finished.stderr();
+    let annotations: Vec<&str> = stderr.lines().filter(|l| l.starts_with("::")).collect();
+    assert_eq!(
+        annotations,
+        ["::error file=failing/tests/checks.rs,line=19,col=5,\
+          title=failed%3A failing%3A%3Achecks fails_with_message::\
+          assertion `left == right` failed: expected 2, got 3%0A  left: 2%0A right: 3%0A(2 attempts)"],
+        "{stderr}"
+    );
+    assert!(!finished.stdout().contains("::"), "{}", finished.stdout());
     let summary = finished.summary();
     assert!(summary.contains("fails_with_message"), "{summary}");
     assert!(summary.contains("| 4 | 1 | 0 | 0 | 0 | 0 |"), "{summary}");
+    assert_eq!(summary.matches("cargo-paratest:").count(), 1, "{summary}");
 }
 
 #[test]
@@ -497,5 +506,96 @@ fn rust_version_is_declared_and_covers_the_dependencies() {
                 packages[id]["name"]
             );
         }
+    }
+}
+
+/// The script reads only the `run-finished` event, in either key spelling
+/// (snake_case today, kebab-case tolerated), with jq or, where jq does not
+/// work, with sed; `args` is split into words with quotes kept and nothing
+/// expanded. `cargo-paratest` is a stand-in that records its arguments and
+/// prints a canned event stream.
+#[test]
+fn outputs_come_from_the_run_finished_event_with_or_without_jq() {
+    let project = Project::copy("basic");
+    let shims = tempfile::tempdir().unwrap();
+    let record = shims.path().join("args");
+    let report = project.path.join("report dir/junit.xml");
+    std::fs::create_dir_all(report.parent().unwrap()).unwrap();
+    std::fs::write(&report, "<testsuites/>").unwrap();
+    let stub = format!(
+        "#!/bin/sh\nprintf '%s\\n' \"$@\" >'{}'\n\
+         echo '{{\"event\":\"run-started\",\"tests\":9}}'\n\
+         echo '{{\"event\": \"test-finished\", \"id\": \"x\", \"result\": \"failed\"}}'\n\
+         echo '{{\"event\": \"run-finished\", \"passed\": 3, \"failed\": 1, \"flaky\": 2, \
+         \"timed-out\": 1, \"skipped\": 4, \"not_run\": 0, \"duration\": 1.5, \
+         \"junit\": \"{}\", \"timings\": null}}'\nexit 1\n",
+        record.display(),
+        report.display()
+    );
+    let shim = shims.path().join("cargo-paratest");
+    std::fs::write(&shim, stub).unwrap();
+    let broken_jq = shims.path().join("jq");
+    std::fs::set_permissions(&shim, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path_with = |first: &Path| {
+        std::env::join_paths(
+            std::iter::once(first.to_path_buf()).chain(std::env::split_paths(
+                &std::env::var_os("PATH").unwrap_or_default(),
+            )),
+        )
+        .unwrap()
+        .into_string()
+        .unwrap()
+    };
+    let expected = [
+        ("passed", "3"),
+        ("failed", "1"),
+        ("flaky", "2"),
+        ("timed-out", "1"),
+        ("skipped", "4"),
+        ("not-run", "0"),
+        ("duration", "1.5"),
+        ("exit-code", "1"),
+    ];
+    for jq_works in [true, false] {
+        if jq_works {
+            if Command::new("jq").arg("--version").output().is_err() {
+                eprintln!("note: no jq; only the sed reading is checked");
+                continue;
+            }
+            let _ = std::fs::remove_file(&broken_jq);
+        } else {
+            std::fs::write(&broken_jq, "#!/bin/sh\nexit 127\n").unwrap();
+            std::fs::set_permissions(
+                &broken_jq,
+                std::os::unix::fs::PermissionsExt::from_mode(0o755),
+            )
+            .unwrap();
+        }
+        let finished = Action::new(&project, "run")
+            .env("PATH", &path_with(shims.path()))
+            .input("ARGS", r#"--retries 2 --slow-timeout '1 m' -- "a b" c\ d"#)
+            .run()
+            .expect(1);
+        let outputs = finished.outputs();
+        assert_outputs(&outputs, &expected);
+        assert_eq!(
+            Path::new(&outputs["report"]),
+            report,
+            "jq works: {jq_works}"
+        );
+        let artifact = PathBuf::from(&outputs["artifact-dir"]);
+        assert_eq!(
+            std::fs::read_to_string(artifact.join("junit.xml")).unwrap(),
+            "<testsuites/>"
+        );
+        let args = std::fs::read_to_string(&record).unwrap();
+        assert!(
+            args.ends_with("\n--retries\n2\n--slow-timeout\n1 m\n--\na b\nc d\n"),
+            "{args}"
+        );
+        assert!(
+            args.starts_with("paratest\nrun\n--message-format\njson\n"),
+            "{args}"
+        );
     }
 }

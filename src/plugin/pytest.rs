@@ -458,6 +458,7 @@ mod tests {
             detail: None,
             file: None,
             line: None,
+            failed_at: None,
             stdout: None,
             stderr: None,
         };

@@ -11,10 +11,14 @@ what it did:
   {"event": "report", "when": "setup"|"call"|"teardown", "outcome": ..., ...NODE}
 where NODE is {"node", "classname", "name", "file", "line"}: the testcase
 attributes pytest's own --junitxml writes (`file` and `line` only under
-`junit_family = xunit1`, as pytest does).
+`junit_family = xunit1`, as pytest does). A failed report also has
+"failed_at": {"file", "line"}, relative to the rootdir, 1-based: the
+deepest traceback line in the test's own file, else the test's definition
+(for GitHub annotations).
 """
 
 import json
+import os
 import re
 import sys
 
@@ -52,6 +56,7 @@ class Results:
         self.out = open(path, "w", encoding="utf-8")
         self.prefix = None
         self.locations = False
+        self.root = "."
 
     def write(self, event):
         self.out.write(json.dumps(event) + "\n")
@@ -59,6 +64,7 @@ class Results:
 
     def pytest_configure(self, config):
         self.prefix = config.getoption("junitprefix", None)
+        self.root = str(getattr(config, "rootpath", None) or config.rootdir)
         try:
             self.locations = config.getini("junit_family") == "xunit1"
         except ValueError:  # `-p no:junitxml`: no such option, pytest's default then
@@ -89,12 +95,34 @@ class Results:
             xfail=xfail is not None,
             message=message(report, xfail),
             detail=report.longreprtext if report.failed else None,
+            failed_at=failed_at(report, self.root) if report.failed else None,
             duration=report.duration,
             # Each phase's report holds the sections of the phases before it.
             stdout=report.capstdout + report.caplog,
             stderr=report.capstderr,
         )
         self.write(event)
+
+
+def failed_at(report, root):
+    """Where a failed phase failed: the deepest traceback entry in the
+    test's own file (an assertion in a helper elsewhere points at the test's
+    call of it), else the test's definition. `None` when pytest gave no
+    location."""
+    if not report.location:
+        return None
+    own_file, own_line = report.location[0], report.location[1]
+    own = os.path.normcase(os.path.abspath(os.path.join(root, own_file)))
+    line = None if own_line is None else own_line + 1
+    entries = getattr(getattr(report.longrepr, "reprtraceback", None), "reprentries", None)
+    for entry in entries or []:
+        place = getattr(entry, "reprfileloc", None)
+        # Entry paths are relative to the current directory, or absolute.
+        if place is not None and os.path.normcase(os.path.abspath(place.path)) == own:
+            line = place.lineno
+    if line is None:
+        return None
+    return {"file": own_file.replace(os.sep, "/"), "line": line}
 
 
 def message(report, xfail):

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::model::{AttemptStatus, CaseKind, CaseResult};
+use crate::model::{AttemptStatus, CaseKind, CaseResult, SourceLocation};
 
 /// A node's identity and JUnit attributes, as the reporter writes them.
 #[derive(Debug, Clone, Deserialize)]
@@ -45,6 +45,9 @@ struct Phase {
     xfail: bool,
     message: Option<String>,
     detail: Option<String>,
+    /// Where a failed phase failed (see [`SourceLocation`]).
+    #[serde(default)]
+    failed_at: Option<SourceLocation>,
     #[serde(default)]
     duration: f64,
     stdout: Option<String>,
@@ -64,6 +67,8 @@ struct State {
     node: Node,
     /// The first failed phase: (when, message, traceback).
     failed: Option<(String, Option<String>, Option<String>)>,
+    /// Where the first failed phase failed.
+    failed_at: Option<SourceLocation>,
     /// A skip (or an xfail): (message, xfail).
     skipped: Option<(Option<String>, bool)>,
     /// Some phase of it was reported: it started.
@@ -79,6 +84,7 @@ impl State {
         State {
             node,
             failed: None,
+            failed_at: None,
             skipped: None,
             started: false,
             torn_down: false,
@@ -149,6 +155,7 @@ impl State {
             detail,
             file: self.node.file,
             line: self.node.line,
+            failed_at: self.failed_at.filter(|_| status == AttemptStatus::Failed),
             stdout: self.stdout.filter(|s| !s.is_empty()),
             stderr: self.stderr.filter(|s| !s.is_empty()),
         }
@@ -192,6 +199,7 @@ pub fn read(path: &Path, ended: &Ended) -> std::io::Result<Vec<CaseResult>> {
                     xfail,
                     message,
                     detail,
+                    failed_at,
                     duration,
                     stdout,
                     stderr,
@@ -203,6 +211,7 @@ pub fn read(path: &Path, ended: &Ended) -> std::io::Result<Vec<CaseResult>> {
                 match outcome.as_str() {
                     "failed" if state.failed.is_none() => {
                         state.failed = Some((when.clone(), message, detail));
+                        state.failed_at = failed_at;
                     }
                     "skipped" => state.skipped = Some((message, xfail)),
                     _ => {}
@@ -236,8 +245,18 @@ mod tests {
         let lines = [
             collected.to_string(),
             report("a", "setup", "passed", ""),
-            report("a", "call", "failed", r#", "message": "boom""#),
-            report("a", "teardown", "failed", r#", "message": "later""#),
+            report(
+                "a",
+                "call",
+                "failed",
+                r#", "message": "boom", "failed_at": {"file": "tests/test_a.py", "line": 7}"#,
+            ),
+            report(
+                "a",
+                "teardown",
+                "failed",
+                r#", "message": "later", "failed_at": {"file": "conftest.py", "line": 3}"#,
+            ),
             report("b", "setup", "failed", r#", "message": "no db""#),
             report("b", "teardown", "passed", ""),
             report("c", "setup", "passed", ""),
@@ -284,6 +303,10 @@ mod tests {
             ]
         );
         assert_eq!(cases[0].duration, Duration::from_secs_f64(1.5));
+        // The first failed phase says where it failed; a skip says nowhere.
+        let at = cases[0].failed_at.as_ref().unwrap();
+        assert_eq!((at.file.as_str(), at.line), ("tests/test_a.py", 7));
+        assert_eq!(cases[2].failed_at, None);
         assert_eq!(cases[2].stdout.as_deref(), Some("own output"));
         let timed_out = read(&path, &Ended::TimedOut).unwrap();
         assert_eq!(

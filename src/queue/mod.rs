@@ -297,6 +297,8 @@ pub struct StoredFrameworkCase {
     #[serde(default)]
     pub line: Option<u64>,
     #[serde(default)]
+    pub failed_at: Option<crate::model::SourceLocation>,
+    #[serde(default)]
     pub stdout: Option<String>,
     #[serde(default)]
     pub stderr: Option<String>,
@@ -315,6 +317,7 @@ impl StoredFrameworkCase {
             detail: case.detail.clone(),
             file: case.file.clone(),
             line: case.line,
+            failed_at: case.failed_at.clone(),
             stdout: case.stdout.clone(),
             stderr: case.stderr.clone(),
         }
@@ -332,6 +335,7 @@ impl StoredFrameworkCase {
             detail: self.detail.clone(),
             file: self.file.clone(),
             line: self.line,
+            failed_at: self.failed_at.clone(),
             stdout: self.stdout.clone(),
             stderr: self.stderr.clone(),
         }

@@ -594,6 +594,7 @@ mod tests {
             files: vec![("Logs", "/logs".into())],
             junit: None,
             timings: None,
+            not_annotated: Vec::new(),
         });
         let text = buffer.text();
         assert!(text.starts_with("error: it broke\n"), "{text}");

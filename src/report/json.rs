@@ -430,6 +430,7 @@ mod tests {
             files: Vec::new(),
             junit: Some("/r/junit.xml".into()),
             timings: None,
+            not_annotated: Vec::new(),
         });
         let events = lines(&buffer);
         assert_eq!(events[0]["event"], "warning");

@@ -2,6 +2,7 @@
 //! in the [`Collector`], then hands it to each [`Reporter`]: the console,
 //! the JSON or TeamCity stream, the JUnit file and the step summary.
 
+pub mod annotations;
 pub mod cases;
 pub mod console;
 pub mod json;

@@ -52,7 +52,13 @@ impl super::Reporter for StepSummary {
         end: &mut crate::events::RunFinished,
     ) -> Vec<String> {
         let reported = super::cases::expand(&run.outcomes());
-        match write(&self.path, &end.counts, &reported, end.wall) {
+        match write(
+            &self.path,
+            &end.counts,
+            &reported,
+            end.wall,
+            &end.not_annotated,
+        ) {
             Ok(()) => Vec::new(),
             Err(e) => vec![format!("cannot write GITHUB_STEP_SUMMARY: {e}")],
         }
@@ -60,13 +66,16 @@ impl super::Reporter for StepSummary {
 }
 
 /// Appends the summary of one run to `path` (created if missing).
+/// `not_annotated` are the failed tests beyond the GitHub annotations' cap
+/// (see [`super::annotations`]), named below the failures.
 pub fn write(
     path: &Path,
     counts: &Counts,
     outcomes: &[TestOutcome],
     wall: Duration,
+    not_annotated: &[String],
 ) -> std::io::Result<()> {
-    let text = render(counts, outcomes, wall);
+    let text = render(counts, outcomes, wall, not_annotated);
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -76,7 +85,12 @@ pub fn write(
 }
 
 /// The Markdown text that [`write`] appends.
-pub fn render(counts: &Counts, outcomes: &[TestOutcome], wall: Duration) -> String {
+pub fn render(
+    counts: &Counts,
+    outcomes: &[TestOutcome],
+    wall: Duration,
+    not_annotated: &[String],
+) -> String {
     let mut md = String::new();
     let failing = counts.failed + counts.timed_out;
     let mark = if failing > 0 { "❌" } else { "✅" };
@@ -116,6 +130,25 @@ pub fn render(counts: &Counts, outcomes: &[TestOutcome], wall: Duration) -> Stri
             failure(&mut md, outcome);
         }
         more(&mut md, failures.len(), MAX_FAILURES);
+        if !not_annotated.is_empty() {
+            let names: Vec<String> = not_annotated
+                .iter()
+                .take(MAX_FAILURES)
+                .map(|id| code(id))
+                .collect();
+            let rest = not_annotated.len().saturating_sub(MAX_FAILURES);
+            let _ = writeln!(
+                md,
+                "\n{} more failures not annotated: {}{}",
+                not_annotated.len(),
+                names.join(", "),
+                if rest > 0 {
+                    format!(" and {rest} more")
+                } else {
+                    String::new()
+                }
+            );
+        }
         md.push('\n');
     }
 
@@ -384,7 +417,7 @@ mod tests {
         let counts = Counts::of(&outcomes, 2);
         let path = dir.path().join("summary.md");
         std::fs::write(&path, "earlier step\n").unwrap();
-        write(&path, &counts, &outcomes, Duration::from_millis(3210)).unwrap();
+        write(&path, &counts, &outcomes, Duration::from_millis(3210), &[]).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
 
         assert!(
@@ -421,7 +454,7 @@ mod tests {
         assert!(!text.contains("| `crate::it ignored`"), "{text}");
 
         // A second run appends below the first.
-        write(&path, &counts, &outcomes, Duration::from_millis(1)).unwrap();
+        write(&path, &counts, &outcomes, Duration::from_millis(1), &[]).unwrap();
         let again = std::fs::read_to_string(&path).unwrap();
         assert!(again.starts_with(&text));
         assert_eq!(again.matches("cargo-paratest:").count(), 2);
@@ -441,7 +474,7 @@ mod tests {
             .collect();
         let counts = Counts::of(&outcomes, 0);
         let path = dir.path().join("new").with_extension("md");
-        write(&path, &counts, &outcomes, Duration::from_secs(1)).unwrap();
+        write(&path, &counts, &outcomes, Duration::from_secs(1), &[]).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(
             text.starts_with("### ✅ cargo-paratest: 8 run, 0 failed in 1.000s"),
@@ -476,7 +509,7 @@ mod tests {
                 )
             })
             .collect();
-        let text = render(&Counts::of(&outcomes, 0), &outcomes, Duration::ZERO);
+        let text = render(&Counts::of(&outcomes, 0), &outcomes, Duration::ZERO, &[]);
         assert!(
             text.contains("- ``id `with` ticks 0`` timed out: `exit status 101`"),
             "{text}"
@@ -487,6 +520,14 @@ mod tests {
         );
         assert!(text.contains("- … and 3 more"), "{text}");
         assert_eq!(text.matches(" timed out: ").count(), MAX_FAILURES);
+
+        // Failures beyond the annotations' cap are named.
+        let left = ["x `y`".to_string(), "z".to_string()];
+        let text = render(&Counts::of(&outcomes, 0), &outcomes, Duration::ZERO, &left);
+        assert!(
+            text.contains("\n2 more failures not annotated: `` x `y` ``, `z`\n"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -505,6 +546,7 @@ mod tests {
             detail: detail.map(str::to_string),
             file: None,
             line: None,
+            failed_at: None,
             stdout: None,
             stderr: None,
         };
@@ -518,7 +560,7 @@ mod tests {
             ),
         ];
         let outcomes = vec![outcome("tests/test_x.py", TestResult::Failed, vec![failed])];
-        let text = render(&Counts::of(&outcomes, 0), &outcomes, Duration::ZERO);
+        let text = render(&Counts::of(&outcomes, 0), &outcomes, Duration::ZERO, &[]);
         assert!(
             text.contains("  test_bad: AssertionError: assert 2 == 3\n      def test_bad():\n      >       assert 2 == 3\n      E       assert 2 == 3\n"),
             "{text}"
