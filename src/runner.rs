@@ -129,6 +129,7 @@ impl Runner<'_> {
                     key: format!("{}\0{:?}", key.key, self.timeout_of(index)),
                     min_batch: key.min_batch,
                     alone_above: key.alone_above,
+                    startup: key.startup,
                 })
             })
             .collect()
@@ -755,6 +756,7 @@ struct BatchClass {
     key: String,
     min_batch: Duration,
     alone_above: Duration,
+    startup: Duration,
 }
 
 /// Whether spawning failed for want of processes, memory or file descriptors.
@@ -906,6 +908,7 @@ impl Queue {
                 key: String::new(),
                 min_batch: MIN_BATCH,
                 alone_above: Duration::MAX,
+                startup: Duration::ZERO,
             }));
         }
         self.classes.get(index)?.as_ref()
@@ -938,8 +941,9 @@ impl Queue {
                 let mut total = time(job.index);
                 if let Some(workers) = workers
                     && let Some(class) = self.class(job.index)
-                    && total <= class.alone_above
+                    && total.saturating_sub(class.startup) <= class.alone_above
                 {
+                    total = total.saturating_sub(class.startup);
                     let target =
                         (state.remaining / (4 * workers.max(1) as u32)).max(class.min_batch);
                     // The queued first attempts of the same class that fit,
@@ -950,12 +954,14 @@ impl Queue {
                         && batch.len() < MAX_BATCH_TESTS
                     {
                         let next = state.first[position].index;
+                        // What it costs in a batch: no start-up of its own.
+                        let cost = time(next).saturating_sub(class.startup);
                         let fits = self
                             .class(next)
-                            .is_some_and(|c| c.key == class.key && time(next) <= c.alone_above)
-                            && total + time(next) <= target;
+                            .is_some_and(|c| c.key == class.key && cost <= c.alone_above)
+                            && total + cost <= target;
                         if fits {
-                            total += time(next);
+                            total += cost;
                             batch.extend(state.first.remove(position));
                         } else {
                             position += 1;

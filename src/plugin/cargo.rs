@@ -145,6 +145,7 @@ impl Plugin for CargoPlugin {
             key: format!("{:016x}", hasher.finish()),
             min_batch: startup * MIN_BATCH,
             alone_above: startup * ALONE_ABOVE,
+            startup,
         })
     }
 
@@ -232,7 +233,15 @@ fn judge_batch(tests: &[&TestCase], finished: &Finished<'_>) -> Vec<Verdict> {
                         crate::libtest::read_log(&stdout),
                         crate::libtest::read_log(&stderr),
                     );
+                    let batch = crate::libtest::read_log(finished.stderr_path);
                     let message = crate::libtest::test_panic(&test.name, &[&stderr, &stdout])
+                        .or_else(|| {
+                            // Output split at the wrong moment: the batch's
+                            // log still has the panic, on the test's thread.
+                            crate::libtest::panics(&batch)
+                                .into_iter()
+                                .find(|p| p.thread == test.name)
+                        })
                         .map(|p| p.message)
                         .or_else(|| {
                             [&stderr, &stdout]

@@ -155,6 +155,9 @@ pub struct BatchKey {
     pub min_batch: Duration,
     /// A test expected to take longer runs alone.
     pub alone_above: Duration,
+    /// The process start-up a test's expected time includes when it ran
+    /// alone: in a batch it costs that much less.
+    pub startup: Duration,
 }
 
 impl Default for BatchKey {
@@ -163,6 +166,7 @@ impl Default for BatchKey {
             key: String::new(),
             min_batch: Duration::from_secs(1),
             alone_above: Duration::MAX,
+            startup: Duration::ZERO,
         }
     }
 }
