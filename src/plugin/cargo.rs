@@ -233,7 +233,7 @@ fn judge_batch(tests: &[&TestCase], finished: &Finished<'_>) -> Vec<Verdict> {
                         crate::libtest::read_log(&stdout),
                         crate::libtest::read_log(&stderr),
                     );
-                    let batch = crate::libtest::read_log(finished.stderr_path);
+                    let batch = crate::libtest::read_log(finished.stdout_path);
                     let message = crate::libtest::test_panic(&test.name, &[&stderr, &stdout])
                         .or_else(|| {
                             // Output split at the wrong moment: the batch's

@@ -3,12 +3,13 @@
 //!
 //! The process is started by a small driver, this binary run as
 //! `cargo-paratest __paratest-libtest-batch ...`, which reads the test
-//! binary's stdout and stderr as they arrive. With one test thread libtest
+//! binary's output (stdout and stderr on one pipe, in order) as it arrives. With one test thread libtest
 //! prints `test NAME ... ` (flushed) when a test starts and its result when
 //! it ends, so the driver knows which test runs at every moment: it splits
 //! the output into each test's own log files, times each test from its
 //! start line to its result, stops a test that runs past its own time limit
-//! ([`crate::runner::BATCH_TIMEOUT_VAR`]) and writes one JSON line per
+//! ([`crate::runner::BATCH_TIMEOUT_VAR`]); a test's own log has its stdout
+//! and stderr together, in the order written and writes one JSON line per
 //! finished test to the attempt's report. A test that libtest did not report
 //! is absent from the report: the runner runs it again alone.
 
@@ -154,28 +155,34 @@ fn drive(report: &Path, tests: Vec<TestLog>, program: &OsStr, args: &[OsString])
         .and_then(|s| s.parse::<f64>().ok())
         .filter(|s| s.is_finite() && *s > 0.0)
         .map(Duration::from_secs_f64);
-    let mut child = Command::new(program)
+    // One pipe for both streams: what a test wrote, to either, stays in
+    // order with libtest's start and result lines, so each byte goes to the
+    // test that was running (two pipes cannot tell which came first).
+    let (reader, writer) = io::pipe()?;
+    let mut command = Command::new(program);
+    command
         .args(args)
         .env_remove(crate::runner::BATCH_TIMEOUT_VAR)
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
+        .stdout(writer.try_clone()?)
+        .stderr(writer);
+    let mut child = command.spawn()?;
+    // Only the child holds the write end now: its exit closes the pipe.
+    drop(command);
     let mut splitter = Splitter::new(tests, File::create(report)?);
-    let status = pump(&mut child, &mut splitter, limit)?;
+    let status = pump(&mut child, reader, &mut splitter, limit)?;
     splitter.finish(status)
 }
 
-/// Reads both pipes until they close (or a while after the exit), stderr
-/// first when both have data: what a test wrote to stderr before libtest
-/// printed the next start line belongs to that test.
+/// Reads the output until the pipe closes (or a while after the exit).
 fn pump(
     child: &mut Child,
+    output: io::PipeReader,
     splitter: &mut Splitter,
     limit: Option<Duration>,
 ) -> io::Result<ExitStatus> {
-    let mut stdout = child.stdout.take();
-    let mut stderr = child.stderr.take();
+    let mut stdout = Some(output);
+    let mut stderr: Option<io::PipeReader> = None;
     let mut buffer = vec![0u8; 64 * 1024];
     let mut exited: Option<(ExitStatus, Instant)> = None;
     loop {
@@ -260,6 +267,8 @@ struct Splitter {
     last_result: Option<(String, Instant)>,
     summary: bool,
     report: File,
+    /// Copy everything to this process's own stdout and stderr (the batch's log).
+    echo: bool,
 }
 
 impl Splitter {
@@ -280,6 +289,7 @@ impl Splitter {
             last_result: None,
             summary: false,
             report,
+            echo: true,
         }
     }
 
@@ -300,7 +310,9 @@ impl Splitter {
     }
 
     fn stdout(&mut self, bytes: &[u8], now: Instant) -> io::Result<()> {
-        io::stdout().write_all(bytes)?;
+        if self.echo {
+            io::stdout().write_all(bytes)?;
+        }
         self.tail.extend_from_slice(bytes);
         while let Some(end) = memchr::memchr(b'\n', &self.tail) {
             let line: Vec<u8> = self.tail.drain(..=end).collect();
@@ -361,7 +373,9 @@ impl Splitter {
     }
 
     fn stderr(&mut self, bytes: &[u8]) -> io::Result<()> {
-        io::stderr().write_all(bytes)?;
+        if self.echo {
+            io::stderr().write_all(bytes)?;
+        }
         if let Some(index) = self.current
             && let Some((_, err)) = &mut self.tests[index].files
         {
@@ -489,7 +503,9 @@ mod tests {
                 done: false,
             })
             .collect();
-        Splitter::new(tests, File::create(dir.join("report")).unwrap())
+        let mut splitter = Splitter::new(tests, File::create(dir.join("report")).unwrap());
+        splitter.echo = false;
+        splitter
     }
 
     #[test]
