@@ -115,6 +115,26 @@ impl Runner<'_> {
             })
     }
 
+    /// Which tests may share a process, by index (see [`Plugin::batch_key`]):
+    /// the plugin's key, made apart by each test's own time limit, since a
+    /// batch's process watches one limit for all its tests.
+    fn batch_classes(&self) -> Vec<Option<BatchClass>> {
+        if !self.batching {
+            return Vec::new();
+        }
+        (0..self.tests.len())
+            .map(|index| {
+                let key = self.plugin.batch_key(&self.tests[index])?;
+                Some(BatchClass {
+                    key: format!("{}\0{:?}", key.key, self.timeout_of(index)),
+                    min_batch: key.min_batch,
+                    alone_above: key.alone_above,
+                    startup: key.startup,
+                })
+            })
+            .collect()
+    }
+
     /// Runs every test in `order` and returns when all workers are done and
     /// every workspace is torn down.
     pub fn run(&self, events: &Sender<Event>) -> RunStats {
@@ -127,7 +147,9 @@ impl Runner<'_> {
             attempt: 1,
             failed_before: false,
         });
-        let queue = Queue::new(jobs, &self.expected).with_groups(self.groups.clone());
+        let queue = Queue::new(jobs, &self.expected)
+            .with_groups(self.groups.clone())
+            .with_batches(self.batch_classes());
         let workers = self.context.workers;
         let started = Instant::now();
         // Plain threads, not a rayon pool: a rayon thread that blocks inside
@@ -416,7 +438,13 @@ impl Runner<'_> {
             .join("\n");
         let number = jobs[0].attempt;
         let scope = Scope::worker(&self.context, worker, workspace).test(&ids, number);
-        let (stdout_path, stderr_path) = log_paths(&self.context.output, &tests[0].id, number);
+        // A batch's own log is apart from its tests' (which a plugin that
+        // splits the output writes, and which a rerun alone uses).
+        let log_id = match tests.len() {
+            1 => tests[0].id.clone(),
+            n => format!("{} and {} more (batch)", tests[0].id, n - 1),
+        };
+        let (stdout_path, stderr_path) = log_paths(&self.context.output, &log_id, number);
         let report_path = stdout_path.with_extension("report");
         let _ = std::fs::remove_file(&report_path);
         let clock = Instant::now();
@@ -431,19 +459,33 @@ impl Runner<'_> {
             stderr_path,
             cases: Vec::new(),
         };
+        let split = jobs.len() > 1 && self.plugin.splits_batch_output();
+        // Each test's attempt, its own log files when the batch split them.
+        let own = |job: &Job| -> Attempt {
+            let mut attempt = Attempt {
+                number: job.attempt,
+                ..template.clone()
+            };
+            if split {
+                let (stdout, stderr) =
+                    log_paths(&self.context.output, &self.tests[job.index].id, job.attempt);
+                (attempt.stdout_path, attempt.stderr_path) = (stdout, stderr);
+            }
+            attempt
+        };
         let every = |status: AttemptStatus, message: String, duration: Duration| -> Vec<Attempt> {
             let share = duration / jobs.len() as u32;
             let message = Some(message);
             jobs.iter()
                 .map(|job| Attempt {
-                    number: job.attempt,
                     status,
                     duration: share,
                     message: message.clone(),
-                    ..template.clone()
+                    ..own(job)
                 })
                 .collect()
         };
+        let mut rerun = Vec::new();
         let hook_log = self.hook_log("test", worker);
         if let Some(hook) = &self.hooks.setup_test
             && let Err(e) = run_hook(
@@ -511,6 +553,9 @@ impl Runner<'_> {
                     report_path: &report_path,
                 };
                 let mut verdicts = self.plugin.judge(&tests, &finished);
+                if jobs.len() > 1 && !exit.interrupted {
+                    rerun = self.plugin.unfinished(&tests, &finished);
+                }
                 if verdicts.len() != jobs.len() {
                     let message = format!(
                         "plugin `{}` judged {} of {} tests",
@@ -533,12 +578,11 @@ impl Runner<'_> {
                             message = Some(INTERRUPTED.to_string());
                         }
                         Attempt {
-                            number: job.attempt,
                             status,
                             duration: verdict.duration.unwrap_or(share),
                             message,
                             cases: verdict.cases,
-                            ..template.clone()
+                            ..own(job)
                         }
                     })
                     .collect()
@@ -558,6 +602,18 @@ impl Runner<'_> {
         }
         // What the attempt started and left running outside its group.
         self.watchdog.sweep(&self.sweep(worker, Some(&ids)), false);
+        // What a crashed or stopped batch did not finish runs again, one
+        // test per process: the culprit is named, the others judged alone.
+        let mut attempts = attempts;
+        for position in rerun {
+            if self.watchdog.is_interrupted() || position >= jobs.len() {
+                break;
+            }
+            let job = &jobs[position..=position];
+            if let Some(alone) = self.attempt(worker, workspace, job, events, queue).pop() {
+                attempts[position] = alone;
+            }
+        }
         attempts
     }
 
@@ -644,6 +700,13 @@ impl Runner<'_> {
         if let Some(dir) = attempt.stdout_path.parent() {
             std::fs::create_dir_all(dir)?;
         }
+        // A batch's process watches each test's own limit (see `Queue::next`:
+        // a batch's tests share one).
+        if tests.len() > 1
+            && let Some(limit) = self.timeout_of(index)
+        {
+            command.env(BATCH_TIMEOUT_VAR, limit.as_secs_f64().to_string());
+        }
         command
             .stdout(File::create(&attempt.stdout_path)?)
             .stderr(File::create(&attempt.stderr_path)?);
@@ -679,6 +742,21 @@ impl Runner<'_> {
         }
         exit
     }
+}
+
+/// The time limit of each test of a batch, in seconds, for the batch's process.
+pub const BATCH_TIMEOUT_VAR: &str = "PARATEST_BATCH_TEST_TIMEOUT";
+
+/// The most tests one batch runs (a crash reruns what is left one by one).
+const MAX_BATCH_TESTS: usize = 256;
+
+/// Which tests may share a process, for the queue (see [`Runner::batch_classes`]).
+#[derive(Debug, Clone)]
+struct BatchClass {
+    key: String,
+    min_batch: Duration,
+    alone_above: Duration,
+    startup: Duration,
 }
 
 /// Whether spawning failed for want of processes, memory or file descriptors.
@@ -747,6 +825,8 @@ pub fn safe_file_name(id: &str) -> String {
 struct Queue {
     state: Mutex<QueueState>,
     changed: Condvar,
+    /// Which tests may share a process, by index; empty: any.
+    classes: Vec<Option<BatchClass>>,
 }
 
 struct QueueState {
@@ -810,7 +890,28 @@ impl Queue {
                 groups: GroupLimits::default(),
             }),
             changed: Condvar::new(),
+            classes: Vec::new(),
         }
+    }
+
+    /// Batches only join tests of one class (see [`Runner::batch_classes`]).
+    fn with_batches(mut self, classes: Vec<Option<BatchClass>>) -> Queue {
+        self.classes = classes;
+        self
+    }
+
+    /// The class of the test at `index`: `None` runs alone.
+    fn class(&self, index: usize) -> Option<&BatchClass> {
+        if self.classes.is_empty() {
+            static ANY: std::sync::OnceLock<BatchClass> = std::sync::OnceLock::new();
+            return Some(ANY.get_or_init(|| BatchClass {
+                key: String::new(),
+                min_batch: MIN_BATCH,
+                alone_above: Duration::MAX,
+                startup: Duration::ZERO,
+            }));
+        }
+        self.classes.get(index)?.as_ref()
     }
 
     /// The next attempt, waiting while a running attempt may still queue a
@@ -836,14 +937,35 @@ impl Queue {
                 }
             } else if let Some(job) = state.first.pop_front() {
                 let mut batch = vec![job];
-                let mut total = expected.get(job.index).copied().unwrap_or_default();
-                if let Some(workers) = workers {
-                    let target = (state.remaining / (4 * workers.max(1) as u32)).max(MIN_BATCH);
-                    while let Some(next) = state.first.front()
-                        && total + expected[next.index] <= target
+                let time = |index: usize| expected.get(index).copied().unwrap_or_default();
+                let mut total = time(job.index);
+                if let Some(workers) = workers
+                    && let Some(class) = self.class(job.index)
+                    && total.saturating_sub(class.startup) <= class.alone_above
+                {
+                    total = total.saturating_sub(class.startup);
+                    let target =
+                        (state.remaining / (4 * workers.max(1) as u32)).max(class.min_batch);
+                    // The queued first attempts of the same class that fit,
+                    // in queue order (longest first).
+                    let mut position = 0;
+                    while position < state.first.len()
+                        && total < target
+                        && batch.len() < MAX_BATCH_TESTS
                     {
-                        total += expected[next.index];
-                        batch.push(state.first.pop_front().expect("front exists"));
+                        let next = state.first[position].index;
+                        // What it costs in a batch: no start-up of its own.
+                        let cost = time(next).saturating_sub(class.startup);
+                        let fits = self
+                            .class(next)
+                            .is_some_and(|c| c.key == class.key && cost <= c.alone_above)
+                            && total + cost <= target;
+                        if fits {
+                            total += cost;
+                            batch.extend(state.first.remove(position));
+                        } else {
+                            position += 1;
+                        }
                     }
                 }
                 state.remaining = state.remaining.saturating_sub(total);

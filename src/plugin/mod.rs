@@ -7,6 +7,7 @@
 
 pub mod capture;
 pub mod cargo;
+pub mod cargo_batch;
 pub mod command;
 pub mod external;
 pub mod pytest;
@@ -107,6 +108,29 @@ pub trait Plugin: Sync {
         false
     }
 
+    /// Which tests may share a process, when [`Plugin::batches`]: `None`
+    /// runs `test` alone; tests whose keys are equal may share one. By
+    /// default every test may share with every other, and a batch is at
+    /// least [`BatchKey::min_batch`] long (pytest's start-up costs ~0.5 s).
+    fn batch_key(&self, _test: &TestCase) -> Option<BatchKey> {
+        Some(BatchKey::default())
+    }
+
+    /// After [`Plugin::judge`] on a batch: the positions of the tests the
+    /// process did not finish (it crashed or was stopped before them). The
+    /// runner runs each of them again alone, so that the culprit of a
+    /// crash is named and the others get their own verdicts.
+    fn unfinished(&self, _tests: &[&TestCase], _finished: &Finished<'_>) -> Vec<usize> {
+        Vec::new()
+    }
+
+    /// Whether a batch wrote each test's output to its own files (those of
+    /// [`crate::runner::log_paths`] for the test's id and attempt), which
+    /// its attempts then point at; otherwise they share the batch's log.
+    fn splits_batch_output(&self) -> bool {
+        false
+    }
+
     /// The process that runs `tests` (one test, or a batch when
     /// [`Plugin::batches`]). `report_path` is a fresh per-attempt path where
     /// the process may write a report for [`Plugin::judge`] to read.
@@ -119,6 +143,31 @@ pub trait Plugin: Sync {
     fn judge(&self, tests: &[&TestCase], finished: &Finished<'_>) -> Vec<Verdict> {
         let (status, message) = judge_by_exit_status(finished.status);
         vec![Verdict::new(status, message); tests.len()]
+    }
+}
+
+/// Tests with equal keys may share a process (see [`Plugin::batch_key`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BatchKey {
+    /// Same program, working directory, environment and arguments but the names.
+    pub key: String,
+    /// The smallest batch worth a process start-up.
+    pub min_batch: Duration,
+    /// A test expected to take longer runs alone.
+    pub alone_above: Duration,
+    /// The process start-up a test's expected time includes when it ran
+    /// alone: in a batch it costs that much less.
+    pub startup: Duration,
+}
+
+impl Default for BatchKey {
+    fn default() -> BatchKey {
+        BatchKey {
+            key: String::new(),
+            min_batch: Duration::from_secs(1),
+            alone_above: Duration::MAX,
+            startup: Duration::ZERO,
+        }
     }
 }
 
