@@ -3,17 +3,13 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::cli::{
     ArchiveArgs, Cli, Command as Subcommand, ListArgs, MergeArgs, RunArgs, SelectArgs,
     TimingsAction, TimingsArgs,
 };
-use crate::config::{
-    CONFIG_FILE, FlakyResult, Hooks, Isolation, MessageFormat, NoTests, Origin, Profile,
-    ProjectConfig, WorkspaceReset,
-};
+use crate::config::{Hooks, Isolation, MessageFormat, NoTests, Profile, RunConfig};
 use crate::error::{Error, Result, exit};
 use crate::events::Event;
 use crate::filterset::Filterset;
@@ -333,14 +329,19 @@ fn import_timings(reports: &[PathBuf]) -> Result<Timings> {
     Ok(Timings::from_durations(durations))
 }
 
-/// What `run` and `list` share: the source, the settings, the plugin and the tests.
+/// What `run` and `list` share: the resolved settings and the plugin.
 struct Prepared {
-    source: PathBuf,
-    settings: Profile,
-    /// The command line over the environment: what per-test overrides cannot change.
-    forced: Profile,
-    project: ProjectConfig,
+    config: RunConfig,
     plugin: plugin::Selected,
+}
+
+/// `prepared.source`, `prepared.settings`, ...: the config's fields are the
+/// prepared command's.
+impl std::ops::Deref for Prepared {
+    type Target = RunConfig;
+    fn deref(&self) -> &RunConfig {
+        &self.config
+    }
 }
 
 /// `run` and `list`: with `--archive-file`, the archive is unpacked and its
@@ -360,97 +361,44 @@ fn prepare_in(
 ) -> Result<Prepared> {
     let cwd = std::env::current_dir()
         .map_err(|e| Error::with_cause(crate::error::Kind::Usage, "no current directory", e))?;
-    let source = match &unpacked {
-        Some(unpacked) if select.source.is_none() => crate::archive::source_of(unpacked, &cwd)?,
-        _ => find_source(select, &cwd)?,
+    let unpacked_source = match &unpacked {
+        Some(unpacked) if select.source.is_none() => {
+            Some(crate::archive::source_of(unpacked, &cwd)?)
+        }
+        _ => None,
     };
-    let project = ProjectConfig::load(&source)?;
-    let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
-    let cli_layer = cli_layer.resolve_paths(&cwd);
-    cli_layer.validate(Origin::CommandLine)?;
-    let env_layer = Profile::from_env(|name| std::env::var(name).ok(), &cwd)?;
-    env_layer.validate(Origin::Environment)?;
-    let file_layer = project.profile(select.profile.as_deref(), ci)?;
-    if let Some(path) = &project.path {
-        file_layer.validate(Origin::File(path))?;
-    }
-    let forced = cli_layer.overlay(env_layer);
-    let mut settings = forced.clone().overlay(file_layer);
-    if unpacked.is_some() && select.source.is_none() {
-        // The unpacked source goes at the end: reports stay in the current directory.
-        let local = paratest_dir(&cwd);
-        settings
-            .junit
-            .get_or_insert_with(|| local.join("junit.xml"));
-        settings
-            .timings
-            .get_or_insert_with(|| local.join("timings.json"));
-    }
+    let config = RunConfig::resolve(select.request(cli_layer, unpacked_source), &cwd, |name| {
+        std::env::var(name).ok()
+    })?;
     let plugin = match unpacked {
-        Some(unpacked) => crate::archive::plugin(unpacked, settings.plugin.as_deref())?,
-        None => plugin::select(settings.plugin.as_deref(), &source, &project.plugins)?,
+        Some(unpacked) => crate::archive::plugin(unpacked, config.settings.plugin.as_deref())?,
+        None => plugin::select(
+            config.settings.plugin.as_deref(),
+            &config.source,
+            &config.project.plugins,
+        )?,
     };
-    Ok(Prepared {
-        source,
-        settings,
-        forced,
-        project,
-        plugin,
-    })
+    Ok(Prepared { config, plugin })
 }
 
 /// `--source`, else the Cargo workspace root above the current directory (or
 /// `--manifest-path`), else the current directory.
 fn find_source(select: &SelectArgs, cwd: &Path) -> Result<PathBuf> {
-    if let Some(dir) = &select.source {
-        return dir.canonicalize().map_err(|e| {
-            Error::with_cause(
-                crate::error::Kind::Usage,
-                format!("invalid --source {}", dir.display()),
-                e,
-            )
-        });
-    }
-    // The nearest directory with a paratest.toml or a Cargo.toml decides: a
-    // paratest.toml without Cargo.toml (a pytest or shell project inside a
-    // Rust repository) is a source of its own.
-    let nearest = cwd
-        .ancestors()
-        .find(|d| d.join(CONFIG_FILE).is_file() || d.join("Cargo.toml").is_file());
-    if select.cargo.manifest_path.is_none()
-        && let Some(dir) = nearest
-        && !dir.join("Cargo.toml").is_file()
-    {
-        return Ok(dir.to_path_buf());
-    }
-    let has_manifest = select.cargo.manifest_path.is_some() || nearest.is_some();
-    if has_manifest && select.plugin.as_deref().is_none_or(|p| p == "cargo") {
-        let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-        command.args(["locate-project", "--workspace", "--message-format", "plain"]);
-        if let Some(manifest) = &select.cargo.manifest_path {
-            command.arg("--manifest-path").arg(manifest);
-        }
-        if let Ok(output) = command.output()
-            && output.status.success()
-        {
-            let manifest = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
-            if let Some(root) = manifest.parent() {
-                return Ok(root.to_path_buf());
-            }
-        }
-    }
-    Ok(cwd.to_path_buf())
+    crate::config::resolve::find_source(
+        select.source.as_deref(),
+        select.cargo.manifest_path.as_deref(),
+        select.plugin.as_deref(),
+        cwd,
+    )
 }
 
-fn paratest_dir(source: &Path) -> PathBuf {
-    source.join(".paratest")
-}
+use crate::runs::paratest_dir;
 
 /// Creates `.paratest/` with a `.gitignore` that ignores it whole.
 fn ensure_paratest_dir(source: &Path) {
     let dir = paratest_dir(source);
-    if std::fs::create_dir_all(&dir).is_ok() && !dir.join(".gitignore").exists() {
-        let _ = std::fs::write(dir.join(".gitignore"), "*\n");
+    if std::fs::create_dir_all(&dir).is_ok() {
+        let _ = crate::runs::ignore_in_git(&dir);
     }
 }
 
@@ -490,10 +438,7 @@ fn discover(
         patterns: &select.test_pattern,
         watchdog,
         excluded,
-        discovery_timeout: prepared
-            .settings
-            .discovery_timeout
-            .map_or(crate::config::DEFAULT_DISCOVERY_TIMEOUT, |t| t.0),
+        discovery_timeout: prepared.discovery_timeout,
     };
     // A malformed expression is a usage error before anything is built.
     let filtersets = select
@@ -562,10 +507,7 @@ fn archive(args: &ArchiveArgs) -> Result<i32> {
             prepared.plugin.name()
         )));
     }
-    let format = prepared
-        .settings
-        .message_format
-        .unwrap_or(MessageFormat::Human);
+    let format = prepared.message_format;
     let selection = selection(&prepared, &args.select, &[])?;
     let mut excluded = excluded_paths(None, &args.select);
     excluded.push(file.clone());
@@ -657,27 +599,9 @@ fn by_priority(order: &mut [usize], settings: &[overrides::TestSettings]) {
     order.sort_by_key(|&index| std::cmp::Reverse(settings[index].priority));
 }
 
-/// The partition asked for, if any: `K/N`, or `auto` from the CI's variables.
-fn partition(settings: &Profile) -> Result<Option<Partition>> {
-    match settings.partition.as_deref() {
-        None => Ok(None),
-        Some("auto") => partition::from_ci_env(|name| std::env::var(name).ok())
-            .map(Some)
-            .map_err(Error::usage),
-        Some(text) => text.parse().map(Some).map_err(Error::usage),
-    }
-}
-
-fn timings_path(prepared: &Prepared) -> PathBuf {
-    prepared
-        .settings
-        .timings
-        .clone()
-        .unwrap_or_else(|| paratest_dir(&prepared.source).join("timings.json"))
-}
-
-fn default_workers() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+/// The partition asked for, if any (see [`RunConfig::partition`]).
+fn partition(config: &RunConfig) -> Result<Option<crate::schedule::partition::Partition>> {
+    config.partition(|name| std::env::var(name).ok())
 }
 
 /// A problem that does not stop the command: a line on stderr (above the
@@ -702,10 +626,7 @@ fn load_timings(path: &Path, format: MessageFormat) -> Timings {
 
 fn list(args: &ListArgs) -> Result<i32> {
     let prepared = prepare(&args.select, args.profile())?;
-    let format = prepared
-        .settings
-        .message_format
-        .unwrap_or(MessageFormat::Human);
+    let format = prepared.message_format;
     let selection = selection(&prepared, &args.select, &args.test_args)?;
     let excluded = excluded_paths(prepared.settings.output.as_deref(), &args.select);
     let (watchdog, run_id) = supervised_watchdog()?;
@@ -722,8 +643,8 @@ fn list(args: &ListArgs) -> Result<i32> {
         Err(_) if watchdog.is_interrupted() => return Ok(exit::INTERRUPTED),
         other => other?,
     };
-    let timings = load_timings(&timings_path(&prepared), format);
-    let partition = partition(&prepared.settings)?;
+    let timings = load_timings(&prepared.timings, format);
+    let partition = partition(&prepared)?;
     let mut shard = schedule::select(&tests, &timings, partition, |t| selection.skipped(t));
     let settings = overrides::resolve(
         &prepared.settings,
@@ -733,11 +654,7 @@ fn list(args: &ListArgs) -> Result<i32> {
     )?;
     by_priority(&mut shard.run, &settings);
     let order = &shard.run;
-    let workers = prepared
-        .settings
-        .workers
-        .unwrap_or_else(default_workers)
-        .max(1);
+    let workers = prepared.workers;
     let in_order: Vec<Duration> = order.iter().map(|&i| shard.expected[i]).collect();
     let plan = partition::plan(&in_order, workers);
     let mut stdout = std::io::stdout().lock();
@@ -879,25 +796,18 @@ fn run_supervised(
         Ok(prepared) => prepared,
         Err(e) => {
             if let Some(path) = unresolved_junit_path(args) {
-                cannot_run_report(&path, "usage", &e.to_string(), MessageFormat::Human);
+                cannot_run_report(&path, "usage", &e.to_string(), MessageFormat::default());
             }
             return Err(e);
         }
     };
     let settings = &prepared.settings;
     let source = prepared.source.clone();
-    let format = settings.message_format.unwrap_or(MessageFormat::Human);
-    let junit_path = settings
-        .junit
-        .clone()
-        .unwrap_or_else(|| paratest_dir(&source).join("junit.xml"));
-    let checked = (|| {
-        let workers = settings.workers.unwrap_or_else(default_workers);
-        if workers == 0 {
-            return Err(Error::usage("--workers must be at least 1"));
-        }
-        Ok((workers, partition(settings)?))
-    })();
+    let format = prepared.message_format;
+    let junit_path = prepared.junit.clone();
+    let checked = partition(&prepared)
+        .and_then(|partition| prepared.check_isolation().map(|()| partition))
+        .map(|partition| (prepared.workers, partition));
     let (workers, partition) = match checked {
         Ok(checked) => checked,
         Err(e) => {
@@ -905,21 +815,8 @@ fn run_supervised(
             return Err(e);
         }
     };
-    let isolation = settings.isolation.unwrap_or(Isolation::Copy);
-    let hooks = Hooks {
-        setup: settings.setup.clone(),
-        setup_workspace: settings.setup_workspace.clone(),
-        setup_test: settings.setup_test.clone(),
-        teardown_test: settings.teardown_test.clone(),
-        teardown_workspace: settings.teardown_workspace.clone(),
-        teardown: settings.teardown.clone(),
-    };
-    if isolation == Isolation::Empty && hooks.setup_workspace.is_none() {
-        let e = Error::usage("--isolation empty needs --setup-workspace to fill each workspace");
-        cannot_run_report(&junit_path, "usage", &e.to_string(), format);
-        return Err(e);
-    }
-    let timings_path = timings_path(&prepared);
+    let hooks = prepared.hooks.clone();
+    let timings_path = prepared.timings.clone();
     let opened = Timings::check_replaceable(&timings_path, args.overwrite_timings)
         .map_err(Error::usage)
         .and_then(|()| {
@@ -929,7 +826,7 @@ fn run_supervised(
                 run_id: &run_id,
                 output: settings.output.as_deref(),
                 root: settings.workspace_root.as_deref(),
-                keep_workspaces: settings.keep_workspaces.unwrap_or(false),
+                keep_workspaces: prepared.keep_workspaces,
             })
         });
     let dirs = match opened {
@@ -1190,7 +1087,7 @@ fn timing_samples(outcomes: &[crate::model::TestOutcome]) -> Vec<(String, Durati
 /// unless `--no-tests` says otherwise; a shard of a suite that has tests
 /// elsewhere only warns (another shard runs them).
 fn no_tests(
-    settings: &Profile,
+    no_tests: NoTests,
     partition: Option<Partition>,
     selected: &[TestCase],
     selection: &Selection,
@@ -1207,7 +1104,7 @@ fn no_tests(
         );
     }
     let why = selection.why_empty(selected.len());
-    match settings.no_tests.unwrap_or(NoTests::Fail) {
+    match no_tests {
         NoTests::Fail => (
             exit::NO_TESTS,
             format!(
@@ -1232,7 +1129,7 @@ fn run_tests(
 ) -> Result<i32> {
     let (hooks, watchdog) = (teardown.hooks, teardown.watchdog);
     let settings = &prepared.settings;
-    let format = settings.message_format.unwrap_or(MessageFormat::Human);
+    let format = prepared.message_format;
     let interactive_build = format == MessageFormat::Human;
     let selection = selection(prepared, &args.select, &args.test_args)?;
     let excluded = excluded_paths(Some(&context.output), &args.select);
@@ -1266,7 +1163,7 @@ fn run_tests(
         &prepared.project.test_groups,
     );
     let (order, skip) = (&shard.run, &shard.skip);
-    let retries = settings.retries.unwrap_or(0);
+    let retries = prepared.retries;
     let remote = crate::queue::join_build(args, partition.is_some(), &tests, order, retries)?;
     let workers = context.workers.min(order.len()).max(1);
     let context = RunContext {
@@ -1300,7 +1197,7 @@ fn run_tests(
         "Starting {}{shard_note} on {} ({} isolation), {} skipped",
         count(order.len(), "test"),
         count(workers, "worker"),
-        match settings.isolation.unwrap_or(Isolation::Copy) {
+        match prepared.isolation {
             Isolation::Copy => "copy",
             Isolation::None => "no",
             Isolation::Empty => "empty",
@@ -1318,11 +1215,11 @@ fn run_tests(
 
     let workspace_root = context.temp_root.clone();
     // A fresh root is the run's own: the supervisor removes it if the run dies.
-    if settings.workspace_root.is_none() && !settings.keep_workspaces.unwrap_or(false) {
+    if settings.workspace_root.is_none() && !prepared.keep_workspaces {
         crate::supervisor::tell(crate::supervisor::Message::Workspace(&workspace_root));
     }
     let layout = Layout {
-        isolation: settings.isolation.unwrap_or(Isolation::Copy),
+        isolation: prepared.isolation,
         source: prepared.source.clone(),
         root: workspace_root.clone(),
         excluded,
@@ -1335,19 +1232,15 @@ fn run_tests(
         context: context.clone(),
         hooks: hooks.clone(),
         retries,
-        timeout: settings.timeout.map(|t| t.0),
-        slow_timeout: Some(
-            settings
-                .slow_timeout
-                .map_or(Duration::from_secs(60), |t| t.0),
-        ),
-        fail_fast: settings.fail_fast.unwrap_or(false),
+        timeout: prepared.timeout,
+        slow_timeout: Some(prepared.slow_timeout),
+        fail_fast: prepared.fail_fast,
         max_fail: settings.max_fail,
         no_capture: args.no_capture,
         per_test: per_test.clone(),
         groups,
-        workspace_reset: settings.workspace_reset.unwrap_or(WorkspaceReset::Never),
-        keep_workspaces: settings.keep_workspaces.unwrap_or(false),
+        workspace_reset: prepared.workspace_reset,
+        keep_workspaces: prepared.keep_workspaces,
         watchdog: watchdog.clone(),
         expected: shard.expected.clone(),
         batching: prepared.plugin.batches()
@@ -1492,9 +1385,10 @@ fn run_tests(
                     .iter()
                     .position(|t| t.id == o.test.id)
                     .and_then(|i| per_test.get(i))
-                    .map_or(settings.flaky_result == Some(FlakyResult::Fail), |s| {
-                        s.flaky_fails()
-                    })
+                    .map_or(
+                        prepared.flaky_result == crate::config::FlakyResult::Fail,
+                        |s| s.flaky_fails(),
+                    )
         })
     {
         exit::TESTS_FAILED
@@ -1502,7 +1396,7 @@ fn run_tests(
         console.line("error: no workspace could be made: every worker was dropped");
         exit::CANNOT_RUN
     } else if order.is_empty() {
-        let (code, line) = no_tests(settings, partition, &tests, &selection);
+        let (code, line) = no_tests(prepared.no_tests, partition, &tests, &selection);
         no_tests_line = Some(line);
         code
     } else {

@@ -7,9 +7,38 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{
-    CargoOptions, FlakyResult, HumanDuration, IgnoredMode, Isolation, MessageFormat, NoTests,
-    Profile, WorkspaceReset,
+    CargoOptions, Choice, DEFAULT_DISCOVERY_TIMEOUT, DEFAULT_SLOW_TIMEOUT, FlakyResult,
+    HumanDuration, IgnoredMode, Isolation, MessageFormat, NoTests, Profile, Request,
+    WorkspaceReset,
 };
+
+/// The settings' choices, as clap values: their spellings and help come
+/// from [`Choice::ALL`], so that `paratest.toml`, `PARATEST_*` and the flags
+/// accept the same words.
+macro_rules! value_enum {
+    ($($name:ty),*) => {$(
+        impl clap::ValueEnum for $name {
+            fn value_variants<'a>() -> &'a [Self] {
+                <$name as Choice>::VALUES
+            }
+
+            fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+                let (_, name, help) = <$name as Choice>::ALL.iter().find(|(v, _, _)| v == self)?;
+                let help = help.trim().trim_end_matches('.');
+                let value = clap::builder::PossibleValue::new(*name);
+                Some(if help.is_empty() { value } else { value.help(help) })
+            }
+        }
+    )*};
+}
+
+value_enum!(
+    Isolation,
+    FlakyResult,
+    WorkspaceReset,
+    MessageFormat,
+    NoTests
+);
 
 /// Run a project's tests in parallel, each worker in its own isolated workspace.
 #[derive(Debug, Parser)]
@@ -289,8 +318,11 @@ pub struct SelectArgs {
     #[arg(long, value_name = "FILE", help_heading = "Project")]
     pub archive_file: Option<PathBuf>,
 
-    /// Time limit of a plugin's discovery (pytest collection, an external plugin's `discover`) [default: 10m].
-    #[arg(long, value_name = "DURATION", help_heading = "Project")]
+    // Time limit of a plugin's discovery (pytest collection, an external plugin's `discover`).
+    #[arg(long, value_name = "DURATION", help_heading = "Project", help = format!(
+        "Time limit of a plugin's discovery (pytest collection, an external plugin's `discover`) [default: {}]",
+        humantime::format_duration(DEFAULT_DISCOVERY_TIMEOUT)
+    ))]
     pub discovery_timeout: Option<HumanDuration>,
 
     #[command(flatten)]
@@ -400,8 +432,10 @@ pub struct RunArgs {
     )]
     pub workers: Option<usize>,
 
-    /// How each workspace is made [default: copy].
-    #[arg(long, value_name = "MODE", help_heading = "Workers and isolation")]
+    // How each workspace is made.
+    #[arg(long, value_name = "MODE", help_heading = "Workers and isolation", help = format!(
+        "How each workspace is made [default: {}]", Isolation::default().name()
+    ))]
     pub isolation: Option<Isolation>,
 
     /// Where workspaces are created [default: a fresh temporary directory].
@@ -453,8 +487,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", help_heading = "Retries and timeouts")]
     pub timeout: Option<HumanDuration>,
 
-    /// Print a notice for tests running longer than this [default: 60s].
-    #[arg(long, value_name = "DURATION", help_heading = "Retries and timeouts")]
+    // Print a notice for tests running longer than this.
+    #[arg(long, value_name = "DURATION", help_heading = "Retries and timeouts", help = format!(
+        "Print a notice for tests running longer than this [default: {}s]",
+        DEFAULT_SLOW_TIMEOUT.as_secs()
+    ))]
     pub slow_timeout: Option<HumanDuration>,
 
     /// Stop scheduling new tests after the first definite failure.
@@ -576,6 +613,17 @@ impl SelectArgs {
             IgnoredMode::Include
         } else {
             IgnoredMode::Skip
+        }
+    }
+
+    /// What `config` needs to resolve this command's settings, with `cli` its top layer.
+    pub fn request(&self, cli: Profile, unpacked_source: Option<PathBuf>) -> Request {
+        Request {
+            cli,
+            profile: self.profile.clone(),
+            source: self.source.clone(),
+            manifest_path: self.cargo.manifest_path.clone(),
+            unpacked_source,
         }
     }
 

@@ -42,7 +42,7 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -667,21 +667,9 @@ fn prepare_directory(path: &Path) -> Result<(), String> {
     })?;
     if directory
         .file_name()
-        .is_some_and(|name| name == ".paratest")
+        .is_some_and(|name| name == crate::runs::PARATEST_DIR)
     {
-        let gitignore = directory.join(".gitignore");
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&gitignore)
-        {
-            Ok(mut file) => file
-                .write_all(b"*\n")
-                .map_err(|error| format!("cannot write {}: {error}", gitignore.display()))?,
-            // Already there: it is ours, or the user's to keep.
-            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(error) => return Err(format!("cannot write {}: {error}", gitignore.display())),
-        }
+        crate::runs::ignore_in_git(directory).map_err(|error| error.to_string())?;
     }
     Ok(())
 }
