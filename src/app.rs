@@ -213,14 +213,14 @@ fn timings_command(args: &TimingsArgs) -> Result<i32> {
 /// `merge`: every input is read before anything is written, so a malformed
 /// input (exit 2, naming the file and the position) leaves no output file.
 fn merge_reports(args: &MergeArgs) -> Result<i32> {
-    use crate::report::{junit, junit_read};
+    use crate::junit::{merge, read as junit_read, write as junit};
     let mut reports = Vec::new();
     for path in &args.inputs {
         check_input_file(path)?;
         let report = junit_read::read_report(path).map_err(|e| Error::usage(e.to_string()))?;
         reports.push((path.clone(), report));
     }
-    let merged = junit_read::merge(&reports).map_err(Error::usage)?;
+    let merged = merge::merge(&reports).map_err(Error::usage)?;
     junit::write_xml(&args.output, &merged).map_err(|e| {
         Error::with_cause(
             crate::error::Kind::CannotRun,
@@ -277,7 +277,7 @@ fn check_input_file(path: &Path) -> Result<()> {
 /// the pytest plugin. Times no test can take (negative,
 /// NaN, over a week) are left out.
 fn import_timings(reports: &[PathBuf]) -> Result<Timings> {
-    use crate::report::junit_read::{self, ReadOutcome};
+    use crate::junit::read::{self as junit_read, ReadOutcome};
     let now = unix_now();
     let mut durations: Vec<(String, Duration, u64)> = Vec::new();
     for path in reports {
@@ -972,7 +972,7 @@ fn unresolved_junit_path(args: &RunArgs) -> Option<PathBuf> {
 /// Writes the report of a run that could not happen, in place of any
 /// earlier run's report at that path.
 fn cannot_run_report(junit_path: &Path, stage: &str, cause: &str, format: MessageFormat) {
-    if let Err(e) = crate::report::junit::write_error_report(
+    if let Err(e) = crate::report::junit_file::write_error_report(
         junit_path,
         "cargo-paratest",
         stage,
@@ -1321,9 +1321,10 @@ fn run_tests(
     let started_at = SystemTime::now()
         .checked_sub(wall)
         .unwrap_or_else(SystemTime::now);
-    let mut report = crate::report::junit::build_report("cargo-paratest", &outcomes, started_at);
+    let mut report =
+        crate::report::junit_file::build_report("cargo-paratest", &outcomes, started_at);
     report.set_time(wall);
-    let junit_written = match crate::report::junit::write_xml(junit_path, &report) {
+    let junit_written = match crate::junit::write::write_xml(junit_path, &report) {
         Ok(()) => {
             files.push(("JUnit report", junit_path.to_path_buf()));
             true
@@ -1439,7 +1440,7 @@ fn run_tests(
             }
             ("workspaces", cause)
         };
-        if let Err(e) = crate::report::junit::write_error_report(
+        if let Err(e) = crate::report::junit_file::write_error_report(
             junit_path,
             "cargo-paratest",
             stage,

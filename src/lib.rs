@@ -17,6 +17,7 @@ pub mod error;
 pub mod events;
 pub mod filterset;
 pub mod hooks;
+pub mod junit;
 pub mod libtest;
 pub mod model;
 pub mod overrides;

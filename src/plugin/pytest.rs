@@ -17,8 +17,8 @@ use std::process::Command;
 use super::pytest_results::Ended;
 use super::{DiscoverContext, Finished, Plugin, Registration, Verdict};
 use crate::error::{Error, Kind, Result};
+use crate::junit::read::ReadCase;
 use crate::model::{AttemptStatus, CaseResult, Invocation, TestCase};
-use crate::report::junit_read::ReadCase;
 
 pub struct PytestPlugin;
 

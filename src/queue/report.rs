@@ -204,7 +204,7 @@ pub fn report(
     );
     let logs = junit.with_extension("logs");
     let (outcomes, not_run) = snapshot.outcomes(&logs);
-    crate::report::junit::write_report(&junit, "cargo-paratest", &outcomes, SystemTime::now())
+    crate::report::junit_file::write_report(&junit, "cargo-paratest", &outcomes, SystemTime::now())
         .map_err(|e| Error::cannot_run(format!("cannot write {}: {e}", junit.display())))?;
     eprintln!("JUnit report: {}", junit.display());
     if let Some(path) = timings {

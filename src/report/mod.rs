@@ -5,8 +5,7 @@
 pub mod cases;
 pub mod console;
 pub mod json;
-pub mod junit;
-pub mod junit_read;
+pub mod junit_file;
 pub mod step_summary;
 
 use std::io::{Read, Seek, SeekFrom};
