@@ -14,7 +14,7 @@ use crate::error::{Error, Result, exit};
 use crate::events::Event;
 use crate::filterset::Filterset;
 use crate::hooks::{Hook, RunContext, Scope, run_hook};
-use crate::model::{AttemptStatus, TestCase};
+use crate::model::TestCase;
 use crate::overrides;
 use crate::plugin::{self, DiscoverContext};
 use crate::process::Watchdog;
@@ -24,7 +24,7 @@ use crate::report::{Collector, Counts, json};
 use crate::runner::Runner;
 use crate::schedule;
 use crate::schedule::partition::{self, Partition};
-use crate::schedule::timings::{MAX_DURATION, Timings, unix_now};
+use crate::schedule::timings::Timings;
 use crate::selection::Selection;
 use crate::words::count;
 use crate::workspace::Layout;
@@ -269,64 +269,12 @@ fn check_input_file(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Timings from JUnit reports: passing testcases only, as in a run. A
-/// testcase's id is `SUITE NAME` (Cargo tests in our reports and nextest's:
-/// suite = binary id); a pytest testcase (it has a `file` attribute, or its
-/// suite is named after a `.py` file as in our reports) gives its node id
-/// `FILE::NODE` and adds to its file's id `FILE`, the two granularities of
-/// the pytest plugin. Times no test can take (negative,
-/// NaN, over a week) are left out.
+/// Timings from JUnit reports (see [`crate::schedule::timings::import`]).
 fn import_timings(reports: &[PathBuf]) -> Result<Timings> {
-    use crate::junit::read::{self as junit_read, ReadOutcome};
-    let now = unix_now();
-    let mut durations: Vec<(String, Duration, u64)> = Vec::new();
     for path in reports {
         check_input_file(path)?;
-        let report = junit_read::read_report(path).map_err(|e| Error::usage(e.to_string()))?;
-        let mut files: std::collections::BTreeMap<String, Duration> =
-            std::collections::BTreeMap::new();
-        for suite in &report.suites {
-            for case in suite
-                .cases
-                .iter()
-                .filter(|c| c.outcome == ReadOutcome::Passed)
-            {
-                let Some(duration) = case.time.and_then(|t| Duration::try_from_secs_f64(t).ok())
-                else {
-                    continue;
-                };
-                if duration > MAX_DURATION {
-                    continue;
-                }
-                // Ours name the suite after the test's file (a test inherited
-                // from another file has that file as `file`); pytest's own
-                // reports only have `file`.
-                let file = match &case.file {
-                    _ if suite.name.ends_with(".py") => Some(&suite.name),
-                    file => file.as_ref(),
-                };
-                let pytest = file.map(|file| {
-                    let node = crate::plugin::pytest::node_in_file(file, case);
-                    (file.clone(), node)
-                });
-                match pytest {
-                    Some((file, node)) => {
-                        durations.push((format!("{file}::{node}"), duration, now));
-                        *files.entry(file).or_default() += duration;
-                    }
-                    None => {
-                        durations.push((format!("{} {}", suite.name, case.name), duration, now))
-                    }
-                }
-            }
-        }
-        durations.extend(
-            files
-                .into_iter()
-                .map(|(file, duration)| (file, duration, now)),
-        );
     }
-    Ok(Timings::from_durations(durations))
+    crate::schedule::timings::import::from_reports(reports).map_err(Error::usage)
 }
 
 /// What `run` and `list` share: the resolved settings and the plugin.
@@ -1016,73 +964,6 @@ fn run_teardown(
     }
 }
 
-/// Saves what the run learnt. With `--timings-out PATH` the run always
-/// writes PATH: what it read plus its own samples (the one contract the CI
-/// set-ups rely on: a shard's file is where it was told, on a first pipeline
-/// too). Without it, an unpartitioned run adds its samples to the timings
-/// file under its lock, and a shard never writes the file the split was
-/// computed from (a later shard on the same machine would compute another
-/// split and run tests twice): it writes `STEM.shard-K-of-N.json` beside it.
-/// Returns the file written, if any.
-fn save_timings(
-    path: &Path,
-    out: Option<&Path>,
-    read: &Timings,
-    partition: Option<Partition>,
-    samples: &[(String, Duration)],
-) -> std::result::Result<Option<PathBuf>, String> {
-    if let Some(out) = out.filter(|out| *out != path) {
-        let mut updated = read.clone();
-        updated.add(samples, unix_now());
-        return updated.save_to(out).map(|()| Some(out.to_path_buf()));
-    }
-    if samples.is_empty() {
-        return Ok(None);
-    }
-    // `--timings-out` naming the file read: the user's choice, under the lock.
-    let partition = match partition {
-        Some(partition) if out.is_none() => partition,
-        _ => return Timings::record(path, samples).map(|()| Some(path.to_path_buf())),
-    };
-    let stem = path
-        .file_stem()
-        .map_or("timings".into(), |s| s.to_string_lossy().into_owned());
-    let shard_path = path.with_file_name(format!(
-        "{stem}.shard-{}-of-{}.json",
-        partition.index, partition.total
-    ));
-    let mut shard = read.clone();
-    shard.add(samples, unix_now());
-    shard.save_to(&shard_path).map(|()| Some(shard_path))
-}
-
-/// What the run teaches the timings store. Only passing attempts count: a
-/// failure is often fast, and would make the scheduler think the test is.
-/// A plugin's framework cases (pytest tests inside a file) are recorded too,
-/// under `GROUP::CASE` (pytest's node id), for a later finer granularity.
-fn timing_samples(outcomes: &[crate::model::TestOutcome]) -> Vec<(String, Duration)> {
-    let mut samples = Vec::new();
-    for outcome in outcomes {
-        for attempt in outcome
-            .attempts
-            .iter()
-            .filter(|a| a.status == AttemptStatus::Passed)
-        {
-            samples.push((outcome.test.id.clone(), attempt.duration));
-            for case in attempt
-                .cases
-                .iter()
-                .filter(|c| c.status == AttemptStatus::Passed)
-            {
-                if case.id != outcome.test.id {
-                    samples.push((case.id.clone(), case.duration));
-                }
-            }
-        }
-    }
-    samples
-}
-
 /// The exit code and the message of a run with nothing to run: exit 4
 /// unless `--no-tests` says otherwise; a shard of a suite that has tests
 /// elsewhere only warns (another shard runs them).
@@ -1345,8 +1226,8 @@ fn run_tests(
     if runner.keep_workspaces {
         files.push(("Workspaces", workspace_root.clone()));
     }
-    let samples = timing_samples(&outcomes);
-    let timings_written = match save_timings(
+    let samples = crate::schedule::timings::samples_of(&outcomes);
+    let timings_written = match crate::schedule::timings::save_run(
         timings_path,
         settings.timings_out.as_deref(),
         &timings,
