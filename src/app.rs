@@ -488,18 +488,18 @@ fn archive(args: &ArchiveArgs) -> Result<i32> {
         Err(_) if watchdog.is_interrupted() => return Ok(exit::INTERRUPTED),
         other => other?,
     };
-    let seconds = started.elapsed().as_secs_f64();
+    let elapsed = started.elapsed();
     if format == MessageFormat::Json {
         let value = serde_json::json!({
             "type": "archive", "path": file, "tests": created.tests,
             "binaries": created.binaries, "entries": created.files,
-            "bytes": created.bytes, "seconds": seconds,
+            "bytes": created.bytes, "seconds": elapsed.as_secs_f64(),
             "source_included": !args.no_source,
         });
         println!("{value}");
     } else {
         eprintln!(
-            "Archived {} tests of {} binaries ({} entries{}, {:.1} MB) to {} in {seconds:.1}s",
+            "Archived {} tests of {} binaries ({} entries{}, {:.1} MB) to {} in {}",
             created.tests,
             created.binaries,
             created.files,
@@ -509,7 +509,8 @@ fn archive(args: &ArchiveArgs) -> Result<i32> {
                 ", with the source"
             },
             created.bytes as f64 / 1e6,
-            file.display()
+            file.display(),
+            crate::words::tenths(elapsed)
         );
     }
     Ok(exit::OK)

@@ -321,7 +321,7 @@ pub struct SelectArgs {
     // Time limit of a plugin's discovery (pytest collection, an external plugin's `discover`).
     #[arg(long, value_name = "DURATION", help_heading = "Project", help = format!(
         "Time limit of a plugin's discovery (pytest collection, an external plugin's `discover`) [default: {}]",
-        humantime::format_duration(DEFAULT_DISCOVERY_TIMEOUT)
+        crate::words::limit(DEFAULT_DISCOVERY_TIMEOUT)
     ))]
     pub discovery_timeout: Option<HumanDuration>,
 

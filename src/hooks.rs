@@ -227,7 +227,7 @@ pub fn run_hook(
     let tail = crate::report::tail_lines(log, 10);
     let why = match timeout {
         Some(limit) if exit.timed_out => {
-            format!("timed out after {}", humantime::format_duration(limit))
+            format!("timed out after {}", crate::words::limit(limit))
         }
         _ => format!("failed ({})", exit.status),
     };

@@ -213,7 +213,7 @@ impl Profile {
                 return Err(out_of_range(
                     key,
                     "more than 0s and at most 7days (one week)",
-                    &humantime::format_duration(duration),
+                    &crate::words::limit(duration),
                 ));
             }
         }

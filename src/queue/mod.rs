@@ -526,7 +526,7 @@ impl RedisQueue {
                     "lost the queue's Redis at {} for {}: this machine takes no more tests \
                      and keeps its results in its own report",
                     self.url,
-                    humantime::format_duration(self.reconnect_for)
+                    crate::words::limit(self.reconnect_for)
                 ));
                 self.lost.store(true, Ordering::SeqCst);
                 return None;

@@ -273,8 +273,8 @@ pub fn status(url: &str, build: &str) -> Result<i32> {
             .map(|(id, _)| id.as_str())
             .collect();
         println!(
-            "  {machine}: {state}, heard of {:.1}s ago, running {}",
-            *silent as f64 / 1000.0,
+            "  {machine}: {state}, heard of {} ago, running {}",
+            crate::words::tenths(std::time::Duration::from_millis(*silent)),
             if running.is_empty() {
                 "nothing".to_string()
             } else {

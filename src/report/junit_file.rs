@@ -482,10 +482,7 @@ fn failure_message(attempt: &Attempt, timed_out: bool) -> String {
 }
 
 /// `2.5s`, `5s`: humans read this in CI summaries.
-fn seconds(duration: Duration) -> String {
-    let text = format!("{:.3}", duration.as_secs_f64());
-    format!("{}s", text.trim_end_matches('0').trim_end_matches('.'))
-}
+use crate::words::short_seconds as seconds;
 
 fn to_datetime(time: SystemTime) -> DateTime<FixedOffset> {
     DateTime::<Utc>::from(time).fixed_offset()

@@ -10,7 +10,6 @@ pub mod step_summary;
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
-use std::time::Duration;
 
 use crate::events::{Event, WorkerStats};
 use crate::model::{Attempt, CaseKind, TestCase, TestOutcome, TestResult};
@@ -173,9 +172,7 @@ pub fn tail_lines(path: &Path, lines: usize) -> String {
 }
 
 /// `1.234s` for the console and summaries.
-pub fn seconds(duration: Duration) -> String {
-    format!("{:.3}s", duration.as_secs_f64())
-}
+pub use crate::words::seconds;
 
 #[cfg(test)]
 mod tests {
