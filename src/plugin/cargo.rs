@@ -16,7 +16,10 @@ use crate::model::{EnvValue, Invocation, TestCase};
 
 pub struct CargoPlugin;
 
-inventory::submit!(Registration(&CargoPlugin));
+inventory::submit!(Registration {
+    plugin: &CargoPlugin,
+    detection_order: super::detection_order::CARGO,
+});
 
 impl Plugin for CargoPlugin {
     fn name(&self) -> &'static str {

@@ -13,7 +13,10 @@ use crate::model::{Invocation, TestCase};
 
 pub struct CommandPlugin;
 
-inventory::submit!(Registration(&CommandPlugin));
+inventory::submit!(Registration {
+    plugin: &CommandPlugin,
+    detection_order: super::detection_order::COMMAND,
+});
 
 /// What a test runs with when `[plugin.command]` sets no `command`.
 pub const DEFAULT_COMMAND: &str = "sh {file}";

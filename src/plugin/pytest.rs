@@ -22,7 +22,10 @@ use crate::model::{AttemptStatus, CaseResult, Invocation, TestCase};
 
 pub struct PytestPlugin;
 
-inventory::submit!(Registration(&PytestPlugin));
+inventory::submit!(Registration {
+    plugin: &PytestPlugin,
+    detection_order: super::detection_order::PYTEST,
+});
 
 /// `[plugin.pytest]` in `paratest.toml`.
 #[derive(Debug, Deserialize)]
