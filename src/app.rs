@@ -816,7 +816,7 @@ fn run_supervised(
 
     // --setup runs before discovery; --teardown runs whatever happens after
     // it, and then what --setup left running is stopped.
-    let services = match &hooks.setup {
+    let services = match hooks.get(Hook::Setup) {
         None => None,
         Some(setup) => {
             let log = crate::runner::hook_log_path(&output, "setup", None);
@@ -947,7 +947,7 @@ fn run_teardown(
     services: Option<u32>,
     format: MessageFormat,
 ) {
-    if let Some(teardown) = &hooks.teardown {
+    if let Some(teardown) = hooks.get(Hook::Teardown) {
         let log = crate::runner::hook_log_path(&context.output, "teardown", None);
         if let Err(e) = run_hook(
             watchdog,

@@ -8,8 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{
     CargoOptions, Choice, DEFAULT_DISCOVERY_TIMEOUT, DEFAULT_SLOW_TIMEOUT, FlakyResult,
-    HumanDuration, IgnoredMode, Isolation, MessageFormat, NoTests, Profile, Request,
-    WorkspaceReset,
+    HumanDuration, Isolation, MessageFormat, NoTests, Profile, Request, WorkspaceReset,
 };
 
 /// The settings' choices, as clap values: their spellings and help come
@@ -604,16 +603,6 @@ impl SelectArgs {
             select: SelectArgs,
         }
         Wrapper::parse_from(["select"]).select
-    }
-
-    pub fn ignored_mode(&self) -> IgnoredMode {
-        if self.ignored {
-            IgnoredMode::Only
-        } else if self.include_ignored {
-            IgnoredMode::Include
-        } else {
-            IgnoredMode::Skip
-        }
     }
 
     /// What `config` needs to resolve this command's settings, with `cli` its top layer.

@@ -27,10 +27,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use file::{CONFIG_FILE, ProjectConfig, TestGroup};
-pub use layers::{
-    MAX_RETRIES, MAX_TIME_LIMIT, MAX_WORKERS, Origin, Override, PROFILE_KEYS, Profile,
-    absolute_from,
-};
+pub use layers::{Origin, Override, Profile};
 pub use resolve::{Request, RunConfig};
 
 /// How long a plugin's discovery may take unless `discovery-timeout` says otherwise.

@@ -43,9 +43,10 @@
 //! - [`learning`]: which samples count and what is expected of a test;
 //! - [`import`]: stores from JUnit reports, and the merge of several stores.
 
-pub mod import;
-pub mod learning;
-pub mod store;
+pub(crate) mod import;
+pub(crate) mod learning;
+mod store;
 
-pub use learning::{DEFAULT_EXPECTED, samples_of, save_run};
+pub use learning::DEFAULT_EXPECTED;
+pub(crate) use learning::{samples_of, save_run};
 pub use store::*;
