@@ -23,7 +23,6 @@ use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read};
 use std::path::{Component, Path, PathBuf};
-use std::process::Command;
 
 use serde::{Deserialize, Serialize};
 
@@ -278,14 +277,8 @@ fn target_dir(ctx: &CreateRequest<'_>, tests: &[TestCase]) -> Result<PathBuf> {
 /// The target directory from `cargo metadata`, which knows it for certain;
 /// `guess` (from a test binary's path, one level too deep with `--target`) if it fails.
 fn target_directory(ctx: &CreateRequest<'_>, guess: PathBuf) -> PathBuf {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(&cargo);
-    command
-        .args(["metadata", "--no-deps", "--format-version", "1"])
-        .current_dir(ctx.source);
-    if let Some(path) = &ctx.cargo.manifest_path {
-        command.arg("--manifest-path").arg(path);
-    }
+    let command =
+        crate::plugin::cargo::metadata_command(ctx.source, ctx.cargo.manifest_path.as_deref());
     if let Some(dir) = &ctx.cargo.target_dir {
         return dir.clone();
     }

@@ -3,7 +3,6 @@
 //! giving the one [`RunConfig`] that `run`, `list` and `archive` read.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use super::{
@@ -205,7 +204,7 @@ pub fn find_source(
     }
     let has_manifest = manifest_path.is_some() || nearest.is_some();
     if has_manifest && plugin.is_none_or(|p| p == "cargo") {
-        let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        let mut command = crate::plugin::cargo::cargo();
         command.args(["locate-project", "--workspace", "--message-format", "plain"]);
         if let Some(manifest) = manifest_path {
             command.arg("--manifest-path").arg(manifest);
