@@ -64,13 +64,7 @@ pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
         Subcommand::Queue(args) => queue_command(&args),
         Subcommand::Archive(args) => archive(&args),
         Subcommand::Completions { shell } => {
-            let mut command = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(
-                shell,
-                &mut command,
-                "cargo-paratest",
-                &mut std::io::stdout(),
-            );
+            Cli::write_completions(shell, &mut std::io::stdout());
             Ok(exit::OK)
         }
     };

@@ -230,6 +230,12 @@ pub const SUBCOMMANDS: &[&str] = &[
 ];
 
 impl Cli {
+    /// Writes the completion script of `shell` to `out`.
+    pub fn write_completions(shell: clap_complete::Shell, out: &mut dyn std::io::Write) {
+        let mut command = <Cli as clap::CommandFactory>::command();
+        clap_complete::generate(shell, &mut command, "cargo-paratest", out);
+    }
+
     /// Parses `cargo paratest ...` and `cargo-paratest ...` alike; `run` is the default.
     pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Cli, clap::Error> {
         let mut args: Vec<OsString> = args.into_iter().collect();
