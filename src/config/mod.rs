@@ -16,7 +16,7 @@
 //!    `DEFAULT_*` constant that the flag's help text is built from);
 //! 4. the README's table.
 //!
-//! clap never appears here: `cli.rs` implements `clap::ValueEnum` for the
+//! clap never appears here: `cli` implements `clap::ValueEnum` for the
 //! choices below from their [`Choice::ALL`] table.
 
 pub mod file;

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::schedule::partition::{self, Partition};
 
 /// What the command line says about where and how to resolve, besides its
-/// settings layer (built by `cli.rs`, so that no clap type comes here).
+/// settings layer (built by `cli`, so that no clap type comes here).
 #[derive(Debug, Clone, Default)]
 pub struct Request {
     /// The command line's settings: the top layer.
