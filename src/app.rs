@@ -3,22 +3,18 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::cli::{
     ArchiveArgs, Cli, Command as Subcommand, ListArgs, MergeArgs, RunArgs, SelectArgs,
     TimingsAction, TimingsArgs,
 };
-use crate::config::{
-    CONFIG_FILE, FlakyResult, Hooks, Isolation, MessageFormat, NoTests, Origin, Profile,
-    ProjectConfig, WorkspaceReset,
-};
+use crate::config::{Hooks, Isolation, MessageFormat, NoTests, Profile, RunConfig};
 use crate::error::{Error, Result, exit};
 use crate::events::Event;
 use crate::filterset::Filterset;
 use crate::hooks::{Hook, RunContext, Scope, run_hook};
-use crate::model::{AttemptStatus, TestCase};
+use crate::model::TestCase;
 use crate::overrides;
 use crate::plugin::{self, DiscoverContext};
 use crate::process::Watchdog;
@@ -28,7 +24,7 @@ use crate::report::{Counts, json};
 use crate::runner::Runner;
 use crate::schedule;
 use crate::schedule::partition::{self, Partition};
-use crate::schedule::timings::{MAX_DURATION, Timings, unix_now};
+use crate::schedule::timings::Timings;
 use crate::selection::Selection;
 use crate::words::count;
 use crate::workspace::Layout;
@@ -42,6 +38,10 @@ pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
     {
         let run_id = args.get(2).map(|a| a.to_string_lossy().into_owned());
         return crate::supervisor::main(&run_id.unwrap_or_default());
+    }
+    // A Cargo batch's process (see `plugin::cargo_batch`).
+    if let Some(code) = crate::plugin::cargo_batch::main(&args) {
+        return code;
     }
     let cli = match Cli::parse_args(args) {
         Ok(cli) => cli,
@@ -68,13 +68,7 @@ pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
         Subcommand::Queue(args) => queue_command(&args),
         Subcommand::Archive(args) => archive(&args),
         Subcommand::Completions { shell } => {
-            let mut command = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(
-                shell,
-                &mut command,
-                "cargo-paratest",
-                &mut std::io::stdout(),
-            );
+            Cli::write_completions(shell, &mut std::io::stdout());
             Ok(exit::OK)
         }
     };
@@ -219,14 +213,14 @@ fn timings_command(args: &TimingsArgs) -> Result<i32> {
 /// `merge`: every input is read before anything is written, so a malformed
 /// input (exit 2, naming the file and the position) leaves no output file.
 fn merge_reports(args: &MergeArgs) -> Result<i32> {
-    use crate::report::{junit, junit_read};
+    use crate::junit::{merge, read as junit_read, write as junit};
     let mut reports = Vec::new();
     for path in &args.inputs {
         check_input_file(path)?;
         let report = junit_read::read_report(path).map_err(|e| Error::usage(e.to_string()))?;
         reports.push((path.clone(), report));
     }
-    let merged = junit_read::merge(&reports).map_err(Error::usage)?;
+    let merged = merge::merge(&reports).map_err(Error::usage)?;
     junit::write_xml(&args.output, &merged).map_err(|e| {
         Error::with_cause(
             crate::error::Kind::CannotRun,
@@ -275,74 +269,27 @@ fn check_input_file(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Timings from JUnit reports: passing testcases only, as in a run. A
-/// testcase's id is `SUITE NAME` (Cargo tests in our reports and nextest's:
-/// suite = binary id); a pytest testcase (it has a `file` attribute, or its
-/// suite is named after a `.py` file as in our reports) gives its node id
-/// `FILE::NODE` and adds to its file's id `FILE`, the two granularities of
-/// the pytest plugin. Times no test can take (negative,
-/// NaN, over a week) are left out.
+/// Timings from JUnit reports (see [`crate::schedule::timings::import`]).
 fn import_timings(reports: &[PathBuf]) -> Result<Timings> {
-    use crate::report::junit_read::{self, ReadOutcome};
-    let now = unix_now();
-    let mut durations: Vec<(String, Duration, u64)> = Vec::new();
     for path in reports {
         check_input_file(path)?;
-        let report = junit_read::read_report(path).map_err(|e| Error::usage(e.to_string()))?;
-        let mut files: std::collections::BTreeMap<String, Duration> =
-            std::collections::BTreeMap::new();
-        for suite in &report.suites {
-            for case in suite
-                .cases
-                .iter()
-                .filter(|c| c.outcome == ReadOutcome::Passed)
-            {
-                let Some(duration) = case.time.and_then(|t| Duration::try_from_secs_f64(t).ok())
-                else {
-                    continue;
-                };
-                if duration > MAX_DURATION {
-                    continue;
-                }
-                // Ours name the suite after the test's file (a test inherited
-                // from another file has that file as `file`); pytest's own
-                // reports only have `file`.
-                let file = match &case.file {
-                    _ if suite.name.ends_with(".py") => Some(&suite.name),
-                    file => file.as_ref(),
-                };
-                let pytest = file.map(|file| {
-                    let node = crate::plugin::pytest::node_in_file(file, case);
-                    (file.clone(), node)
-                });
-                match pytest {
-                    Some((file, node)) => {
-                        durations.push((format!("{file}::{node}"), duration, now));
-                        *files.entry(file).or_default() += duration;
-                    }
-                    None => {
-                        durations.push((format!("{} {}", suite.name, case.name), duration, now))
-                    }
-                }
-            }
-        }
-        durations.extend(
-            files
-                .into_iter()
-                .map(|(file, duration)| (file, duration, now)),
-        );
     }
-    Ok(Timings::from_durations(durations))
+    crate::schedule::timings::import::from_reports(reports).map_err(Error::usage)
 }
 
-/// What `run` and `list` share: the source, the settings, the plugin and the tests.
+/// What `run` and `list` share: the resolved settings and the plugin.
 struct Prepared {
-    source: PathBuf,
-    settings: Profile,
-    /// The command line over the environment: what per-test overrides cannot change.
-    forced: Profile,
-    project: ProjectConfig,
+    config: RunConfig,
     plugin: plugin::Selected,
+}
+
+/// `prepared.source`, `prepared.settings`, ...: the config's fields are the
+/// prepared command's.
+impl std::ops::Deref for Prepared {
+    type Target = RunConfig;
+    fn deref(&self) -> &RunConfig {
+        &self.config
+    }
 }
 
 /// `run` and `list`: with `--archive-file`, the archive is unpacked and its
@@ -362,97 +309,44 @@ fn prepare_in(
 ) -> Result<Prepared> {
     let cwd = std::env::current_dir()
         .map_err(|e| Error::with_cause(crate::error::Kind::Usage, "no current directory", e))?;
-    let source = match &unpacked {
-        Some(unpacked) if select.source.is_none() => crate::archive::source_of(unpacked, &cwd)?,
-        _ => find_source(select, &cwd)?,
+    let unpacked_source = match &unpacked {
+        Some(unpacked) if select.source.is_none() => {
+            Some(crate::archive::source_of(unpacked, &cwd)?)
+        }
+        _ => None,
     };
-    let project = ProjectConfig::load(&source)?;
-    let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
-    let cli_layer = cli_layer.resolve_paths(&cwd);
-    cli_layer.validate(Origin::CommandLine)?;
-    let env_layer = Profile::from_env(|name| std::env::var(name).ok(), &cwd)?;
-    env_layer.validate(Origin::Environment)?;
-    let file_layer = project.profile(select.profile.as_deref(), ci)?;
-    if let Some(path) = &project.path {
-        file_layer.validate(Origin::File(path))?;
-    }
-    let forced = cli_layer.overlay(env_layer);
-    let mut settings = forced.clone().overlay(file_layer);
-    if unpacked.is_some() && select.source.is_none() {
-        // The unpacked source goes at the end: reports stay in the current directory.
-        let local = paratest_dir(&cwd);
-        settings
-            .junit
-            .get_or_insert_with(|| local.join("junit.xml"));
-        settings
-            .timings
-            .get_or_insert_with(|| local.join("timings.json"));
-    }
+    let config = RunConfig::resolve(select.request(cli_layer, unpacked_source), &cwd, |name| {
+        std::env::var(name).ok()
+    })?;
     let plugin = match unpacked {
-        Some(unpacked) => crate::archive::plugin(unpacked, settings.plugin.as_deref())?,
-        None => plugin::select(settings.plugin.as_deref(), &source, &project.plugins)?,
+        Some(unpacked) => crate::archive::plugin(unpacked, config.settings.plugin.as_deref())?,
+        None => plugin::select(
+            config.settings.plugin.as_deref(),
+            &config.source,
+            &config.project.plugins,
+        )?,
     };
-    Ok(Prepared {
-        source,
-        settings,
-        forced,
-        project,
-        plugin,
-    })
+    Ok(Prepared { config, plugin })
 }
 
 /// `--source`, else the Cargo workspace root above the current directory (or
 /// `--manifest-path`), else the current directory.
 fn find_source(select: &SelectArgs, cwd: &Path) -> Result<PathBuf> {
-    if let Some(dir) = &select.source {
-        return dir.canonicalize().map_err(|e| {
-            Error::with_cause(
-                crate::error::Kind::Usage,
-                format!("invalid --source {}", dir.display()),
-                e,
-            )
-        });
-    }
-    // The nearest directory with a paratest.toml or a Cargo.toml decides: a
-    // paratest.toml without Cargo.toml (a pytest or shell project inside a
-    // Rust repository) is a source of its own.
-    let nearest = cwd
-        .ancestors()
-        .find(|d| d.join(CONFIG_FILE).is_file() || d.join("Cargo.toml").is_file());
-    if select.cargo.manifest_path.is_none()
-        && let Some(dir) = nearest
-        && !dir.join("Cargo.toml").is_file()
-    {
-        return Ok(dir.to_path_buf());
-    }
-    let has_manifest = select.cargo.manifest_path.is_some() || nearest.is_some();
-    if has_manifest && select.plugin.as_deref().is_none_or(|p| p == "cargo") {
-        let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-        command.args(["locate-project", "--workspace", "--message-format", "plain"]);
-        if let Some(manifest) = &select.cargo.manifest_path {
-            command.arg("--manifest-path").arg(manifest);
-        }
-        if let Ok(output) = command.output()
-            && output.status.success()
-        {
-            let manifest = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
-            if let Some(root) = manifest.parent() {
-                return Ok(root.to_path_buf());
-            }
-        }
-    }
-    Ok(cwd.to_path_buf())
+    crate::config::resolve::find_source(
+        select.source.as_deref(),
+        select.cargo.manifest_path.as_deref(),
+        select.plugin.as_deref(),
+        cwd,
+    )
 }
 
-fn paratest_dir(source: &Path) -> PathBuf {
-    source.join(".paratest")
-}
+use crate::runs::paratest_dir;
 
 /// Creates `.paratest/` with a `.gitignore` that ignores it whole.
 fn ensure_paratest_dir(source: &Path) {
     let dir = paratest_dir(source);
-    if std::fs::create_dir_all(&dir).is_ok() && !dir.join(".gitignore").exists() {
-        let _ = std::fs::write(dir.join(".gitignore"), "*\n");
+    if std::fs::create_dir_all(&dir).is_ok() {
+        let _ = crate::runs::ignore_in_git(&dir);
     }
 }
 
@@ -492,10 +386,7 @@ fn discover(
         patterns: &select.test_pattern,
         watchdog,
         excluded,
-        discovery_timeout: prepared
-            .settings
-            .discovery_timeout
-            .map_or(crate::config::DEFAULT_DISCOVERY_TIMEOUT, |t| t.0),
+        discovery_timeout: prepared.discovery_timeout,
     };
     // A malformed expression is a usage error before anything is built.
     let filtersets = select
@@ -564,10 +455,7 @@ fn archive(args: &ArchiveArgs) -> Result<i32> {
             prepared.plugin.name()
         )));
     }
-    let format = prepared
-        .settings
-        .message_format
-        .unwrap_or(MessageFormat::Human);
+    let format = prepared.message_format;
     let selection = selection(&prepared, &args.select, &[])?;
     let mut excluded = excluded_paths(None, &args.select);
     excluded.push(file.clone());
@@ -600,7 +488,7 @@ fn archive(args: &ArchiveArgs) -> Result<i32> {
         Err(_) if watchdog.is_interrupted() => return Ok(exit::INTERRUPTED),
         other => other?,
     };
-    let seconds = started.elapsed().as_secs_f64();
+    let elapsed = started.elapsed();
     if format == MessageFormat::Json {
         json::print(&json::Archived {
             kind: "archive",
@@ -609,12 +497,12 @@ fn archive(args: &ArchiveArgs) -> Result<i32> {
             binaries: created.binaries,
             entries: created.files,
             bytes: created.bytes,
-            seconds,
+            seconds: elapsed.as_secs_f64(),
             source_included: !args.no_source,
         });
     } else {
         eprintln!(
-            "Archived {} tests of {} binaries ({} entries{}, {:.1} MB) to {} in {seconds:.1}s",
+            "Archived {} tests of {} binaries ({} entries{}, {:.1} MB) to {} in {}",
             created.tests,
             created.binaries,
             created.files,
@@ -624,7 +512,8 @@ fn archive(args: &ArchiveArgs) -> Result<i32> {
                 ", with the source"
             },
             created.bytes as f64 / 1e6,
-            file.display()
+            file.display(),
+            crate::words::tenths(elapsed)
         );
     }
     Ok(exit::OK)
@@ -662,27 +551,9 @@ fn by_priority(order: &mut [usize], settings: &[overrides::TestSettings]) {
     order.sort_by_key(|&index| std::cmp::Reverse(settings[index].priority));
 }
 
-/// The partition asked for, if any: `K/N`, or `auto` from the CI's variables.
-fn partition(settings: &Profile) -> Result<Option<Partition>> {
-    match settings.partition.as_deref() {
-        None => Ok(None),
-        Some("auto") => partition::from_ci_env(|name| std::env::var(name).ok())
-            .map(Some)
-            .map_err(Error::usage),
-        Some(text) => text.parse().map(Some).map_err(Error::usage),
-    }
-}
-
-fn timings_path(prepared: &Prepared) -> PathBuf {
-    prepared
-        .settings
-        .timings
-        .clone()
-        .unwrap_or_else(|| paratest_dir(&prepared.source).join("timings.json"))
-}
-
-fn default_workers() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+/// The partition asked for, if any (see [`RunConfig::partition`]).
+fn partition(config: &RunConfig) -> Result<Option<crate::schedule::partition::Partition>> {
+    config.partition(|name| std::env::var(name).ok())
 }
 
 /// A problem that does not stop the command: a line on stderr (above the
@@ -709,10 +580,7 @@ fn load_timings(path: &Path, format: MessageFormat) -> Timings {
 
 fn list(args: &ListArgs) -> Result<i32> {
     let prepared = prepare(&args.select, args.profile())?;
-    let format = prepared
-        .settings
-        .message_format
-        .unwrap_or(MessageFormat::Human);
+    let format = prepared.message_format;
     let selection = selection(&prepared, &args.select, &args.test_args)?;
     let excluded = excluded_paths(prepared.settings.output.as_deref(), &args.select);
     let (watchdog, run_id) = supervised_watchdog()?;
@@ -729,8 +597,8 @@ fn list(args: &ListArgs) -> Result<i32> {
         Err(_) if watchdog.is_interrupted() => return Ok(exit::INTERRUPTED),
         other => other?,
     };
-    let timings = load_timings(&timings_path(&prepared), format);
-    let partition = partition(&prepared.settings)?;
+    let timings = load_timings(&prepared.timings, format);
+    let partition = partition(&prepared)?;
     let mut shard = schedule::select(&tests, &timings, partition, |t| selection.skipped(t));
     let settings = overrides::resolve(
         &prepared.settings,
@@ -740,11 +608,7 @@ fn list(args: &ListArgs) -> Result<i32> {
     )?;
     by_priority(&mut shard.run, &settings);
     let order = &shard.run;
-    let workers = prepared
-        .settings
-        .workers
-        .unwrap_or_else(default_workers)
-        .max(1);
+    let workers = prepared.workers;
     let in_order: Vec<Duration> = order.iter().map(|&i| shard.expected[i]).collect();
     let plan = partition::plan(&in_order, workers);
     let mut stdout = std::io::stdout().lock();
@@ -886,25 +750,18 @@ fn run_supervised(
         Ok(prepared) => prepared,
         Err(e) => {
             if let Some(path) = unresolved_junit_path(args) {
-                cannot_run_report(&path, "usage", &e.to_string(), MessageFormat::Human);
+                cannot_run_report(&path, "usage", &e.to_string(), MessageFormat::default());
             }
             return Err(e);
         }
     };
     let settings = &prepared.settings;
     let source = prepared.source.clone();
-    let format = settings.message_format.unwrap_or(MessageFormat::Human);
-    let junit_path = settings
-        .junit
-        .clone()
-        .unwrap_or_else(|| paratest_dir(&source).join("junit.xml"));
-    let checked = (|| {
-        let workers = settings.workers.unwrap_or_else(default_workers);
-        if workers == 0 {
-            return Err(Error::usage("--workers must be at least 1"));
-        }
-        Ok((workers, partition(settings)?))
-    })();
+    let format = prepared.message_format;
+    let junit_path = prepared.junit.clone();
+    let checked = partition(&prepared)
+        .and_then(|partition| prepared.check_isolation().map(|()| partition))
+        .map(|partition| (prepared.workers, partition));
     let (workers, partition) = match checked {
         Ok(checked) => checked,
         Err(e) => {
@@ -912,21 +769,8 @@ fn run_supervised(
             return Err(e);
         }
     };
-    let isolation = settings.isolation.unwrap_or(Isolation::Copy);
-    let hooks = Hooks {
-        setup: settings.setup.clone(),
-        setup_workspace: settings.setup_workspace.clone(),
-        setup_test: settings.setup_test.clone(),
-        teardown_test: settings.teardown_test.clone(),
-        teardown_workspace: settings.teardown_workspace.clone(),
-        teardown: settings.teardown.clone(),
-    };
-    if isolation == Isolation::Empty && hooks.setup_workspace.is_none() {
-        let e = Error::usage("--isolation empty needs --setup-workspace to fill each workspace");
-        cannot_run_report(&junit_path, "usage", &e.to_string(), format);
-        return Err(e);
-    }
-    let timings_path = timings_path(&prepared);
+    let hooks = prepared.hooks.clone();
+    let timings_path = prepared.timings.clone();
     let opened = Timings::check_replaceable(&timings_path, args.overwrite_timings)
         .map_err(Error::usage)
         .and_then(|()| {
@@ -936,7 +780,7 @@ fn run_supervised(
                 run_id: &run_id,
                 output: settings.output.as_deref(),
                 root: settings.workspace_root.as_deref(),
-                keep_workspaces: settings.keep_workspaces.unwrap_or(false),
+                keep_workspaces: prepared.keep_workspaces,
             })
         });
     let dirs = match opened {
@@ -977,7 +821,7 @@ fn run_supervised(
 
     // --setup runs before discovery; --teardown runs whatever happens after
     // it, and then what --setup left running is stopped.
-    let services = match &hooks.setup {
+    let services = match hooks.get(Hook::Setup) {
         None => None,
         Some(setup) => {
             let log = crate::runner::hook_log_path(&output, "setup", None);
@@ -1082,7 +926,7 @@ fn unresolved_junit_path(args: &RunArgs) -> Option<PathBuf> {
 /// Writes the report of a run that could not happen, in place of any
 /// earlier run's report at that path.
 fn cannot_run_report(junit_path: &Path, stage: &str, cause: &str, format: MessageFormat) {
-    if let Err(e) = crate::report::junit::write_error_report(
+    if let Err(e) = crate::report::junit_file::write_error_report(
         junit_path,
         "cargo-paratest",
         stage,
@@ -1108,7 +952,7 @@ fn run_teardown(
     services: Option<u32>,
     format: MessageFormat,
 ) {
-    if let Some(teardown) = &hooks.teardown {
+    if let Some(teardown) = hooks.get(Hook::Teardown) {
         let log = crate::runner::hook_log_path(&context.output, "teardown", None);
         if let Err(e) = run_hook(
             watchdog,
@@ -1126,78 +970,11 @@ fn run_teardown(
     }
 }
 
-/// Saves what the run learnt. With `--timings-out PATH` the run always
-/// writes PATH: what it read plus its own samples (the one contract the CI
-/// set-ups rely on: a shard's file is where it was told, on a first pipeline
-/// too). Without it, an unpartitioned run adds its samples to the timings
-/// file under its lock, and a shard never writes the file the split was
-/// computed from (a later shard on the same machine would compute another
-/// split and run tests twice): it writes `STEM.shard-K-of-N.json` beside it.
-/// Returns the file written, if any.
-fn save_timings(
-    path: &Path,
-    out: Option<&Path>,
-    read: &Timings,
-    partition: Option<Partition>,
-    samples: &[(String, Duration)],
-) -> std::result::Result<Option<PathBuf>, String> {
-    if let Some(out) = out.filter(|out| *out != path) {
-        let mut updated = read.clone();
-        updated.add(samples, unix_now());
-        return updated.save_to(out).map(|()| Some(out.to_path_buf()));
-    }
-    if samples.is_empty() {
-        return Ok(None);
-    }
-    // `--timings-out` naming the file read: the user's choice, under the lock.
-    let partition = match partition {
-        Some(partition) if out.is_none() => partition,
-        _ => return Timings::record(path, samples).map(|()| Some(path.to_path_buf())),
-    };
-    let stem = path
-        .file_stem()
-        .map_or("timings".into(), |s| s.to_string_lossy().into_owned());
-    let shard_path = path.with_file_name(format!(
-        "{stem}.shard-{}-of-{}.json",
-        partition.index, partition.total
-    ));
-    let mut shard = read.clone();
-    shard.add(samples, unix_now());
-    shard.save_to(&shard_path).map(|()| Some(shard_path))
-}
-
-/// What the run teaches the timings store. Only passing attempts count: a
-/// failure is often fast, and would make the scheduler think the test is.
-/// A plugin's framework cases (pytest tests inside a file) are recorded too,
-/// under `GROUP::CASE` (pytest's node id), for a later finer granularity.
-fn timing_samples(outcomes: &[crate::model::TestOutcome]) -> Vec<(String, Duration)> {
-    let mut samples = Vec::new();
-    for outcome in outcomes {
-        for attempt in outcome
-            .attempts
-            .iter()
-            .filter(|a| a.status == AttemptStatus::Passed)
-        {
-            samples.push((outcome.test.id.clone(), attempt.duration));
-            for case in attempt
-                .cases
-                .iter()
-                .filter(|c| c.status == AttemptStatus::Passed)
-            {
-                if case.id != outcome.test.id {
-                    samples.push((case.id.clone(), case.duration));
-                }
-            }
-        }
-    }
-    samples
-}
-
 /// The exit code and the message of a run with nothing to run: exit 4
 /// unless `--no-tests` says otherwise; a shard of a suite that has tests
 /// elsewhere only warns (another shard runs them).
 fn no_tests(
-    settings: &Profile,
+    no_tests: NoTests,
     partition: Option<Partition>,
     selected: &[TestCase],
     selection: &Selection,
@@ -1214,7 +991,7 @@ fn no_tests(
         );
     }
     let why = selection.why_empty(selected.len());
-    match settings.no_tests.unwrap_or(NoTests::Fail) {
+    match no_tests {
         NoTests::Fail => (
             exit::NO_TESTS,
             format!(
@@ -1239,7 +1016,7 @@ fn run_tests(
 ) -> Result<i32> {
     let (hooks, watchdog) = (teardown.hooks, teardown.watchdog);
     let settings = &prepared.settings;
-    let format = settings.message_format.unwrap_or(MessageFormat::Human);
+    let format = prepared.message_format;
     let interactive_build = format == MessageFormat::Human;
     let selection = selection(prepared, &args.select, &args.test_args)?;
     let excluded = excluded_paths(Some(&context.output), &args.select);
@@ -1273,7 +1050,7 @@ fn run_tests(
         &prepared.project.test_groups,
     );
     let (order, skip) = (&shard.run, &shard.skip);
-    let retries = settings.retries.unwrap_or(0);
+    let retries = prepared.retries;
     let remote = crate::queue::join_build(args, partition.is_some(), &tests, order, retries)?;
     let workers = context.workers.min(order.len()).max(1);
     let context = RunContext {
@@ -1321,7 +1098,7 @@ fn run_tests(
         workers,
         partition: context.partition.clone(),
         queue: remote.as_ref().map(|queue| queue.build.clone()),
-        isolation: match settings.isolation.unwrap_or(Isolation::Copy) {
+        isolation: match prepared.isolation {
             Isolation::Copy => "copy",
             Isolation::None => "no",
             Isolation::Empty => "empty",
@@ -1333,11 +1110,11 @@ fn run_tests(
 
     let workspace_root = context.temp_root.clone();
     // A fresh root is the run's own: the supervisor removes it if the run dies.
-    if settings.workspace_root.is_none() && !settings.keep_workspaces.unwrap_or(false) {
+    if settings.workspace_root.is_none() && !prepared.keep_workspaces {
         crate::supervisor::tell(crate::supervisor::Message::Workspace(&workspace_root));
     }
     let layout = Layout {
-        isolation: settings.isolation.unwrap_or(Isolation::Copy),
+        isolation: prepared.isolation,
         source: prepared.source.clone(),
         root: workspace_root.clone(),
         excluded,
@@ -1350,19 +1127,15 @@ fn run_tests(
         context: context.clone(),
         hooks: hooks.clone(),
         retries,
-        timeout: settings.timeout.map(|t| t.0),
-        slow_timeout: Some(
-            settings
-                .slow_timeout
-                .map_or(Duration::from_secs(60), |t| t.0),
-        ),
-        fail_fast: settings.fail_fast.unwrap_or(false),
+        timeout: prepared.timeout,
+        slow_timeout: Some(prepared.slow_timeout),
+        fail_fast: prepared.fail_fast,
         max_fail: settings.max_fail,
         no_capture: args.no_capture,
         per_test: per_test.clone(),
         groups,
-        workspace_reset: settings.workspace_reset.unwrap_or(WorkspaceReset::Never),
-        keep_workspaces: settings.keep_workspaces.unwrap_or(false),
+        workspace_reset: prepared.workspace_reset,
+        keep_workspaces: prepared.keep_workspaces,
         watchdog: watchdog.clone(),
         expected: shard.expected.clone(),
         batching: prepared.plugin.batches()
@@ -1419,8 +1192,8 @@ fn run_tests(
     if runner.keep_workspaces {
         files.push(("Workspaces", workspace_root.clone()));
     }
-    let samples = timing_samples(&outcomes);
-    let timings_written = match save_timings(
+    let samples = crate::schedule::timings::samples_of(&outcomes);
+    let timings_written = match crate::schedule::timings::save_run(
         timings_path,
         settings.timings_out.as_deref(),
         &timings,
@@ -1461,16 +1234,17 @@ fn run_tests(
                     .iter()
                     .position(|t| t.id == o.test.id)
                     .and_then(|i| per_test.get(i))
-                    .map_or(settings.flaky_result == Some(FlakyResult::Fail), |s| {
-                        s.flaky_fails()
-                    })
+                    .map_or(
+                        prepared.flaky_result == crate::config::FlakyResult::Fail,
+                        |s| s.flaky_fails(),
+                    )
         })
     {
         exit::TESTS_FAILED
     } else if stats.workers_lost == workers && !order.is_empty() {
         exit::CANNOT_RUN
     } else if order.is_empty() {
-        let (code, line) = no_tests(settings, partition, &tests, &selection);
+        let (code, line) = no_tests(prepared.no_tests, partition, &tests, &selection);
         no_tests_line = Some(line);
         code
     } else {

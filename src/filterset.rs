@@ -178,10 +178,6 @@ impl Filterset {
         })
     }
 
-    pub fn text(&self) -> &str {
-        &self.text
-    }
-
     /// The predicates a plugin's tests cannot answer, named, for its error.
     pub fn check_plugin(&self, plugin: &str) -> Result<(), String> {
         if plugin == "cargo" {

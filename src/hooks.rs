@@ -86,24 +86,17 @@ impl<'a> Scope<'a> {
     /// placeholder whose value this scope lacks (`{test}` in a run hook) is
     /// replaced by an empty quoted string.
     pub fn expand(&self, template: &str) -> String {
-        let workspace = self
-            .worker
-            .map(|(_, w)| w.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let values = [
-            (
-                "{id}",
-                self.worker.map(|(n, _)| n.to_string()).unwrap_or_default(),
-            ),
-            ("{workspace}", workspace.clone()),
-            ("{path}", workspace),
-            ("{source}", self.run.source.to_string_lossy().into_owned()),
-            ("{output}", self.run.output.to_string_lossy().into_owned()),
-            (
-                "{test}",
-                self.test.map(|(id, _)| id.to_string()).unwrap_or_default(),
-            ),
-        ];
+        let env = self.env();
+        let values: Vec<(&str, String)> = PLACEHOLDERS
+            .iter()
+            .map(|(placeholder, variable)| {
+                let value = env
+                    .iter()
+                    .find(|(name, _)| name == variable)
+                    .map(|(_, value)| value.to_string_lossy().into_owned());
+                (*placeholder, value.unwrap_or_default())
+            })
+            .collect();
         substitute(template, &values)
     }
 
@@ -113,6 +106,18 @@ impl<'a> Scope<'a> {
             .map_or(&self.run.source, |(_, workspace)| workspace)
     }
 }
+
+/// The ParaTest placeholders of hooks and of the command plugin's
+/// `command`, each with the `PARATEST_*` variable that holds its value in a
+/// test or hook process: the one table of what a placeholder means.
+pub const PLACEHOLDERS: &[(&str, &str)] = &[
+    ("{id}", "PARATEST_WORKER"),
+    ("{workspace}", "PARATEST_WORKSPACE"),
+    ("{path}", "PARATEST_WORKSPACE"),
+    ("{source}", "PARATEST_SOURCE"),
+    ("{output}", "PARATEST_OUTPUT"),
+    ("{test}", "PARATEST_TEST"),
+];
 
 /// Replaces every `{name}` in `template` with the shell-quoted value, in one
 /// left-to-right pass so that a value containing `{id}` is never expanded again.
@@ -227,7 +232,7 @@ pub fn run_hook(
     let tail = crate::report::tail_lines(log, 10);
     let why = match timeout {
         Some(limit) if exit.timed_out => {
-            format!("timed out after {}", humantime::format_duration(limit))
+            format!("timed out after {}", crate::words::limit(limit))
         }
         _ => format!("failed ({})", exit.status),
     };

@@ -4,16 +4,13 @@
 
 use std::time::Duration;
 
-use crate::config::{FlakyResult, Profile, WorkspaceReset};
+use crate::config::{Choice, DEFAULT_SLOW_TIMEOUT, Profile};
 use crate::error::{Error, Result};
 use crate::filterset::{Filterset, TestFacts};
 use crate::model::TestCase;
 
 /// The group of tests no override puts in a group (nextest's name).
 pub const GLOBAL_GROUP: &str = "@global";
-
-/// Default slow notice, as without overrides.
-const DEFAULT_SLOW_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One test's effective settings.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -89,12 +86,12 @@ pub fn resolve(
                 .flaky_result
                 .or_else(|| matching.iter().find_map(|r| r.flaky_result))
                 .or(settings.flaky_result)
-                .unwrap_or(FlakyResult::Pass);
+                .unwrap_or_default();
             let reset = forced
                 .workspace_reset
                 .or_else(|| matching.iter().find_map(|r| r.workspace_reset))
                 .or(settings.workspace_reset)
-                .unwrap_or(WorkspaceReset::Never);
+                .unwrap_or_default();
             TestSettings {
                 retries: forced
                     .retries
@@ -113,14 +110,8 @@ pub fn resolve(
                         .or(settings.slow_timeout)
                         .map_or(DEFAULT_SLOW_TIMEOUT, |t| t.0),
                 ),
-                flaky_result: match flaky {
-                    FlakyResult::Pass => "pass",
-                    FlakyResult::Fail => "fail",
-                },
-                workspace_reset: match reset {
-                    WorkspaceReset::Never => "never",
-                    WorkspaceReset::OnFailure => "on-failure",
-                },
+                flaky_result: flaky.name(),
+                workspace_reset: reset.name(),
                 test_group: matching
                     .iter()
                     .find_map(|r| r.test_group.clone())

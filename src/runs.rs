@@ -38,6 +38,36 @@ const OUTPUT_LOCK: &str = ".paratest-output.lock";
 /// In an explicit `--output` directory: the files runs wrote there.
 pub const MANIFEST: &str = ".paratest-manifest";
 
+/// The source's own directory for reports, timings and runs: `.paratest/`.
+pub fn paratest_dir(source: &Path) -> PathBuf {
+    source.join(PARATEST_DIR)
+}
+
+/// The name of [`paratest_dir`].
+pub const PARATEST_DIR: &str = ".paratest";
+
+/// Keeps `.paratest/` (`dir`) out of git without asking the user to edit
+/// their own `.gitignore`: a `.gitignore` of `*` inside it, written once (one
+/// already there is ours, or the user's to keep).
+pub fn ignore_in_git(dir: &Path) -> io::Result<()> {
+    let gitignore = dir.join(".gitignore");
+    match File::options()
+        .write(true)
+        .create_new(true)
+        .open(&gitignore)
+    {
+        Ok(mut file) => file.write_all(b"*\n"),
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(error),
+    }
+    .map_err(|error| {
+        io::Error::new(
+            error.kind(),
+            format!("cannot write {}: {error}", gitignore.display()),
+        )
+    })
+}
+
 /// The directories of one run, locked until it is dropped.
 pub struct RunDirs {
     /// `.paratest/runs/<run-id>/`.
@@ -69,7 +99,7 @@ impl RunDirs {
     /// directory another live run holds is a usage error.
     pub fn open(request: &Request<'_>) -> Result<RunDirs> {
         let failed = |what: String| move |e: io::Error| Error::with_cause(Kind::CannotRun, what, e);
-        let runs = request.source.join(".paratest").join("runs");
+        let runs = paratest_dir(request.source).join("runs");
         let run_dir = runs.join(request.run_id);
         fs::create_dir_all(&runs).map_err(failed(format!("cannot create {}", runs.display())))?;
         fs::create_dir(&run_dir).map_err(failed(format!("cannot create {}", run_dir.display())))?;
@@ -231,7 +261,7 @@ pub fn resolved(path: &Path) -> PathBuf {
 /// atomically. A real directory there (written by an older version) is
 /// moved into `runs/` first, where pruning will reach it.
 fn point_logs_at(source: &Path, run_id: &str) {
-    let paratest = source.join(".paratest");
+    let paratest = paratest_dir(source);
     let logs = paratest.join("logs");
     if fs::symlink_metadata(&logs).is_ok_and(|m| m.is_dir()) {
         let moved = paratest.join("runs").join(format!("0-old-logs-{run_id}"));

@@ -52,7 +52,7 @@ pub fn capture(ctx: &DiscoverContext<'_>, mut command: Command) -> io::Result<Ou
             format!(
                 "discovery did not finish within {} and was stopped (raise the limit with \
                  --discovery-timeout or `discovery-timeout` in paratest.toml)",
-                humantime::format_duration(ctx.discovery_timeout)
+                crate::words::limit(ctx.discovery_timeout)
             ),
         ));
     }

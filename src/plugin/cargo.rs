@@ -63,7 +63,10 @@ static BATCHING: Mutex<Option<Batching>> = Mutex::new(None);
 const MIN_BATCH: u32 = 20;
 const ALONE_ABOVE: u32 = 50;
 
-inventory::submit!(Registration(&CargoPlugin));
+inventory::submit!(Registration {
+    plugin: &CargoPlugin,
+    detection_order: super::detection_order::CARGO,
+});
 
 impl Plugin for CargoPlugin {
     fn name(&self) -> &'static str {
@@ -300,11 +303,32 @@ struct TestBinary {
 /// (and so in the JUnit `<error>` of the run).
 const BUILD_ERROR_LINES: usize = 20;
 
+/// The cargo that runs us (`$CARGO`, as cargo sets it for a subcommand), else `cargo`.
+fn cargo_program() -> std::ffi::OsString {
+    std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
+}
+
+/// A command of [`cargo_program`].
+pub(crate) fn cargo() -> Command {
+    Command::new(cargo_program())
+}
+
+/// `cargo metadata --no-deps` of the package at `source` (or `manifest_path`).
+pub(crate) fn metadata_command(source: &Path, manifest_path: Option<&Path>) -> Command {
+    let mut command = cargo();
+    command
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .current_dir(source);
+    if let Some(path) = manifest_path {
+        command.arg("--manifest-path").arg(path);
+    }
+    command
+}
+
 /// Runs `cargo test --no-run` with the user's Cargo options and returns the test binaries.
 fn build(ctx: &DiscoverContext<'_>) -> Result<Vec<(TestBinary, PackageEnv)>> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let build_command = || {
-        let mut command = Command::new(&cargo);
+        let mut command = cargo();
         // Plain `json`: the compiler's messages come on stdout, rendered, so
         // that a failed build can name its first errors.
         command
@@ -322,7 +346,7 @@ fn build(ctx: &DiscoverContext<'_>) -> Result<Vec<(TestBinary, PackageEnv)>> {
         ctx.watchdog.capture(command, show_stderr).map_err(|e| {
             Error::with_cause(
                 Kind::CannotRun,
-                format!("cannot run `{}`", cargo.to_string_lossy()),
+                format!("cannot run `{}`", cargo_program().to_string_lossy()),
                 e,
             )
         })
@@ -456,14 +480,7 @@ fn package_env(
     bins: &[(String, String, PathBuf)],
     linked: &[PathBuf],
 ) -> Result<std::collections::HashMap<String, PackageEnv>> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(&cargo);
-    command
-        .args(["metadata", "--no-deps", "--format-version", "1"])
-        .current_dir(ctx.source);
-    if let Some(path) = &ctx.cargo.manifest_path {
-        command.arg("--manifest-path").arg(path);
-    }
+    let mut command = metadata_command(ctx.source, ctx.cargo.manifest_path.as_deref());
     command.args(&ctx.cargo.global_flags);
     let output = ctx
         .watchdog
@@ -479,7 +496,7 @@ fn package_env(
     let metadata: serde_json::Value = serde_json::from_slice(&output.stdout)
         .map_err(|e| Error::with_cause(Kind::CannotRun, "cannot read `cargo metadata`", e))?;
     let target_dir = metadata["target_directory"].as_str().map(PathBuf::from);
-    let cargo_path = cargo_executable(&cargo);
+    let cargo_path = cargo_executable(&cargo_program());
     let cargo_home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cargo")));

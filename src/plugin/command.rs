@@ -13,7 +13,10 @@ use crate::model::{Invocation, TestCase};
 
 pub struct CommandPlugin;
 
-inventory::submit!(Registration(&CommandPlugin));
+inventory::submit!(Registration {
+    plugin: &CommandPlugin,
+    detection_order: super::detection_order::COMMAND,
+});
 
 /// What a test runs with when `[plugin.command]` sets no `command`.
 pub const DEFAULT_COMMAND: &str = "sh {file}";
@@ -165,13 +168,11 @@ fn test_case(file: &Path, template: &str, test_args: &[String]) -> Result<TestCa
 /// user's template first, so that a file named `{id}.sh` is never expanded twice.
 fn command_line(template: &str, file: &str, stem: &str) -> String {
     let mut template = template.to_string();
-    for (placeholder, variable) in [
-        ("{id}", "PARATEST_WORKER"),
-        ("{workspace}", "PARATEST_WORKSPACE"),
-        ("{path}", "PARATEST_WORKSPACE"),
-        ("{source}", "PARATEST_SOURCE"),
-        ("{output}", "PARATEST_OUTPUT"),
-    ] {
+    // `{test}` is the file, known now; it is substituted below.
+    for (placeholder, variable) in crate::hooks::PLACEHOLDERS
+        .iter()
+        .filter(|(placeholder, _)| *placeholder != "{test}")
+    {
         template = template.replace(placeholder, &format!("\"${variable}\""));
     }
     crate::hooks::substitute(
@@ -245,5 +246,65 @@ mod tests {
         let files = walk(dir.path(), &[], &globs).unwrap();
         let files: Vec<_> = files.iter().map(|f| f.to_str().unwrap()).collect();
         assert_eq!(files, ["a/b.sh", "a/z.sh", "b.sh"]);
+    }
+
+    /// The command plugin finds a test exactly where a workspace copy has
+    /// the file: one walk, one skip policy (build output, VCS, caches, the
+    /// log directory), so a test never names a file its workspace lacks.
+    #[test]
+    fn discovery_sees_the_files_a_workspace_copy_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("src");
+        for file in [
+            "a.sh",
+            "deep/b.sh",
+            "target/t.sh",
+            ".git/h.sh",
+            ".paratest/p.sh",
+            "sub/.paratest/kept.sh",
+            "sub/target/kept.sh",
+            "sub/.git/no.sh",
+            "py/__pycache__/no.sh",
+            "cache/CACHEDIR.TAG",
+            "cache/no.sh",
+            "logs/no.sh",
+        ] {
+            let path = source.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, "").unwrap();
+        }
+        let excluded = [source.join("logs")];
+        let copy = dir.path().join("copy");
+        crate::workspace::copy_tree(&source, &copy, &excluded).unwrap();
+        let mut copied = Vec::new();
+        let mut stack = vec![copy.clone()];
+        while let Some(at) = stack.pop() {
+            for entry in std::fs::read_dir(at).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else {
+                    let relative = path.strip_prefix(&copy).unwrap();
+                    copied.push(relative.to_str().unwrap().to_string());
+                }
+            }
+        }
+        copied.sort();
+        let globs = glob_set(&["**".to_string()]).unwrap();
+        let found: Vec<String> = walk(&source, &excluded, &globs)
+            .unwrap()
+            .iter()
+            .map(|f| f.to_str().unwrap().to_string())
+            .collect();
+        assert_eq!(found, copied);
+        assert_eq!(
+            found,
+            [
+                "a.sh",
+                "deep/b.sh",
+                "sub/.paratest/kept.sh",
+                "sub/target/kept.sh"
+            ]
+        );
     }
 }

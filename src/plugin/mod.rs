@@ -3,7 +3,8 @@
 //!
 //! In-tree plugins register themselves with [`inventory::submit!`]; the set is
 //! listed by `cargo paratest plugins` and checked by a test that loops over
-//! [`registered`].
+//! [`registered`]. `inventory`'s order is undefined, so auto-detection goes
+//! by each registration's explicit [`detection_order`].
 
 pub mod capture;
 pub mod cargo;
@@ -93,7 +94,8 @@ pub trait Plugin: Sync {
     fn description(&self) -> &'static str;
 
     /// Whether this plugin is the natural default for `source` (Cargo: a
-    /// `Cargo.toml` is there). The first registered plugin that says yes wins.
+    /// `Cargo.toml` is there). Of the plugins that say yes, the first in
+    /// [`detection_order`] wins.
     fn detects(&self, _source: &Path) -> bool {
         false
     }
@@ -188,18 +190,38 @@ pub fn judge_by_exit_status(status: ExitStatus) -> (AttemptStatus, Option<String
 }
 
 /// One entry of the in-tree registry.
-pub struct Registration(pub &'static dyn Plugin);
+pub struct Registration {
+    pub plugin: &'static dyn Plugin,
+    /// Where the plugin comes in auto-detection: lower is asked first.
+    pub detection_order: u32,
+}
 
 inventory::collect!(Registration);
 
+/// The auto-detection order of the in-tree plugins, in one place. Cargo comes
+/// first: this is a Cargo subcommand, and a project with a `Cargo.toml` and a
+/// pytest configuration (a PyO3 or maturin crate) is tested as Rust unless
+/// `--plugin pytest` says otherwise. The command plugin detects nothing (it
+/// needs a `pattern`); it comes last.
+pub mod detection_order {
+    pub const CARGO: u32 = 10;
+    pub const PYTEST: u32 = 20;
+    pub const COMMAND: u32 = 30;
+}
+
 /// Every in-tree plugin, in a stable order (by name).
 pub fn registered() -> Vec<&'static dyn Plugin> {
-    let mut plugins: Vec<&'static dyn Plugin> = inventory::iter::<Registration>
-        .into_iter()
-        .map(|r| r.0)
-        .collect();
+    let mut plugins = in_detection_order();
     plugins.sort_by_key(|p| p.name());
     plugins
+}
+
+/// Every in-tree plugin, in [`detection_order`].
+fn in_detection_order() -> Vec<&'static dyn Plugin> {
+    let mut registrations: Vec<&Registration> =
+        inventory::iter::<Registration>.into_iter().collect();
+    registrations.sort_by_key(|r| (r.detection_order, r.plugin.name()));
+    registrations.into_iter().map(|r| r.plugin).collect()
 }
 
 /// The plugin called `name`.
@@ -247,7 +269,7 @@ pub fn select(
                 known.join(", ")
             )))
         }
-        None => registered()
+        None => in_detection_order()
             .into_iter()
             .find(|p| p.detects(source))
             .map(Selected::Registered)
@@ -284,6 +306,35 @@ mod tests {
                 "`{name}`: one-line description"
             );
         }
+    }
+
+    #[test]
+    fn detection_order_is_explicit_and_unique() {
+        let mut orders: Vec<u32> = inventory::iter::<Registration>
+            .into_iter()
+            .map(|r| r.detection_order)
+            .collect();
+        orders.sort_unstable();
+        let count = orders.len();
+        orders.dedup();
+        assert_eq!(orders.len(), count, "two plugins share a detection order");
+        let names: Vec<&str> = in_detection_order().iter().map(|p| p.name()).collect();
+        assert_eq!(names, ["cargo", "pytest", "command"]);
+    }
+
+    #[test]
+    fn cargo_wins_over_pytest_where_both_are_configured() {
+        let dir = tempfile::tempdir().unwrap();
+        let none = std::collections::BTreeMap::new();
+        std::fs::write(dir.path().join("pytest.ini"), "[pytest]\n").unwrap();
+        assert_eq!(select(None, dir.path(), &none).unwrap().name(), "pytest");
+        std::fs::write(dir.path().join("Cargo.toml"), "").unwrap();
+        assert_eq!(select(None, dir.path(), &none).unwrap().name(), "cargo");
+        assert_eq!(
+            select(Some("pytest"), dir.path(), &none).unwrap().name(),
+            "pytest",
+            "--plugin still chooses"
+        );
     }
 
     #[test]

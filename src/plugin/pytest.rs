@@ -17,12 +17,15 @@ use std::process::Command;
 use super::pytest_results::Ended;
 use super::{DiscoverContext, Finished, Plugin, Registration, Verdict};
 use crate::error::{Error, Kind, Result};
+use crate::junit::read::ReadCase;
 use crate::model::{AttemptStatus, CaseResult, Invocation, TestCase};
-use crate::report::junit_read::ReadCase;
 
 pub struct PytestPlugin;
 
-inventory::submit!(Registration(&PytestPlugin));
+inventory::submit!(Registration {
+    plugin: &PytestPlugin,
+    detection_order: super::detection_order::PYTEST,
+});
 
 /// `[plugin.pytest]` in `paratest.toml`.
 #[derive(Debug, Deserialize)]

@@ -10,6 +10,10 @@
 //! every key of a build lives under `paratest:{BUILD}:` with a TTL.
 
 pub mod report;
+mod stored;
+
+use stored::tail;
+pub use stored::{StoredAttempt, StoredCase, StoredFrameworkCase, status_name, status_named};
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
@@ -19,7 +23,7 @@ use std::time::{Duration, Instant, SystemTime};
 use redis::{Connection, Script};
 
 use crate::error::{Error, Result};
-use crate::model::{Attempt, AttemptStatus, TestCase, TestResult};
+use crate::model::{Attempt, TestCase, TestResult};
 use crate::process::Watchdog;
 use crate::runner::{Job, JobSource};
 
@@ -262,129 +266,6 @@ fn env_duration(name: &str, default: Duration) -> Result<Duration> {
     }
 }
 
-/// What one attempt left in the queue (the build's report is made of these).
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct StoredAttempt {
-    pub number: u32,
-    pub status: String,
-    pub machine: String,
-    pub worker: usize,
-    pub started_ms: u64,
-    pub duration_ms: u64,
-    pub message: Option<String>,
-    pub stdout: String,
-    pub stderr: String,
-    /// The framework's own cases (pytest: the functions of a file).
-    #[serde(default)]
-    pub cases: Vec<StoredFrameworkCase>,
-}
-
-/// One framework case of an attempt, as the queue keeps it.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct StoredFrameworkCase {
-    #[serde(default)]
-    pub id: String,
-    pub name: String,
-    pub classname: Option<String>,
-    pub status: String,
-    #[serde(default)]
-    pub kind: crate::model::CaseKind,
-    pub duration_ms: u64,
-    pub message: Option<String>,
-    pub detail: Option<String>,
-    #[serde(default)]
-    pub file: Option<String>,
-    #[serde(default)]
-    pub line: Option<u64>,
-    #[serde(default)]
-    pub failed_at: Option<crate::model::SourceLocation>,
-    #[serde(default)]
-    pub stdout: Option<String>,
-    #[serde(default)]
-    pub stderr: Option<String>,
-}
-
-impl StoredFrameworkCase {
-    fn of(case: &crate::model::CaseResult) -> Self {
-        StoredFrameworkCase {
-            id: case.id.clone(),
-            name: case.name.clone(),
-            classname: case.classname.clone(),
-            status: status_name(case.status).to_string(),
-            kind: case.kind,
-            duration_ms: case.duration.as_millis() as u64,
-            message: case.message.clone(),
-            detail: case.detail.clone(),
-            file: case.file.clone(),
-            line: case.line,
-            failed_at: case.failed_at.clone(),
-            stdout: case.stdout.clone(),
-            stderr: case.stderr.clone(),
-        }
-    }
-
-    pub fn case(&self) -> crate::model::CaseResult {
-        crate::model::CaseResult {
-            id: self.id.clone(),
-            name: self.name.clone(),
-            classname: self.classname.clone(),
-            status: status_named(&self.status),
-            kind: self.kind,
-            duration: Duration::from_millis(self.duration_ms),
-            message: self.message.clone(),
-            detail: self.detail.clone(),
-            file: self.file.clone(),
-            line: self.line,
-            failed_at: self.failed_at.clone(),
-            stdout: self.stdout.clone(),
-            stderr: self.stderr.clone(),
-        }
-    }
-}
-
-/// A test's report identity, stored when the queue is published.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct StoredCase {
-    pub group: String,
-    pub name: String,
-}
-
-/// How much of an attempt's output the queue keeps (the tail).
-const STORED_OUTPUT: u64 = 16 * 1024;
-
-fn tail(path: &std::path::Path) -> String {
-    use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut file) = std::fs::File::open(path) else {
-        return String::new();
-    };
-    let len = file.metadata().map_or(0, |m| m.len());
-    let _ = file.seek(SeekFrom::Start(len.saturating_sub(STORED_OUTPUT)));
-    let mut raw = Vec::new();
-    let _ = file.read_to_end(&mut raw);
-    String::from_utf8_lossy(&raw).into_owned()
-}
-
-/// The status a stored name stands for; anything unknown is a failure.
-pub fn status_named(name: &str) -> AttemptStatus {
-    match name {
-        "passed" => AttemptStatus::Passed,
-        "timed-out" => AttemptStatus::TimedOut,
-        "skipped" => AttemptStatus::Skipped,
-        "interrupted" => AttemptStatus::Interrupted,
-        _ => AttemptStatus::Failed,
-    }
-}
-
-pub fn status_name(status: AttemptStatus) -> &'static str {
-    match status {
-        AttemptStatus::Passed => "passed",
-        AttemptStatus::Failed => "failed",
-        AttemptStatus::TimedOut => "timed-out",
-        AttemptStatus::Skipped => "skipped",
-        AttemptStatus::Interrupted => "interrupted",
-    }
-}
-
 /// This machine's side of a build's queue: the runner's [`JobSource`].
 pub struct RedisQueue {
     client: redis::Client,
@@ -530,7 +411,7 @@ impl RedisQueue {
                     "lost the queue's Redis at {} for {}: this machine takes no more tests \
                      and keeps its results in its own report",
                     self.url,
-                    humantime::format_duration(self.reconnect_for)
+                    crate::words::limit(self.reconnect_for)
                 ));
                 self.lost.store(true, Ordering::SeqCst);
                 return None;

@@ -204,7 +204,7 @@ pub fn report(
     );
     let logs = junit.with_extension("logs");
     let (outcomes, not_run) = snapshot.outcomes(&logs);
-    crate::report::junit::write_report(&junit, "cargo-paratest", &outcomes, SystemTime::now())
+    crate::report::junit_file::write_report(&junit, "cargo-paratest", &outcomes, SystemTime::now())
         .map_err(|e| Error::cannot_run(format!("cannot write {}: {e}", junit.display())))?;
     eprintln!("JUnit report: {}", junit.display());
     if let Some(path) = timings {
@@ -273,8 +273,8 @@ pub fn status(url: &str, build: &str) -> Result<i32> {
             .map(|(id, _)| id.as_str())
             .collect();
         println!(
-            "  {machine}: {state}, heard of {:.1}s ago, running {}",
-            *silent as f64 / 1000.0,
+            "  {machine}: {state}, heard of {} ago, running {}",
+            crate::words::tenths(std::time::Duration::from_millis(*silent)),
             if running.is_empty() {
                 "nothing".to_string()
             } else {

@@ -6,15 +6,12 @@ pub mod annotations;
 pub mod cases;
 pub mod console;
 pub mod json;
-pub mod junit;
 pub mod junit_file;
-pub mod junit_read;
 pub mod step_summary;
 pub mod teamcity;
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
-use std::time::Duration;
 
 use crate::events::{Event, RunFinished, WorkerStats};
 use crate::model::{Attempt, CaseKind, TestCase, TestOutcome, TestResult};
@@ -241,9 +238,7 @@ pub fn tail_lines(path: &Path, lines: usize) -> String {
 }
 
 /// `1.234s` for the console and summaries.
-pub fn seconds(duration: Duration) -> String {
-    format!("{:.3}s", duration.as_secs_f64())
-}
+pub use crate::words::seconds;
 
 /// What the reporters' unit tests share: a writer they can read back, a
 /// suite, attempts.

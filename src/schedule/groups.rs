@@ -88,11 +88,6 @@ impl GroupLimits {
             self.running[group] = self.running[group].saturating_sub(1);
         }
     }
-
-    /// Whether the test belongs to a group (such tests are never batched).
-    pub fn has_group(&self, index: usize) -> bool {
-        self.group_of.get(index).copied().flatten().is_some()
-    }
 }
 
 #[cfg(test)]

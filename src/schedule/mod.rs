@@ -4,7 +4,7 @@
 //! [`timings`] remembers past durations and turns them into expected ones;
 //! [`partition`] splits tests between CI machines and predicts the run.
 
-pub mod groups;
+pub(crate) mod groups;
 pub mod partition;
 pub mod timings;
 

@@ -1,15 +1,47 @@
-//! The command line: every clap type lives here and nowhere else. Parsing
-//! ends in a [`Profile`] layer plus the few options that are not settings.
+//! The command line: every clap type lives here (Cargo's own options in
+//! [`cargo`]) and nowhere else. Parsing ends in a [`Profile`] layer plus
+//! the few options that are not settings.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+mod cargo;
+pub use cargo::CargoArgs;
+
 use crate::config::{
-    CargoOptions, FlakyResult, HumanDuration, IgnoredMode, Isolation, MessageFormat, NoTests,
-    Profile, WorkspaceReset,
+    Choice, DEFAULT_DISCOVERY_TIMEOUT, DEFAULT_SLOW_TIMEOUT, FlakyResult, HumanDuration, Isolation,
+    MessageFormat, NoTests, Profile, Request, WorkspaceReset,
 };
+
+/// The settings' choices, as clap values: their spellings and help come
+/// from [`Choice::ALL`], so that `paratest.toml`, `PARATEST_*` and the flags
+/// accept the same words.
+macro_rules! value_enum {
+    ($($name:ty),*) => {$(
+        impl clap::ValueEnum for $name {
+            fn value_variants<'a>() -> &'a [Self] {
+                <$name as Choice>::VALUES
+            }
+
+            fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+                let (_, name, help) = <$name as Choice>::ALL.iter().find(|(v, _, _)| v == self)?;
+                let help = help.trim().trim_end_matches('.');
+                let value = clap::builder::PossibleValue::new(*name);
+                Some(if help.is_empty() { value } else { value.help(help) })
+            }
+        }
+    )*};
+}
+
+value_enum!(
+    Isolation,
+    FlakyResult,
+    WorkspaceReset,
+    MessageFormat,
+    NoTests
+);
 
 /// Run a project's tests in parallel, each worker in its own isolated workspace.
 #[derive(Debug, Parser)]
@@ -202,6 +234,12 @@ pub const SUBCOMMANDS: &[&str] = &[
 ];
 
 impl Cli {
+    /// Writes the completion script of `shell` to `out`.
+    pub fn write_completions(shell: clap_complete::Shell, out: &mut dyn std::io::Write) {
+        let mut command = <Cli as clap::CommandFactory>::command();
+        clap_complete::generate(shell, &mut command, "cargo-paratest", out);
+    }
+
     /// Parses `cargo paratest ...` and `cargo-paratest ...` alike; `run` is the default.
     pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Cli, clap::Error> {
         let mut args: Vec<OsString> = args.into_iter().collect();
@@ -290,99 +328,15 @@ pub struct SelectArgs {
     #[arg(long, value_name = "FILE", help_heading = "Project")]
     pub archive_file: Option<PathBuf>,
 
-    /// Time limit of a plugin's discovery (pytest collection, an external plugin's `discover`) [default: 10m].
-    #[arg(long, value_name = "DURATION", help_heading = "Project")]
+    // Time limit of a plugin's discovery (pytest collection, an external plugin's `discover`).
+    #[arg(long, value_name = "DURATION", help_heading = "Project", help = format!(
+        "Time limit of a plugin's discovery (pytest collection, an external plugin's `discover`) [default: {}]",
+        crate::words::limit(DEFAULT_DISCOVERY_TIMEOUT)
+    ))]
     pub discovery_timeout: Option<HumanDuration>,
 
     #[command(flatten)]
     pub cargo: CargoArgs,
-}
-
-/// Cargo's options, with Cargo's meaning.
-#[derive(Debug, Args)]
-#[command(next_help_heading = "Cargo")]
-pub struct CargoArgs {
-    /// Path to Cargo.toml.
-    #[arg(long, value_name = "PATH")]
-    pub manifest_path: Option<PathBuf>,
-    /// Package to test (repeatable).
-    #[arg(short, long = "package", value_name = "SPEC")]
-    pub package: Vec<String>,
-    /// Test all packages of the Cargo workspace.
-    #[arg(long)]
-    pub workspace: bool,
-    /// Exclude packages (with --workspace).
-    #[arg(long, value_name = "SPEC")]
-    pub exclude: Vec<String>,
-    /// Features to activate (space or comma separated).
-    #[arg(short = 'F', long, value_name = "FEATURES")]
-    pub features: Vec<String>,
-    /// Activate all features.
-    #[arg(long)]
-    pub all_features: bool,
-    /// Do not activate the `default` feature.
-    #[arg(long)]
-    pub no_default_features: bool,
-    /// Build in release mode.
-    #[arg(long)]
-    pub release: bool,
-    /// Cargo build profile.
-    #[arg(long, value_name = "NAME")]
-    pub cargo_profile: Option<String>,
-    /// Build for the target triple.
-    #[arg(long, value_name = "TRIPLE")]
-    pub target: Option<String>,
-    /// Cargo's target directory.
-    #[arg(long, value_name = "DIR")]
-    pub target_dir: Option<PathBuf>,
-    /// Test only the library.
-    #[arg(long)]
-    pub lib: bool,
-    /// Test all binaries.
-    #[arg(long)]
-    pub bins: bool,
-    /// Test all integration tests.
-    #[arg(long)]
-    pub tests: bool,
-    /// Test only this integration test (repeatable).
-    #[arg(long, value_name = "NAME")]
-    pub test: Vec<String>,
-    /// Test only this binary's unit tests (repeatable).
-    #[arg(long, value_name = "NAME")]
-    pub bin: Vec<String>,
-    /// Test this example (repeatable).
-    #[arg(long, value_name = "NAME")]
-    pub example: Vec<String>,
-    /// Test all examples.
-    #[arg(long)]
-    pub examples: bool,
-    /// Test all targets (lib, bins, tests, benches, examples).
-    #[arg(long)]
-    pub all_targets: bool,
-    /// Require Cargo.lock to be up to date (cargo's `--locked`).
-    #[arg(long)]
-    pub locked: bool,
-    /// Require Cargo.lock and the cache to be up to date (cargo's `--frozen`).
-    #[arg(long)]
-    pub frozen: bool,
-    /// Run cargo without accessing the network.
-    #[arg(long)]
-    pub offline: bool,
-    /// Override a cargo configuration value (`KEY=VALUE` or a file; repeatable).
-    #[arg(long = "config", value_name = "KEY=VALUE")]
-    pub cargo_config: Vec<String>,
-    /// Unstable (nightly-only) flag for cargo (repeatable).
-    #[arg(short = 'Z', value_name = "FLAG")]
-    pub unstable_flags: Vec<String>,
-    /// Number of parallel build jobs (cargo's `-j`; `-j` here is the number of workers).
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
-    pub build_jobs: Option<std::num::NonZeroI32>,
-    /// Cargo's own verbose output (cargo's `-v`; repeat for `-vv`); the build log is shown.
-    #[arg(long, action = clap::ArgAction::Count, conflicts_with = "cargo_quiet")]
-    pub cargo_verbose: u8,
-    /// Cargo's `--quiet`: no build progress.
-    #[arg(long)]
-    pub cargo_quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -401,8 +355,10 @@ pub struct RunArgs {
     )]
     pub workers: Option<usize>,
 
-    /// How each workspace is made [default: copy].
-    #[arg(long, value_name = "MODE", help_heading = "Workers and isolation")]
+    // How each workspace is made.
+    #[arg(long, value_name = "MODE", help_heading = "Workers and isolation", help = format!(
+        "How each workspace is made [default: {}]", Isolation::default().name()
+    ))]
     pub isolation: Option<Isolation>,
 
     /// Where workspaces are created [default: a fresh temporary directory].
@@ -454,8 +410,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", help_heading = "Retries and timeouts")]
     pub timeout: Option<HumanDuration>,
 
-    /// Print a notice for tests running longer than this [default: 60s].
-    #[arg(long, value_name = "DURATION", help_heading = "Retries and timeouts")]
+    // Print a notice for tests running longer than this.
+    #[arg(long, value_name = "DURATION", help_heading = "Retries and timeouts", help = format!(
+        "Print a notice for tests running longer than this [default: {}s]",
+        DEFAULT_SLOW_TIMEOUT.as_secs()
+    ))]
     pub slow_timeout: Option<HumanDuration>,
 
     /// Stop scheduling new tests after the first definite failure.
@@ -570,13 +529,14 @@ impl SelectArgs {
         Wrapper::parse_from(["select"]).select
     }
 
-    pub fn ignored_mode(&self) -> IgnoredMode {
-        if self.ignored {
-            IgnoredMode::Only
-        } else if self.include_ignored {
-            IgnoredMode::Include
-        } else {
-            IgnoredMode::Skip
+    /// What `config` needs to resolve this command's settings, with `cli` its top layer.
+    pub fn request(&self, cli: Profile, unpacked_source: Option<PathBuf>) -> Request {
+        Request {
+            cli,
+            profile: self.profile.clone(),
+            source: self.source.clone(),
+            manifest_path: self.cargo.manifest_path.clone(),
+            unpacked_source,
         }
     }
 
@@ -590,80 +550,6 @@ impl SelectArgs {
             discovery_timeout: self.discovery_timeout,
             ..Profile::default()
         }
-    }
-}
-
-impl CargoArgs {
-    /// Cargo's options, with paths made absolute: cargo runs in the source,
-    /// not necessarily where the user typed them.
-    pub fn options(&self) -> CargoOptions {
-        let absolute = |path: &PathBuf| std::path::absolute(path).unwrap_or_else(|_| path.clone());
-        CargoOptions {
-            manifest_path: self.manifest_path.as_ref().map(absolute),
-            packages: self.package.clone(),
-            workspace: self.workspace,
-            exclude: self.exclude.clone(),
-            features: self.features.clone(),
-            all_features: self.all_features,
-            no_default_features: self.no_default_features,
-            release: self.release,
-            cargo_profile: self.cargo_profile.clone(),
-            target: self.target.clone(),
-            target_dir: self.target_dir.as_ref().map(absolute),
-            lib: self.lib,
-            bins: self.bins,
-            tests: self.tests,
-            test: self.test.clone(),
-            global_flags: self.global_flags(),
-            build_flags: self.build_flags(),
-        }
-    }
-
-    /// Flags every cargo command takes, in cargo's spelling.
-    fn global_flags(&self) -> Vec<String> {
-        let mut flags: Vec<String> = [
-            (self.locked, "--locked"),
-            (self.frozen, "--frozen"),
-            (self.offline, "--offline"),
-        ]
-        .into_iter()
-        .filter(|(on, _)| *on)
-        .map(|(_, name)| name.to_string())
-        .collect();
-        for value in &self.cargo_config {
-            flags.extend(["--config".to_string(), value.clone()]);
-        }
-        for value in &self.unstable_flags {
-            flags.extend(["-Z".to_string(), value.clone()]);
-        }
-        flags
-    }
-
-    /// Target selection and build flags, in cargo's spelling.
-    fn build_flags(&self) -> Vec<String> {
-        let mut flags = Vec::new();
-        for name in &self.bin {
-            flags.extend(["--bin".to_string(), name.clone()]);
-        }
-        for name in &self.example {
-            flags.extend(["--example".to_string(), name.clone()]);
-        }
-        for (on, name) in [
-            (self.examples, "--examples"),
-            (self.all_targets, "--all-targets"),
-            (self.cargo_quiet, "--quiet"),
-        ] {
-            if on {
-                flags.push(name.to_string());
-            }
-        }
-        if self.cargo_verbose > 0 {
-            flags.push(format!("-{}", "v".repeat(self.cargo_verbose.into())));
-        }
-        if let Some(jobs) = self.build_jobs {
-            flags.extend(["--jobs".to_string(), jobs.to_string()]);
-        }
-        flags
     }
 }
 

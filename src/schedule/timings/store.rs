@@ -1,54 +1,15 @@
-//! The timings store: past durations of each test, kept in
-//! `.paratest/timings.json`, and the expected duration derived from them.
-//!
-//! On disk (`format_version` 1):
-//!
-//! ```json
-//! {"format_version": 1,
-//!  "tests": {"<test id>": {"samples": [{"duration": 0.25, "recorded": 1700000000}]}}}
-//! ```
-//!
-//! `duration` is in seconds, `recorded` in Unix seconds; samples run oldest
-//! to newest and only the last [`MAX_SAMPLES`] of a test are kept.
-//!
-//! What happens to a file we cannot trust, so that it is never overwritten
-//! with less:
-//! - **newer `format_version`**: ignored when loading, and never written:
-//!   [`Timings::record`] and [`Timings::save_to`] refuse with a message. A
-//!   newer cargo-paratest keeps its history; this one runs unordered.
-//! - **corrupt or truncated**: ignored when loading; the next write first
-//!   moves it aside to `timings.json.corrupt` (replacing an older backup)
-//!   and then starts a fresh file. The bytes survive for a human to look at,
-//!   and timings start working again without a manual `timings clear`.
-//! - **not a timings file** (no `{"format_version"` in it: a user's notes
-//!   given as `--timings` by mistake; anything in a `.paratest/` directory
-//!   counts as ours, so corrupt at worst): ignored, and a run or `timings`
-//!   command that would write it is refused (exit 2) unless
-//!   `--overwrite-timings` asks for it to be replaced.
-//! - **unreadable** (permissions, a directory, a FIFO or device, over
-//!   [`MAX_FILE_SIZE`]): ignored, and not written.
-//!
-//! A backup of a corrupt file never replaces another file: it is the first
-//! free name of `timings.json.corrupt`, `timings.json.corrupt.1`, ...
-//! A timings path that is a symbolic link is read and written through it.
-//!
-//! Writers take an exclusive lock on a sibling `timings.json.lock`, re-read
-//! the file under the lock, and replace it by renaming a temp file from the
-//! same directory, so concurrent runs lose no samples and readers never see
-//! half a file. The lock file is removed before it is unlocked (a locker
-//! that then finds another file, or none, under the name tries again), so
-//! none is left behind in a directory a CI job uploads.
+//! The store: the on-disk format of `timings.json`, loading it whatever is
+//! in it, and writing it under a lock (see the module doc of
+//! [`super`] for the rules).
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-
-use crate::model::TestCase;
 
 /// The `format_version` this build reads and writes.
 pub const FORMAT_VERSION: u64 = 1;
@@ -56,14 +17,6 @@ pub const FORMAT_VERSION: u64 = 1;
 /// Samples kept per test: enough for a median to shrug off one bad run,
 /// few enough that the expectation follows a test that got slower.
 pub const MAX_SAMPLES: usize = 5;
-
-/// The expected duration of every test when nothing at all is known.
-///
-/// Its value barely matters: when no test has history every test gets the
-/// same number, so the queue falls back to test-id order and a partition to
-/// an even split by count. One second is simply a plausible figure to show
-/// in `list`.
-pub const DEFAULT_EXPECTED: Duration = Duration::from_secs(1);
 
 /// The longest duration a sample may hold (a week). Anything longer is not a
 /// test run but a damaged file, and summing such values would overflow.
@@ -94,8 +47,8 @@ pub enum LoadProblem {
 /// Past durations by test id (ordered, so every output is deterministic).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Timings {
-    tests: BTreeMap<String, Vec<Sample>>,
-    problem: Option<LoadProblem>,
+    pub(super) tests: BTreeMap<String, Vec<Sample>>,
+    pub(super) problem: Option<LoadProblem>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -185,25 +138,6 @@ impl Timings {
         }
     }
 
-    /// The expected duration of one test: the median of its kept samples.
-    ///
-    /// Why the median: with five samples, one of them is often unlike the
-    /// others (a cold disk cache, a first build of a fixture, a loaded CI
-    /// machine). The median ignores one such outlier, or two, entirely. The
-    /// mean (pytest-split) is dragged by it: one 60 s hang among 1 s runs
-    /// makes the test look 13 s long for five runs. A high percentile (p85,
-    /// gotestsum) is deliberately pessimistic, and over five samples it is
-    /// practically the maximum, so every test is planned at its worst run
-    /// and the split follows noise rather than the typical cost.
-    pub fn expected(&self, id: &str) -> Option<Duration> {
-        median(
-            self.samples(id)
-                .iter()
-                .map(|sample| sample.duration)
-                .collect(),
-        )
-    }
-
     /// Adds one sample per `(id, duration)`, all recorded at `recorded`.
     pub fn add(&mut self, samples: &[(String, Duration)], recorded: u64) {
         for (id, duration) in samples {
@@ -215,32 +149,6 @@ impl Timings {
                 },
             );
         }
-    }
-
-    /// Expected duration of each of `tests`, in the same order.
-    ///
-    /// A test never seen gets the median of the expected durations of the
-    /// known tests in `tests` (the typical test of this run), else of every
-    /// test in the store, else [`DEFAULT_EXPECTED`]. The median, not the
-    /// mean, so that one very long known test does not make every new test
-    /// look long.
-    pub fn expected_durations(&self, tests: &[TestCase]) -> Vec<Duration> {
-        let known: Vec<Option<Duration>> =
-            tests.iter().map(|test| self.expected(&test.id)).collect();
-        let fallback = median(known.iter().flatten().copied().collect())
-            .or_else(|| {
-                median(
-                    self.tests
-                        .keys()
-                        .filter_map(|id| self.expected(id))
-                        .collect(),
-                )
-            })
-            .unwrap_or(DEFAULT_EXPECTED);
-        known
-            .into_iter()
-            .map(|expected| expected.unwrap_or(fallback))
-            .collect()
     }
 
     /// Adds the durations of passing attempts to the store at `path`, under
@@ -318,56 +226,6 @@ impl Timings {
         }
     }
 
-    /// Joins stores written by several shards or machines: per test the
-    /// union of samples (an identical sample present in several inputs,
-    /// such as history every shard restored from one cache, counts once),
-    /// keeping the [`MAX_SAMPLES`] most recent by `recorded`.
-    pub fn merge(inputs: &[Timings]) -> Timings {
-        let mut tests: BTreeMap<String, Vec<Sample>> = BTreeMap::new();
-        for input in inputs {
-            for (id, samples) in &input.tests {
-                tests
-                    .entry(id.clone())
-                    .or_default()
-                    .extend_from_slice(samples);
-            }
-        }
-        Timings::normalized(tests)
-    }
-
-    /// Builds a store from imported durations: `(test id, duration,
-    /// recorded)`, in any order; as in `merge`, the newest samples win.
-    pub fn from_durations<I, S>(durations: I) -> Timings
-    where
-        I: IntoIterator<Item = (S, Duration, u64)>,
-        S: Into<String>,
-    {
-        let mut tests: BTreeMap<String, Vec<Sample>> = BTreeMap::new();
-        for (id, duration, recorded) in durations {
-            tests
-                .entry(id.into())
-                .or_default()
-                .push(Sample { duration, recorded });
-        }
-        Timings::normalized(tests)
-    }
-
-    /// Orders each test's samples by time (then duration, so the result
-    /// does not depend on input order), drops exact duplicates and keeps
-    /// the newest.
-    fn normalized(mut tests: BTreeMap<String, Vec<Sample>>) -> Timings {
-        for samples in tests.values_mut() {
-            samples.sort_unstable_by_key(|sample| (sample.recorded, sample.duration));
-            samples.dedup();
-            let excess = samples.len().saturating_sub(MAX_SAMPLES);
-            samples.drain(..excess);
-        }
-        Timings {
-            tests,
-            problem: None,
-        }
-    }
-
     /// Replaces `path` by a temp file renamed over it. Only called under the
     /// lock, after `read_for_update` said writing is allowed.
     fn write(&self, path: &Path) -> Result<(), String> {
@@ -397,20 +255,6 @@ impl Timings {
             writer.write_all(b"\n")
         })
         .map_err(|error| failed(&error))
-    }
-}
-
-/// Median; for an even count the mean of the two middle values.
-fn median(mut durations: Vec<Duration>) -> Option<Duration> {
-    if durations.is_empty() {
-        return None;
-    }
-    durations.sort_unstable();
-    let middle = durations.len() / 2;
-    if durations.len() % 2 == 1 {
-        Some(durations[middle])
-    } else {
-        Some((durations[middle - 1] + durations[middle]) / 2)
     }
 }
 
@@ -667,21 +511,9 @@ fn prepare_directory(path: &Path) -> Result<(), String> {
     })?;
     if directory
         .file_name()
-        .is_some_and(|name| name == ".paratest")
+        .is_some_and(|name| name == crate::runs::PARATEST_DIR)
     {
-        let gitignore = directory.join(".gitignore");
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&gitignore)
-        {
-            Ok(mut file) => file
-                .write_all(b"*\n")
-                .map_err(|error| format!("cannot write {}: {error}", gitignore.display()))?,
-            // Already there: it is ours, or the user's to keep.
-            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(error) => return Err(format!("cannot write {}: {error}", gitignore.display())),
-        }
+        crate::runs::ignore_in_git(directory).map_err(|error| error.to_string())?;
     }
     Ok(())
 }
@@ -702,15 +534,10 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Invocation;
     use std::process::Command;
 
     fn secs(value: f64) -> Duration {
         Duration::from_secs_f64(value)
-    }
-
-    fn test_case(id: &str) -> TestCase {
-        TestCase::new(id, "group", id, Invocation::Shell("true".to_owned()))
     }
 
     fn store_in(dir: &tempfile::TempDir) -> PathBuf {
@@ -930,99 +757,6 @@ mod tests {
     }
 
     #[test]
-    fn median_of_odd_and_even_counts() {
-        let odd = Timings::from_durations([
-            ("t", secs(9.0), 1),
-            ("t", secs(1.0), 2),
-            ("t", secs(2.0), 3),
-        ]);
-        assert_eq!(odd.expected("t"), Some(secs(2.0)));
-        let even = Timings::from_durations([
-            ("t", secs(1.0), 1),
-            ("t", secs(4.0), 2),
-            ("t", secs(2.0), 3),
-            ("t", secs(100.0), 4),
-        ]);
-        assert_eq!(even.expected("t"), Some(secs(3.0)));
-        assert_eq!(even.expected("never"), None);
-    }
-
-    #[test]
-    fn median_ignores_one_outlier() {
-        let timings = Timings::from_durations(
-            (0..5).map(|i| ("t", secs(if i == 2 { 60.0 } else { 1.0 }), i)),
-        );
-        assert_eq!(timings.expected("t"), Some(secs(1.0)));
-    }
-
-    #[test]
-    fn unknown_tests_get_the_median_of_known_ones() {
-        let timings = Timings::from_durations([
-            ("a", secs(1.0), 1),
-            ("b", secs(3.0), 1),
-            ("c", secs(10.0), 1),
-        ]);
-        let tests: Vec<TestCase> = ["a", "new", "b", "c"].into_iter().map(test_case).collect();
-        assert_eq!(
-            timings.expected_durations(&tests),
-            [secs(1.0), secs(3.0), secs(3.0), secs(10.0)]
-        );
-    }
-
-    #[test]
-    fn unknown_tests_fall_back_to_the_store_then_the_default() {
-        let tests: Vec<TestCase> = ["x", "y"].into_iter().map(test_case).collect();
-        let other = Timings::from_durations([("a", secs(2.0), 1), ("b", secs(4.0), 1)]);
-        assert_eq!(other.expected_durations(&tests), [secs(3.0), secs(3.0)]);
-        assert_eq!(
-            Timings::new().expected_durations(&tests),
-            [DEFAULT_EXPECTED, DEFAULT_EXPECTED]
-        );
-        assert!(Timings::new().expected_durations(&[]).is_empty());
-    }
-
-    #[test]
-    fn merge_unions_dedups_and_keeps_the_newest() {
-        let shared_history = [("t", secs(1.0), 10), ("t", secs(1.1), 20)];
-        let shard_one = Timings::from_durations(shared_history.into_iter().chain([
-            ("t", secs(1.2), 30),
-            ("t", secs(1.3), 50),
-            ("only_one", secs(7.0), 30),
-        ]));
-        let shard_two = Timings::from_durations(shared_history.into_iter().chain([
-            ("t", secs(1.4), 40),
-            ("t", secs(1.5), 60),
-            ("only_two", secs(8.0), 31),
-        ]));
-        let merged = Timings::merge(&[shard_one.clone(), shard_two.clone()]);
-        let recorded: Vec<u64> = merged
-            .samples("t")
-            .iter()
-            .map(|sample| sample.recorded)
-            .collect();
-        assert_eq!(recorded, [20, 30, 40, 50, 60]);
-        assert_eq!(merged.expected("only_one"), Some(secs(7.0)));
-        assert_eq!(merged.expected("only_two"), Some(secs(8.0)));
-        assert_eq!(Timings::merge(&[shard_two, shard_one]), merged);
-        assert_eq!(Timings::merge(&[]), Timings::new());
-    }
-
-    #[test]
-    fn from_durations_keeps_the_newest_five_in_time_order() {
-        let timings = Timings::from_durations(
-            (0..8u64)
-                .rev()
-                .map(|i| ("t".to_owned(), Duration::from_secs(i), i)),
-        );
-        let kept: Vec<u64> = timings
-            .samples("t")
-            .iter()
-            .map(|sample| sample.recorded)
-            .collect();
-        assert_eq!(kept, [3, 4, 5, 6, 7]);
-    }
-
-    #[test]
     fn save_to_replaces_a_valid_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = store_in(&dir);
@@ -1082,7 +816,11 @@ mod tests {
                 Command::new(&exe)
                     .args([
                         "--exact",
-                        "schedule::timings::tests::concurrent_writer_child",
+                        // This module's path without the crate's name, as libtest names tests.
+                        &format!(
+                            "{}::concurrent_writer_child",
+                            module_path!().split_once("::").unwrap().1
+                        ),
                         "--test-threads",
                         "1",
                     ])
