@@ -144,13 +144,14 @@ def version_of(binary):
             v = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout.strip()
         except OSError:
             v = ""
-        text = f"{v.split()[-1] if v else '?'} ({binary})"
+        v = v.split(None, 1)[-1] if v else "?"
+        text = f"{v} at {binary}"
         if Path(binary).resolve().is_relative_to(REPO):
             rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
                                  text=True).stdout.strip()
             dirty = subprocess.run(["git", "status", "--porcelain", "src"], cwd=REPO, capture_output=True,
                                    text=True).stdout.strip()
-            text = f"{v.split()[-1] if v else '?'} (git {rev}{'+dirty src' if dirty else ''})"
+            text = f"{v}, {Path(binary).resolve().relative_to(REPO)} of git {rev}{' (src dirty)' if dirty else ''}"
         _versions[binary] = text
     return _versions[binary]
 

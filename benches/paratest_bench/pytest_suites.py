@@ -129,7 +129,8 @@ class PytestBench:
             c = m.Cmd(name, argv, self.proj, env=env, timeout=OPTS.timeout)
 
             def before():
-                c.argv = argv + [f"--junitxml={self.out / (name + '.xml')}"]
+                # xunit1 reports carry `file`, which `timings import` needs to name node ids
+                c.argv = argv + ["-o", "junit_family=xunit1", f"--junitxml={self.out / (name + '.xml')}"]
 
             c.before = before
             return c
