@@ -47,9 +47,17 @@ GROUPS = {
 }
 
 
-def add_common(p, suppress):
-    """Options of every benchmark; accepted before or after the subcommand."""
-    d = (lambda v: argparse.SUPPRESS) if suppress else (lambda v: v)
+def keep(value):
+    return value
+
+
+def suppress(_value):
+    return argparse.SUPPRESS
+
+
+def add_common(p, d):
+    """Options of every benchmark. `d` wraps each default: the top-level parser holds the real
+    defaults, the subcommands SUPPRESS (so that an option given before the subcommand survives)."""
     g = p.add_argument_group("common options")
     g.add_argument("--reps", type=int, default=d(3), metavar="N",
                    help="repetitions of every timed command (default 3; real-suite at least 5, copy at least 7)")
@@ -59,7 +67,7 @@ def add_common(p, suppress):
                    help="cargo-paratest binary (default: target/release/cargo-paratest)")
     g.add_argument("--baseline", default=d(None), metavar="BIN",
                    help="another cargo-paratest binary timed in the same runs (legacy, real-suite, skewed, "
-                        "cargo-real, pytest-*): prints new / old")
+                        "cargo-real, pytest-real, pytest-params): prints new / old")
     g.add_argument("--work", default=d(None), metavar="DIR", help="scratch directory (default: /tmp/paratest-bench)")
     g.add_argument("--fresh", action="store_true", default=d(False),
                    help="re-fetch and rebuild the crates.io/PyPI suites and their venvs")
@@ -67,44 +75,51 @@ def add_common(p, suppress):
                    help="limit of one timed command, seconds (default 900)")
 
 
+def add_own(p, names, d):
+    """The options of the benchmarks `names` (one benchmark, or a group's members)."""
+    done = set()
+    for name in names:
+        add = BENCHES[name][3]
+        if add and add not in done:
+            done.add(add)
+            add(p, d)
+
+
 def parser():
     top = argparse.ArgumentParser(
         prog="scripts/bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Examples: scripts/bench; scripts/bench --reps 5 --no-build skewed; "
+        conflict_handler="resolve",
+        epilog="Options of one benchmark (see `scripts/bench NAME --help`) are also accepted before its name, "
+               "as in `scripts/bench --crate semver@1.0.28 real-suite`. Examples: scripts/bench; "
+               "scripts/bench --reps 5 --no-build skewed; "
                "scripts/bench --baseline /work/wt-baseline-rel/target/release/cargo-paratest issue12")
-    add_common(top, suppress=False)
+    add_common(top, keep)
+    hidden = argparse.ArgumentParser(add_help=False, conflict_handler="resolve")
+    add_own(hidden, BENCHES, keep)  # every benchmark's own options, with their defaults, not in --help
+    for action in hidden._actions:
+        kwargs = {"dest": action.dest, "default": action.default, "help": argparse.SUPPRESS}
+        if action.nargs == 0:
+            top.add_argument(*action.option_strings, action="store_const", const=action.const, **kwargs)
+        else:
+            top.add_argument(*action.option_strings, action=type(action), type=action.type,
+                             metavar=action.metavar, **kwargs)
     subs = top.add_subparsers(dest="bench", metavar="BENCHMARK", title="benchmarks (default: all)")
-    for name, (_, what, goal, add) in BENCHES.items():
+    for name, (_, what, goal, _) in BENCHES.items():
         p = subs.add_parser(name, help=f"{what}; goal {goal}", description=f"{what}; goal {goal}")
-        add_common(p, suppress=True)
-        if add:
-            add(p)
+        add_common(p, suppress)
+        add_own(p, [name], suppress)
     for name, (members, what) in GROUPS.items():
-        p = subs.add_parser(name, help=f"{' '.join(members)}: {what}", conflict_handler="resolve")
-        add_common(p, suppress=True)
-        for member in members:
-            add = BENCHES[member][3]
-            if add:
-                add(p)
+        p = subs.add_parser(name, help=f"{' '.join(members)}: {what}", description=f"{' '.join(members)}: {what}",
+                            conflict_handler="resolve")
+        add_common(p, suppress)
+        add_own(p, members, suppress)
     return top
-
-
-def fill_defaults(args):
-    """Options of benchmarks not named on the command line (a group runs several)."""
-    probe = argparse.ArgumentParser(conflict_handler="resolve")
-    for _, _, _, add in BENCHES.values():
-        if add:
-            add(probe)
-    for key, value in vars(probe.parse_args([])).items():
-        if not hasattr(args, key):
-            setattr(args, key, value)
-    if not args.cargo_crates:
-        args.cargo_crates = cargo_suites.CARGO_REAL_DEFAULT
 
 
 def main(argv=None):
     args = parser().parse_args(argv)
-    fill_defaults(args)
+    if not args.cargo_crates:
+        args.cargo_crates = cargo_suites.CARGO_REAL_DEFAULT
     OPTS.reps = max(1, args.reps)
     OPTS.build = args.build
     if args.bin:

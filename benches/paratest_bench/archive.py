@@ -85,6 +85,6 @@ def archive(args):
     verdict("archive", ok, "pass/fail counts from the archive (whole and two shards) equal cargo test's, each test once")
 
 
-def add_args(p):
-    p.add_argument("--archive-crate", default="ripgrep@14.1.1", metavar="NAME@VERSION",
-                   help="third-party crate for archive (default: %(default)s; building it takes minutes)")
+def add_args(p, d):
+    p.add_argument("--archive-crate", default=d("ripgrep@14.1.1"), metavar="NAME@VERSION",
+                   help="third-party crate for archive (default: ripgrep@14.1.1; building it takes minutes)")

@@ -278,18 +278,18 @@ def tempdir(args):
             f"walkdir 2.5.1, {n} tests: {passed_runs} of {len(runs)} runs with -j 2 pass (goal: all)")
 
 
-def add_real_suite_args(p):
-    p.add_argument("--crate", default="itertools@0.14.0", metavar="NAME@VERSION",
-                   help="crates.io crate for real-suite (default: %(default)s)")
+def add_real_suite_args(p, d):
+    p.add_argument("--crate", default=d("itertools@0.14.0"), metavar="NAME@VERSION",
+                   help="crates.io crate for real-suite (default: itertools@0.14.0)")
 
 
-def add_cargo_real_args(p):
+def add_cargo_real_args(p, d):
     p.add_argument("--cargo-crate", dest="cargo_crates", action="append", metavar="NAME@VERSION",
                    help="crates.io crate(s) for cargo-real, repeatable (default: ripgrep@14.1.1 and just@1.59.0)")
 
 
-def add_tempdir_args(p):
-    p.add_argument("--runs", type=int, default=10, metavar="N", help="runs of tempdir (default: %(default)s)")
+def add_tempdir_args(p, d):
+    p.add_argument("--runs", type=int, default=d(10), metavar="N", help="runs of tempdir (default: 10)")
 
 
 CARGO_REAL_DEFAULT = ["ripgrep@14.1.1", "just@1.59.0"]

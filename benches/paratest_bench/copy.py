@@ -131,6 +131,6 @@ def copy(args):
             f"{copied} of {src_files} files copied; reflink {'yes' if reflink else 'no'}")
 
 
-def add_args(p):
-    p.add_argument("--files", type=int, default=10000, metavar="N",
-                   help="files in the generated project of copy (default: %(default)s, as 100 dirs)")
+def add_args(p, d):
+    p.add_argument("--files", type=int, default=d(10000), metavar="N",
+                   help="files in the generated project of copy (default: 10000, as 100 dirs)")

@@ -370,24 +370,24 @@ def pytest_bigfile(args):
             f"verdicts {'identical to' if same else 'DIFFER from'} plain pytest's")
 
 
-def add_pysuite_args(p):
-    p.add_argument("--pysuite", default="attrs", metavar="SUITE",
+def add_pysuite_args(p, d):
+    p.add_argument("--pysuite", default=d("attrs"), metavar="SUITE",
                    help="PyPI suite: attrs (default, attrs==26.1.0), pyparsing (==3.3.3), or NAME==VERSION")
-    add_python_arg(p)
+    add_python_arg(p, d)
 
 
-def add_python_arg(p):
+def add_python_arg(p, d):
     p.add_argument("--python", metavar="PATH",
                    help="interpreter for the venv (default: the suite's preferred version, e.g. python3.13)")
 
 
-def add_params_args(p):
-    p.add_argument("--cases", type=int, default=21000, metavar="N",
-                   help="cases of pytest-params, in 10 files (default: %(default)s)")
-    add_python_arg(p)
+def add_params_args(p, d):
+    p.add_argument("--cases", type=int, default=d(21000), metavar="N",
+                   help="cases of pytest-params, in 10 files (default: 21000)")
+    add_python_arg(p, d)
 
 
-def add_bigfile_args(p):
-    p.add_argument("--big-cases", type=int, default=100000, metavar="N",
-                   help="cases in the one file of pytest-bigfile (default: %(default)s)")
-    add_python_arg(p)
+def add_bigfile_args(p, d):
+    p.add_argument("--big-cases", type=int, default=d(100000), metavar="N",
+                   help="cases in the one file of pytest-bigfile (default: 100000)")
+    add_python_arg(p, d)
