@@ -75,7 +75,7 @@ def measure_copy(base, reps, files):
         ready.setdefault("durations", []).append(evs[0]["duration"])
 
     # A Cmd's argv is fixed, so a fresh destination is made in `before` and patched in.
-    ptc = m.Cmd("pt", [], base, env=env, after=after_pt)
+    ptc = m.Cmd("pt", [], proj, env=env, after=after_pt)
     cpc = m.Cmd("cp", [], base, env=env)
 
     def before_pt():

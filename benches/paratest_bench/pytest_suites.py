@@ -172,7 +172,7 @@ class PytestBench:
         for c in cmds:  # each run's verdicts are read right after it
             c.after = self._after_for(c)
         log(f"  {self.name}: warm-up runs (untimed) ...")
-        m.warm_up([c for c in cmds if c.key in ("ser", "warm")])
+        m.warm_up([c for c in cmds if c.key in ("ser", "warm", "one")])
         self.toml.unlink(missing_ok=True)
         self.got = m.interleave(blocks, reps, self.name)
         return self.got
