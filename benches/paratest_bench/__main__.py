@@ -96,7 +96,7 @@ def parser():
     add_common(top, keep)
     hidden = argparse.ArgumentParser(add_help=False, conflict_handler="resolve")
     add_own(hidden, BENCHES, keep)  # every benchmark's own options, with their defaults, not in --help
-    for action in hidden._actions:
+    for action in hidden._actions:  # argparse has no public way to copy an option to another parser
         kwargs = {"dest": action.dest, "default": action.default, "help": argparse.SUPPRESS}
         if action.nargs == 0:
             top.add_argument(*action.option_strings, action="store_const", const=action.const, **kwargs)
