@@ -39,8 +39,9 @@ def counts(report, scratch):
     if r.rc != 0:
         log(f"  merge {report}: exit {r.rc}: {r.err[-500:]}")
         return {}
-    root = ET.parse(out).getroot()  # only the root's counts, written by the binary
-    return {k: int(root.get(k, "0")) for k in ("tests", "failures", "errors", "skipped")}
+    # Only the suites' counts, written by the binary (its root holds no `skipped`).
+    suites = ET.parse(out).getroot().findall("testsuite")
+    return {k: sum(int(s.get(k, "0")) for s in suites) for k in ("tests", "failures", "errors", "skipped")}
 
 
 def event_verdicts(result):
