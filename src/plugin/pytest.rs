@@ -178,7 +178,12 @@ impl Plugin for PytestPlugin {
         verdict(cases, std::process::ExitStatus::from_raw(0))
     }
 
-    fn served_cases(&self, _test: &TestCase, progress: &[String], ended: &Ended) -> Vec<CaseResult> {
+    fn served_cases(
+        &self,
+        _test: &TestCase,
+        progress: &[String],
+        ended: &Ended,
+    ) -> Vec<CaseResult> {
         super::pytest_results::read_lines(progress.iter().map(String::as_str), ended)
     }
 

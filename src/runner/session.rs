@@ -219,9 +219,7 @@ fn wait_status(watched: &Watched) -> std::process::ExitStatus {
     let id = Id::Pid(nix::unistd::Pid::from_raw(watched.pid() as i32));
     match waitid(id, flags) {
         Ok(WaitStatus::Exited(_, code)) => std::process::ExitStatus::from_raw((code & 0xff) << 8),
-        Ok(WaitStatus::Signaled(_, signal, _)) => {
-            std::process::ExitStatus::from_raw(signal as i32)
-        }
+        Ok(WaitStatus::Signaled(_, signal, _)) => std::process::ExitStatus::from_raw(signal as i32),
         _ => std::process::ExitStatus::from_raw(9),
     }
 }
@@ -359,7 +357,11 @@ impl<'r, 'a> Served<'r, 'a> {
 
     /// One attempt of `job` on the server: `--setup-test`, the request,
     /// its answer (or the server's death, or the time limit), `--teardown-test`.
-    pub(super) fn attempt(&mut self, job: &Job, events: &crossbeam_channel::Sender<Event>) -> Attempt {
+    pub(super) fn attempt(
+        &mut self,
+        job: &Job,
+        events: &crossbeam_channel::Sender<Event>,
+    ) -> Attempt {
         let runner = self.runner;
         let index = job.index;
         let test = &runner.tests[index];
@@ -501,7 +503,9 @@ impl<'r, 'a> Served<'r, 'a> {
             Outcome::TimedOut(limit) => {
                 self.session.take().expect("running").kill();
                 attempt.status = AttemptStatus::TimedOut;
-                attempt.cases = runner.plugin.served_cases(test, &progress, &Ended::TimedOut);
+                attempt.cases = runner
+                    .plugin
+                    .served_cases(test, &progress, &Ended::TimedOut);
                 attempt.message = Some(format!(
                     "timed out after {}",
                     humantime::format_duration(limit)
