@@ -272,6 +272,14 @@ fn ctrl_c_while_a_served_test_runs_is_exit_130_and_nothing_survives() {
         .env("SERVE_PROBE", &probe)
         .env("SERVE_HANG", "1")
         .spawn_logged(&log);
+    // A failed check must not leave the run (and its 600 s test) behind.
+    struct Stop(i32);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = kill(Pid::from_raw(self.0), Signal::SIGINT);
+        }
+    }
+    let _stop = Stop(child.id() as i32);
     let started = probe.join("hang.started");
     common::wait_until("the hanging test started", Duration::from_secs(60), || {
         std::fs::read_to_string(&started).is_ok_and(|s| s.ends_with('\n'))
