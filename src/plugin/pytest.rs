@@ -82,7 +82,7 @@ impl Plugin for PytestPlugin {
     }
 
     fn description(&self) -> &'static str {
-        "Python tests with pytest: a file per process (or one test), pytest's own verdicts per test"
+        "Python tests with pytest: one persistent pytest per worker running files (or tests), pytest's own verdicts per test"
     }
 
     fn detects(&self, source: &Path) -> bool {
