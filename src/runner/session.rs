@@ -96,6 +96,9 @@ pub fn verdict_of(line: &str) -> Verdict {
     verdict
 }
 
+/// When to call a notice that a test is slow, and the notice.
+type SlowNotice<'a> = Option<(Duration, Box<dyn FnOnce(Duration) + 'a>)>;
+
 /// How a wait for one result ended.
 enum Outcome {
     /// The answer; the other lines the server wrote meanwhile are in `progress`.
@@ -131,7 +134,7 @@ impl Session {
         id: &str,
         runner: &Runner<'_>,
         timeout: Option<Duration>,
-        mut on_slow: Option<(Duration, Box<dyn FnOnce(Duration) + '_>)>,
+        mut on_slow: SlowNotice<'_>,
         progress: &mut Vec<String>,
     ) -> Outcome {
         let started = Instant::now();
@@ -278,9 +281,10 @@ impl<'r, 'a> Served<'r, 'a> {
         }
     }
 
-    fn start(&mut self) -> std::io::Result<&mut Session> {
+    /// Starts the server unless it runs.
+    fn start(&mut self) -> std::io::Result<()> {
         if self.session.is_some() {
-            return Ok(self.session.as_mut().expect("checked"));
+            return Ok(());
         }
         let runner = self.runner;
         self.starts += 1;
@@ -346,13 +350,14 @@ impl<'r, 'a> Served<'r, 'a> {
             let _ = watched.wait();
             return Err(e);
         }
-        Ok(self.session.insert(Session {
+        self.session = Some(Session {
             watched,
             stdin,
             lines,
             stdout_log,
             stderr_log,
-        }))
+        });
+        Ok(())
     }
 
     /// One attempt of `job` on the server: `--setup-test`, the request,
@@ -429,8 +434,8 @@ impl<'r, 'a> Served<'r, 'a> {
     ) {
         let runner = self.runner;
         let plugin = runner.plugin.name();
-        let session = match self.start() {
-            Ok(session) => session,
+        match self.start() {
+            Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
                 attempt.status = AttemptStatus::Skipped;
                 attempt.message = Some("not run: interrupted".into());
@@ -440,7 +445,8 @@ impl<'r, 'a> Served<'r, 'a> {
                 attempt.message = Some(format!("could not start the {plugin} server: {e}"));
                 return;
             }
-        };
+        }
+        let session = self.session.as_mut().expect("started");
         let before = session.output_lengths();
         let request = serde_json::json!({"id": test.id, "attempt": job.attempt});
         let (index, worker, number) = (job.index, attempt.worker, attempt.number);
