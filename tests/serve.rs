@@ -303,3 +303,21 @@ fn ctrl_c_while_a_served_test_runs_is_exit_130_and_nothing_survives() {
         !common::alive(server) && servers.iter().all(|&pid| !common::alive(pid))
     });
 }
+
+#[test]
+fn an_id_the_worker_cannot_collect_is_an_error_not_a_skip() {
+    if !common::have_pytest() {
+        return;
+    }
+    let project = Project::copy("pytest-moving");
+    let run = project
+        .paratest()
+        .args(["--plugin", "pytest", "-j", "1", "--message-format", "json"])
+        .run()
+        .expect(1);
+    let outcomes = outcomes(&run);
+    let (result, message) = &outcomes["tests/test_moving.py::test_moves[source]"];
+    assert_eq!(result, "failed", "{message}");
+    assert!(message.contains("did not collect"), "{message}");
+    assert_eq!(outcomes["tests/test_moving.py::test_stays"].0, "passed");
+}

@@ -225,8 +225,12 @@ class Serve(Results):
         items = self.by_id.get(test_id)
         if not items:
             error = self.collect_errors.get(test_id.split("::")[0])
-            message = "ERROR collecting %s" % test_id if error else "pytest collected no test for this id"
-            self.answer({"id": test_id, "status": "failed" if error else "skipped",
+            # Never a pass nor a skip: discovery listed this id, and pytest
+            # did not run it (SPEC: a test pytest never reported is an error).
+            message = ("ERROR collecting %s" % test_id if error else
+                       "error: pytest did not collect %s in the workspace "
+                       "(discovery listed it)" % test_id)
+            self.answer({"id": test_id, "status": "failed",
                          "message": message, "stderr": error})
             return
         os.environ["PARATEST_TEST"] = test_id
