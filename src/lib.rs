@@ -15,7 +15,7 @@
 // public until the event-stream rework lands: its `Output::stream` is
 // not read yet.)
 
-pub mod app;
+pub mod commands;
 pub(crate) mod archive;
 pub(crate) mod atomic;
 pub(crate) mod cli;

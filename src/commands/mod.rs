@@ -1,0 +1,5 @@
+//! The commands, one file each.
+
+mod run;
+
+pub use run::main;
