@@ -4,21 +4,22 @@
 //! The data flows one way:
 //! `cli` -> `config` -> `plugin` (discover) -> `schedule` -> `workspace` ->
 //! `runner` (with `process` and `hooks`) -> `events` -> `report` (console,
-//! JUnit, JSON) and the timings store. `app` strings the stages together.
+//! JUnit, JSON) and the timings store. `commands` strings the stages
+//! together, one file per command.
 
 #![forbid(unsafe_code)]
 
 // The library exists for the binary, `benches/scale.rs` and a few
-// integration tests: `app` (the binary's `main`), `model`, `schedule`
+// integration tests: `commands` (the binary's `main`), `model`, `schedule`
 // (the bench), `libtest` and `process` (tests of the parser and of the
 // process table). Everything else is the crate's own. (`events` stays
 // public until the event-stream rework lands: its `Output::stream` is
 // not read yet.)
 
-pub mod commands;
 pub(crate) mod archive;
 pub(crate) mod atomic;
 pub(crate) mod cli;
+pub mod commands;
 pub(crate) mod config;
 pub(crate) mod error;
 pub mod events;
