@@ -39,5 +39,6 @@ pub mod schedule;
 pub(crate) mod selection;
 pub(crate) mod stream;
 pub(crate) mod supervisor;
+pub(crate) mod verdict;
 pub(crate) mod words;
 pub(crate) mod workspace;

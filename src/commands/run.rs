@@ -10,7 +10,7 @@ use super::prepare::{
 };
 use super::supervise::{end_supervision, resource_error, supervised_watchdog};
 use crate::cli::RunArgs;
-use crate::config::{Hooks, Isolation, MessageFormat, NoTests};
+use crate::config::{Hooks, Isolation, MessageFormat};
 use crate::error::{Error, Result, exit};
 use crate::events::Event;
 use crate::hooks::{Hook, RunContext, Scope, run_hook};
@@ -24,7 +24,7 @@ use crate::runs::paratest_dir;
 use crate::schedule;
 use crate::schedule::partition::Partition;
 use crate::schedule::timings::Timings;
-use crate::selection::Selection;
+use crate::verdict::{self, Ending};
 use crate::workspace::Layout;
 
 /// `run`, supervised: whatever it returns or however it ends (see
@@ -279,39 +279,6 @@ fn run_teardown(
     }
 }
 
-/// The exit code and the message of a run with nothing to run: exit 4
-/// unless `--no-tests` says otherwise; a shard of a suite that has tests
-/// elsewhere only warns (another shard runs them).
-fn no_tests(
-    no_tests: NoTests,
-    partition: Option<Partition>,
-    selected: &[TestCase],
-    selection: &Selection,
-) -> (i32, String) {
-    let runnable = selected.iter().filter(|t| !selection.skipped(t)).count();
-    if let Some(partition) = partition
-        && runnable > 0
-    {
-        return (
-            exit::OK,
-            format!(
-                "shard {partition} has no test to run (the other shards run the {runnable} selected)"
-            ),
-        );
-    }
-    let why = selection.why_empty(selected.len());
-    match no_tests {
-        NoTests::Fail => (
-            exit::NO_TESTS,
-            format!(
-                "error: no tests to run (exit 4; `--no-tests warn` or `pass` allows it): {why}"
-            ),
-        ),
-        NoTests::Warn => (exit::OK, format!("no tests to run: {why}")),
-        NoTests::Pass => (exit::OK, String::new()),
-    }
-}
-
 #[allow(clippy::too_many_arguments)]
 fn run_tests(
     args: &RunArgs,
@@ -367,38 +334,7 @@ fn run_tests(
         ..context.clone()
     };
 
-    let console = Console::new(order.len(), retries)
-        .with_retries_by_test(per_test.iter().map(|s| s.retries).collect())
-        .with_status_level(if args.quiet {
-            StatusLevel::Quiet
-        } else if args.verbose > 0 {
-            StatusLevel::Verbose
-        } else {
-            StatusLevel::Normal
-        });
-    let mut reporters: Vec<Box<dyn crate::report::Reporter>> = vec![Box::new(console)];
-    match format {
-        MessageFormat::Human => {}
-        MessageFormat::Json => {
-            reporters.push(Box::new(json::Json::new(Box::new(std::io::stdout()))))
-        }
-        MessageFormat::Teamcity => reporters.push(Box::new(
-            crate::report::teamcity::TeamCity::new(Box::new(std::io::stdout())),
-        )),
-    }
-    reporters.push(Box::new(crate::report::junit_file::JunitFile::new(
-        junit_path.to_path_buf(),
-    )));
-    // GitHub's run page: annotations first, then the step summary that
-    // names the failures beyond their cap.
-    reporters.extend(
-        crate::report::annotations::GithubAnnotations::from_env(&prepared.source)
-            .map(|a| Box::new(a) as Box<dyn crate::report::Reporter>),
-    );
-    reporters.extend(
-        crate::report::step_summary::StepSummary::from_env()
-            .map(|s| Box::new(s) as Box<dyn crate::report::Reporter>),
-    );
+    let reporters = reporters(args, prepared, &per_test, order.len(), junit_path);
     let mut pipeline = crate::report::Pipeline::new(&tests, reporters);
     pipeline.event(&Event::RunStarted(crate::events::RunStarted {
         run_id: context.run_id.clone(),
@@ -453,41 +389,13 @@ fn run_tests(
         source: remote.as_ref().map(|q| q as &dyn crate::runner::JobSource),
     };
     let run_started = Instant::now();
-    let (sender, receiver) = crossbeam_channel::unbounded::<Event>();
-    let stats = std::thread::scope(|scope| {
-        let pipeline = &mut pipeline;
-        std::thread::Builder::new()
-            .name("paratest-reporter".into())
-            .spawn_scoped(scope, move || {
-                for event in receiver {
-                    pipeline.event(&event);
-                }
-            })?;
-        let stats = crate::queue::with_heartbeat(remote.as_ref(), watchdog, || runner.run(&sender));
-        drop(sender);
-        Ok(stats)
-    });
+    let stats = run_workers(&runner, &mut pipeline, remote.as_ref(), watchdog);
     let makespan = run_started.elapsed();
     teardown.run();
     let stats = stats.map_err(resource_error)?;
 
     let interrupted = watchdog.is_interrupted();
-    let mut outcomes = pipeline.collector.outcomes();
-    // With a shared queue, a test whose retry went back to the queue is
-    // another machine's now: it is in the build's report, not this one's.
-    let unfinished = pipeline.collector.unfinished();
-    let ours =
-        crate::queue::handed_over(remote.as_ref(), &tests, &mut outcomes, unfinished.clone());
-    for &index in unfinished.iter().filter(|i| !ours.contains(i)) {
-        pipeline.collector.forget(index);
-    }
-    // Every test ends with a final line and a final `test-finished`, also
-    // those whose queued retry an interrupt cancelled.
-    for index in ours {
-        if let Some(result) = pipeline.collector.result_of(index) {
-            pipeline.event(&Event::RetryCancelled { index, result });
-        }
-    }
+    let outcomes = settle_unfinished(&mut pipeline, remote.as_ref(), &tests);
     // What the reports count: the framework's own tests (a pytest file's
     // tests), while `outcomes` keeps the units the workers were handed.
     let reported = crate::report::cases::expand(&outcomes);
@@ -501,11 +409,160 @@ fn run_tests(
     if runner.keep_workspaces {
         files.push(("Workspaces", workspace_root.clone()));
     }
-    let samples = crate::schedule::timings::samples_of(&outcomes);
-    let timings_written = match crate::schedule::timings::save_run(
+    let timings_written = save_timings(
+        &mut pipeline,
+        prepared,
         timings_path,
-        settings.timings_out.as_deref(),
         &timings,
+        partition,
+        &outcomes,
+    );
+    if let Some(path) = &timings_written {
+        files.push(("Timings", path.clone()));
+    }
+    let bound = makespan_bound(&outcomes, &pipeline.collector.workers, workers);
+    let ending = Ending {
+        interrupted,
+        resource_failure: stats.resource_failure.as_deref(),
+        queue_lost: remote.as_ref().is_some_and(|q| q.is_lost()),
+        failed: counts.failed + counts.timed_out > 0
+            || verdict::flaky_fails(&outcomes, &tests, &per_test, prepared.flaky_result),
+        workers_lost: stats.workers_lost,
+        workers,
+        to_run: order.len(),
+    };
+    let (exit_code, no_tests_line) = match ending.exit_code() {
+        Some(code) => (code, None),
+        None => {
+            let (code, line) = verdict::no_tests(prepared.no_tests, partition, &tests, &selection);
+            (code, Some(line))
+        }
+    };
+    // The cause of an exit 3: a line before the summary, the JUnit report's `<error>`.
+    let cannot_run = ending.cannot_run(exit_code, &pipeline.collector.workspace_failures);
+    pipeline.finish(crate::events::RunFinished {
+        counts,
+        wall,
+        exit_code,
+        interrupted,
+        error: cannot_run.as_ref().map(|c| format!("error: {}", c.line)),
+        cannot_run: cannot_run.map(|c| (c.stage.to_string(), c.cause)),
+        no_tests: no_tests_line,
+        makespan: bound.map(|bound| (makespan, bound)),
+        files,
+        junit: None,
+        timings: timings_written,
+        not_annotated: Vec::new(),
+    });
+    Ok(exit_code)
+}
+
+/// The run's reporters: the console always, the `--message-format` stream
+/// on stdout, the JUnit report, and on GitHub the annotations and the step
+/// summary.
+fn reporters(
+    args: &RunArgs,
+    prepared: &Prepared,
+    per_test: &[overrides::TestSettings],
+    tests: usize,
+    junit_path: &Path,
+) -> Vec<Box<dyn crate::report::Reporter>> {
+    let console = Console::new(tests, prepared.retries)
+        .with_retries_by_test(per_test.iter().map(|s| s.retries).collect())
+        .with_status_level(if args.quiet {
+            StatusLevel::Quiet
+        } else if args.verbose > 0 {
+            StatusLevel::Verbose
+        } else {
+            StatusLevel::Normal
+        });
+    let mut reporters: Vec<Box<dyn crate::report::Reporter>> = vec![Box::new(console)];
+    match prepared.message_format {
+        MessageFormat::Human => {}
+        MessageFormat::Json => {
+            reporters.push(Box::new(json::Json::new(Box::new(std::io::stdout()))))
+        }
+        MessageFormat::Teamcity => reporters.push(Box::new(
+            crate::report::teamcity::TeamCity::new(Box::new(std::io::stdout())),
+        )),
+    }
+    reporters.push(Box::new(crate::report::junit_file::JunitFile::new(
+        junit_path.to_path_buf(),
+    )));
+    // GitHub's run page: annotations first, then the step summary that
+    // names the failures beyond their cap.
+    reporters.extend(
+        crate::report::annotations::GithubAnnotations::from_env(&prepared.source)
+            .map(|a| Box::new(a) as Box<dyn crate::report::Reporter>),
+    );
+    reporters.extend(
+        crate::report::step_summary::StepSummary::from_env()
+            .map(|s| Box::new(s) as Box<dyn crate::report::Reporter>),
+    );
+    reporters
+}
+
+/// The workers run; their events go to the pipeline on a thread of its own.
+fn run_workers(
+    runner: &Runner<'_>,
+    pipeline: &mut crate::report::Pipeline<'_>,
+    remote: Option<&crate::queue::RedisQueue>,
+    watchdog: &Watchdog,
+) -> std::io::Result<crate::runner::RunStats> {
+    let (sender, receiver) = crossbeam_channel::unbounded::<Event>();
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("paratest-reporter".into())
+            .spawn_scoped(scope, move || {
+                for event in receiver {
+                    pipeline.event(&event);
+                }
+            })?;
+        let stats = crate::queue::with_heartbeat(remote, watchdog, || runner.run(&sender));
+        drop(sender);
+        Ok(stats)
+    })
+}
+
+/// The outcomes of the run, once the tests it left unfinished are settled.
+/// With a shared queue, a test whose retry went back to the queue is
+/// another machine's now: it is in the build's report, not this one's.
+/// Every test of ours ends with a final line and a final `test-finished`,
+/// also those whose queued retry an interrupt cancelled.
+fn settle_unfinished(
+    pipeline: &mut crate::report::Pipeline<'_>,
+    remote: Option<&crate::queue::RedisQueue>,
+    tests: &[TestCase],
+) -> Vec<crate::model::TestOutcome> {
+    let mut outcomes = pipeline.collector.outcomes();
+    let unfinished = pipeline.collector.unfinished();
+    let ours = crate::queue::handed_over(remote, tests, &mut outcomes, unfinished.clone());
+    for &index in unfinished.iter().filter(|i| !ours.contains(i)) {
+        pipeline.collector.forget(index);
+    }
+    for index in ours {
+        if let Some(result) = pipeline.collector.result_of(index) {
+            pipeline.event(&Event::RetryCancelled { index, result });
+        }
+    }
+    outcomes
+}
+
+/// Saves the run's samples (see [`crate::schedule::timings::save_run`]);
+/// the file written, if any. A failure to save is a warning.
+fn save_timings(
+    pipeline: &mut crate::report::Pipeline<'_>,
+    prepared: &Prepared,
+    timings_path: &Path,
+    timings: &Timings,
+    partition: Option<Partition>,
+    outcomes: &[crate::model::TestOutcome],
+) -> Option<PathBuf> {
+    let samples = crate::schedule::timings::samples_of(outcomes);
+    match crate::schedule::timings::save_run(
+        timings_path,
+        prepared.settings.timings_out.as_deref(),
+        timings,
         partition,
         &samples,
     ) {
@@ -514,83 +571,22 @@ fn run_tests(
             pipeline.event(&Event::Warning(format!("timings not saved: {e}")));
             None
         }
-    };
-    if let Some(path) = &timings_written {
-        files.push(("Timings", path.clone()));
     }
-    // The bound counts what the workers were busy with (process start-ups
-    // included), not only what the tests report about themselves.
+}
+
+/// The makespan's lower bound, when a test ran: the longest attempt, or the
+/// workers' busy time spread evenly, whichever is more. It counts what the
+/// workers were busy with (process start-ups included), not only what the
+/// tests report about themselves.
+fn makespan_bound(
+    outcomes: &[crate::model::TestOutcome],
+    workers_stats: &[(usize, crate::events::WorkerStats)],
+    workers: usize,
+) -> Option<Duration> {
     let longest = outcomes
         .iter()
         .flat_map(|o| o.attempts.iter().map(|a| a.duration))
-        .max();
-    let busy: Duration = pipeline
-        .collector
-        .workers
-        .iter()
-        .map(|(_, stats)| stats.busy)
-        .sum();
-    let lower_bound = longest.unwrap_or_default().max(busy / workers as u32);
-    let mut no_tests_line = None;
-    let exit_code = if interrupted {
-        exit::INTERRUPTED
-    } else if stats.resource_failure.is_some() || remote.as_ref().is_some_and(|q| q.is_lost()) {
-        exit::CANNOT_RUN
-    } else if counts.failed + counts.timed_out > 0
-        || outcomes.iter().any(|o| {
-            o.result == crate::model::TestResult::Flaky
-                && tests
-                    .iter()
-                    .position(|t| t.id == o.test.id)
-                    .and_then(|i| per_test.get(i))
-                    .map_or(
-                        prepared.flaky_result == crate::config::FlakyResult::Fail,
-                        |s| s.flaky_fails(),
-                    )
-        })
-    {
-        exit::TESTS_FAILED
-    } else if stats.workers_lost == workers && !order.is_empty() {
-        exit::CANNOT_RUN
-    } else if order.is_empty() {
-        let (code, line) = no_tests(prepared.no_tests, partition, &tests, &selection);
-        no_tests_line = Some(line);
-        code
-    } else {
-        exit::OK
-    };
-    // The cause of an exit 3: a line before the summary, the JUnit report's `<error>`.
-    let cannot_run = (exit_code == exit::CANNOT_RUN).then(|| {
-        if let Some(failure) = &stats.resource_failure {
-            ("resources".to_string(), failure.clone(), failure.clone())
-        } else if remote.as_ref().is_some_and(|q| q.is_lost()) {
-            let cause = "lost the queue: this machine's results are in its own report only";
-            ("queue".to_string(), cause.to_string(), cause.to_string())
-        } else {
-            let line = "no workspace could be made: every worker was dropped".to_string();
-            let mut cause = line.clone();
-            for failure in &pipeline.collector.workspace_failures {
-                cause.push('\n');
-                cause.push_str(failure);
-            }
-            ("workspaces".to_string(), cause, line)
-        }
-    });
-    pipeline.finish(crate::events::RunFinished {
-        counts,
-        wall,
-        exit_code,
-        interrupted,
-        error: cannot_run
-            .as_ref()
-            .map(|(_, _, line)| format!("error: {line}")),
-        cannot_run: cannot_run.map(|(stage, cause, _)| (stage, cause)),
-        no_tests: no_tests_line,
-        makespan: longest.map(|_| (makespan, lower_bound)),
-        files,
-        junit: None,
-        timings: timings_written,
-        not_annotated: Vec::new(),
-    });
-    Ok(exit_code)
+        .max()?;
+    let busy: Duration = workers_stats.iter().map(|(_, stats)| stats.busy).sum();
+    Some(longest.max(busy / workers as u32))
 }
