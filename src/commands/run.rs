@@ -1,6 +1,7 @@
 //! `cargo paratest run`: prepare, `--setup`, discover, schedule, run the
 //! workers, report, save the timings, `--teardown`.
 
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -104,21 +105,7 @@ fn run_supervised(
             return Err(e);
         }
     };
-    let mut output = dirs.output.clone();
-    if settings.output.is_none() && paratest_dir(&source).is_symlink() {
-        // An archive's unpacked source: name the logs where they stay.
-        output = output.canonicalize().unwrap_or(output);
-    }
-    if settings.output.is_some() && crate::runs::resolved(&output).starts_with(&source) {
-        warn(
-            format,
-            None,
-            &format!(
-                "--output {} is inside the source: it is left out of the workspace copies and of test discovery",
-                output.display()
-            ),
-        );
-    }
+    let output = log_dir(&prepared, &dirs.output);
     let context = RunContext {
         run_id,
         source: source.clone(),
@@ -130,35 +117,9 @@ fn run_supervised(
 
     // --setup runs before discovery; --teardown runs whatever happens after
     // it, and then what --setup left running is stopped.
-    let services = match hooks.get(Hook::Setup) {
-        None => None,
-        Some(setup) => {
-            let log = crate::runner::hook_log_path(&output, "setup", None);
-            match run_hook(
-                &watchdog,
-                Hook::Setup,
-                setup,
-                Scope::run(&context),
-                &log,
-                None,
-            ) {
-                Ok(services) => services,
-                Err(e) => {
-                    run_teardown(&watchdog, &hooks, &context, None, format);
-                    if watchdog.is_interrupted() {
-                        cannot_run_report(
-                            &junit_path,
-                            "setup",
-                            "interrupted during --setup",
-                            format,
-                        );
-                        return Ok(exit::INTERRUPTED);
-                    }
-                    cannot_run_report(&junit_path, "setup", &e, format);
-                    return Err(Error::cannot_run(e));
-                }
-            }
-        }
+    let services = match run_setup(&watchdog, &hooks, &context, &junit_path, format) {
+        ControlFlow::Continue(services) => services,
+        ControlFlow::Break(result) => return result,
     };
     let mut teardown = RunTeardown {
         watchdog: &watchdog,
@@ -189,6 +150,62 @@ fn run_supervised(
     }
     // The run's directories (temp directory, fresh root, locks) go in `run`, after the last sweep.
     result
+}
+
+/// The log directory as the run names it: an archive's unpacked source's
+/// logs by the path where they stay. `--output` inside the source is warned
+/// about.
+fn log_dir(prepared: &Prepared, opened: &Path) -> PathBuf {
+    let (settings, source) = (&prepared.settings, &prepared.source);
+    let mut output = opened.to_path_buf();
+    if settings.output.is_none() && paratest_dir(source).is_symlink() {
+        output = output.canonicalize().unwrap_or(output);
+    }
+    if settings.output.is_some() && crate::runs::resolved(&output).starts_with(source) {
+        warn(
+            prepared.message_format,
+            None,
+            &format!(
+                "--output {} is inside the source: it is left out of the workspace copies and of test discovery",
+                output.display()
+            ),
+        );
+    }
+    output
+}
+
+/// `--setup`: the service group it left running, else the run's result
+/// once `--teardown` has run (interrupted, or exit 3 with the report).
+fn run_setup(
+    watchdog: &Watchdog,
+    hooks: &Hooks,
+    context: &RunContext,
+    junit_path: &Path,
+    format: MessageFormat,
+) -> ControlFlow<Result<i32>, Option<u32>> {
+    let Some(setup) = hooks.get(Hook::Setup) else {
+        return ControlFlow::Continue(None);
+    };
+    let log = crate::runner::hook_log_path(&context.output, "setup", None);
+    match run_hook(
+        watchdog,
+        Hook::Setup,
+        setup,
+        Scope::run(context),
+        &log,
+        None,
+    ) {
+        Ok(services) => ControlFlow::Continue(services),
+        Err(e) => {
+            run_teardown(watchdog, hooks, context, None, format);
+            if watchdog.is_interrupted() {
+                cannot_run_report(junit_path, "setup", "interrupted during --setup", format);
+                return ControlFlow::Break(Ok(exit::INTERRUPTED));
+            }
+            cannot_run_report(junit_path, "setup", &e, format);
+            ControlFlow::Break(Err(Error::cannot_run(e)))
+        }
+    }
 }
 
 /// `--teardown` and the stop of what `--setup` left running, once: before
