@@ -65,6 +65,65 @@ pub struct Exit {
     pub group: u32,
 }
 
+/// A process started by [`Watchdog::spawn`], not yet collected. Until
+/// [`Watched::wait`] reaps it, its pid (and so its group id) cannot be
+/// reused, so [`Watched::kill`] can never hit another process.
+pub struct Watched {
+    child: std::process::Child,
+    started: Instant,
+    keep_group: bool,
+    shared: Arc<Shared>,
+}
+
+impl Watched {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The child's stdin, when it was piped.
+    pub fn stdin(&mut self) -> Option<std::process::ChildStdin> {
+        self.child.stdin.take()
+    }
+
+    /// Whether the process has exited (it is left to [`Watched::wait`] to reap).
+    pub fn exited(&self) -> bool {
+        use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
+        let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT | WaitPidFlag::WNOHANG;
+        !matches!(
+            waitid(Id::Pid(Pid::from_raw(self.pid() as i32)), flags),
+            Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::EINTR)
+        )
+    }
+
+    /// SIGKILL to its whole process group.
+    pub fn kill(&self) {
+        signal_group(self.pid(), Signal::SIGKILL);
+    }
+
+    /// Waits for the exit; what is left of the group is killed (unless kept).
+    pub fn wait(mut self) -> io::Result<Exit> {
+        let pid = self.child.id();
+        // Wait for the exit without reaping: while the leader is a zombie
+        // its pid, and so its group id, cannot be reused, so killing what is
+        // left of the group can never hit another worker's new test.
+        wait_for_exit(pid);
+        let entry = self.shared.table.lock().unwrap().remove(&pid);
+        if !self.keep_group {
+            signal_group(pid, Signal::SIGKILL);
+            crate::supervisor::tell(crate::supervisor::Message::GroupDone(pid));
+        }
+        let status = self.child.wait();
+        self.shared.children.lock().unwrap().remove(&pid);
+        Ok(Exit {
+            status: status?,
+            timed_out: entry.as_ref().is_some_and(|e| e.timed_out),
+            interrupted: entry.is_some_and(|e| e.interrupted),
+            duration: self.started.elapsed(),
+            group: pid,
+        })
+    }
+}
+
 /// Watches the running process groups. Cheap to clone; all clones share one table.
 #[derive(Clone)]
 pub struct Watchdog {
@@ -116,59 +175,50 @@ impl Watchdog {
     /// Runs `command` in a new process group and waits for it. Whatever is
     /// left of the group when the main process exits is killed, so no test
     /// leaves a server or a `sleep` behind.
-    pub fn run(&self, mut command: Command, limits: Limits) -> io::Result<Exit> {
-        let limits_keep_group = limits.keep_group;
+    pub fn run(&self, command: Command, limits: Limits) -> io::Result<Exit> {
+        self.spawn(command, limits)?.wait()
+    }
+
+    /// [`Watchdog::run`] without the wait: the process runs under the same
+    /// watch (timeouts, interrupts, the supervisor) and [`Watched::wait`]
+    /// collects it. A long-lived process (a serve session) is spawned so.
+    pub fn spawn(&self, mut command: Command, limits: Limits) -> io::Result<Watched> {
+        let keep_group = limits.keep_group;
         command.process_group(0);
         let started = Instant::now();
         let mut timeout = limits.timeout;
         if limits.cleanup && forced() {
             timeout = Some(timeout.map_or(FORCED_TEARDOWN_LIMIT, |t| t.min(FORCED_TEARDOWN_LIMIT)));
         }
-        let mut child = {
-            // Holding the table lock over spawn means an interrupt either sees
-            // this group or happens before it exists and is seen below.
-            let mut table = self.shared.table.lock().unwrap();
-            if self.is_interrupted() && !limits.cleanup {
-                return Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"));
-            }
-            let mut children = self.shared.children.lock().unwrap();
-            let child = command.spawn()?;
-            children.insert(child.id());
-            drop(children);
-            crate::supervisor::tell(crate::supervisor::Message::Group(child.id()));
-            table.insert(
-                child.id(),
-                Entry {
-                    started,
-                    deadline: timeout.map(|t| started + t),
-                    slow_at: limits.slow_after.map(|t| started + t),
-                    on_slow: limits.on_slow,
-                    kill_at: None,
-                    timed_out: false,
-                    interrupted: false,
-                },
-            );
-            self.shared.wake.notify_all();
-            child
-        };
-        let pid = child.id();
-        // Wait for the exit without reaping: while the leader is a zombie
-        // its pid, and so its group id, cannot be reused, so killing what is
-        // left of the group can never hit another worker's new test.
-        wait_for_exit(pid);
-        let entry = self.shared.table.lock().unwrap().remove(&pid);
-        if !limits_keep_group {
-            signal_group(pid, Signal::SIGKILL);
-            crate::supervisor::tell(crate::supervisor::Message::GroupDone(pid));
+        // Holding the table lock over spawn means an interrupt either sees
+        // this group or happens before it exists and is seen below.
+        let mut table = self.shared.table.lock().unwrap();
+        if self.is_interrupted() && !limits.cleanup {
+            return Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"));
         }
-        let status = child.wait();
-        self.shared.children.lock().unwrap().remove(&pid);
-        Ok(Exit {
-            status: status?,
-            timed_out: entry.as_ref().is_some_and(|e| e.timed_out),
-            interrupted: entry.is_some_and(|e| e.interrupted),
-            duration: started.elapsed(),
-            group: pid,
+        let mut children = self.shared.children.lock().unwrap();
+        let child = command.spawn()?;
+        children.insert(child.id());
+        drop(children);
+        crate::supervisor::tell(crate::supervisor::Message::Group(child.id()));
+        table.insert(
+            child.id(),
+            Entry {
+                started,
+                deadline: timeout.map(|t| started + t),
+                slow_at: limits.slow_after.map(|t| started + t),
+                on_slow: limits.on_slow,
+                kill_at: None,
+                timed_out: false,
+                interrupted: false,
+            },
+        );
+        self.shared.wake.notify_all();
+        Ok(Watched {
+            child,
+            started,
+            keep_group,
+            shared: Arc::clone(&self.shared),
         })
     }
 

@@ -22,6 +22,8 @@ use crate::schedule::groups::GroupLimits;
 use crate::supervisor::{Message, tell};
 use crate::workspace::Layout;
 
+pub mod session;
+
 /// Everything a run needs once the tests are known.
 pub struct Runner<'a> {
     pub tests: &'a [TestCase],
@@ -229,7 +231,9 @@ impl Runner<'_> {
         services: &mut Option<u32>,
     ) {
         let scope = Scope::worker(&self.context, worker, workspace);
-        let batch_workers = self.batching.then_some(self.context.workers);
+        // A plugin that serves runs every test on one long-lived process (see `session`).
+        let mut served = session::Served::new(self, worker, workspace);
+        let batch_workers = (self.batching && served.is_none()).then_some(self.context.workers);
         while let Some(jobs) = self.next_jobs(queue, batch_workers, events) {
             let started = Instant::now();
             for job in &jobs {
@@ -240,7 +244,10 @@ impl Runner<'_> {
                     attempt,
                 });
             }
-            let attempts = self.attempt(worker, workspace, &jobs, events, queue);
+            let attempts = match &mut served {
+                Some(served) => jobs.iter().map(|job| served.attempt(job, events)).collect(),
+                None => self.attempt(worker, workspace, &jobs, events, queue),
+            };
             stats.busy += started.elapsed();
             stats.tests += jobs.len();
             let interrupted = self.watchdog.is_interrupted();
@@ -292,6 +299,9 @@ impl Runner<'_> {
             }
             // A test that deleted its workspace must not fail every test after it.
             let vanished = self.layout.isolation != Isolation::None && !workspace.exists();
+            if let Some(served) = served.as_mut().filter(|_| vanished || any_reset) {
+                served.stop();
+            }
             let reset = if vanished {
                 let _ = events.send(Event::Warning(format!(
                     "worker {worker}: its workspace {} disappeared during {}; making it again",
@@ -310,8 +320,11 @@ impl Runner<'_> {
             if let Err(message) = reset {
                 queue.lose_worker();
                 let _ = events.send(Event::WorkspaceFailed { worker, message });
-                return;
+                break;
             }
+        }
+        if let Some(served) = &mut served {
+            served.stop();
         }
     }
 

@@ -256,6 +256,64 @@ fn external_plugin_on_path_runs_its_tests_with_retries_and_junit() {
     assert_eq!(report.test_suites[0].name.as_str(), "checks");
 }
 
+/// The example plugin with `serve = true`: one `paratest-plugin-example
+/// serve` per worker answers every test, with the same verdicts.
+#[test]
+fn external_plugin_that_serves_gives_per_test_verdicts_from_one_process() {
+    let project = Project::copy("plugin-example");
+    let dir = project.path.join("project");
+    let config = std::fs::read_to_string(dir.join("paratest.toml")).unwrap();
+    std::fs::write(
+        dir.join("paratest.toml"),
+        format!("{config}\n[plugin.example]\nserve = true\n"),
+    )
+    .unwrap();
+    let run = Paratest::new(&dir)
+        .env("PATH", path_with(&project.path.join("bin")))
+        .args(["--plugin", "example", "-j", "1", "--message-format", "json"])
+        .run()
+        .expect(1);
+    assert_eq!(
+        run.results(),
+        results(&[
+            ("checks/adds.sh", "passed"),
+            ("checks/fails.sh", "failed"),
+            ("checks/reads_readme.sh", "passed"),
+        ])
+    );
+    let failed = run
+        .events()
+        .into_iter()
+        .find(|e| e["event"] == "test-finished" && e["id"] == "checks/fails.sh")
+        .unwrap();
+    assert_eq!(failed["message"], "exit status 1", "{failed}");
+    // Every test's log names the server that ran it: one for the worker.
+    let logs = std::fs::read_dir(dir.join(".paratest/logs")).unwrap();
+    let servers: std::collections::BTreeSet<String> = logs
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "stdout"))
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).unwrap();
+            let line = text.lines().find(|l| l.starts_with("served by"));
+            line.unwrap_or_else(|| panic!("{}: {text}", p.display()))
+                .to_string()
+        })
+        .collect();
+    assert_eq!(servers.len(), 1, "{servers:?}");
+    let stderr = std::fs::read_dir(dir.join(".paratest/logs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.to_string_lossy().contains("fails") && p.extension().is_some_and(|x| x == "stderr")
+        })
+        .unwrap();
+    assert!(
+        std::fs::read_to_string(stderr)
+            .unwrap()
+            .contains("always fails")
+    );
+}
+
 /// A plugin configured with `[plugin.NAME] command`, answering with both
 /// kinds of line; it checks its own cwd and `PARATEST_SOURCE`, and the tests
 /// check that they run in their workspace with the arguments unchanged.

@@ -146,6 +146,12 @@ fn short_files_share_a_pytest_process_once_timings_are_known() {
         return;
     }
     let project = Project::copy("pytest-project");
+    // Batches are for processes per file: persistent workers have none.
+    std::fs::write(
+        project.path.join("paratest.toml"),
+        "[plugin.pytest]\npersistent = false\n",
+    )
+    .unwrap();
     let args = [
         "--plugin",
         "pytest",

@@ -2,6 +2,10 @@
 //! shell `command` of `[plugin.NAME]`) discovers the tests and prints one
 //! JSON object per line, `{"id", "group"?, "argv": [...]}` or
 //! `{"id", "group"?, "shell": "..."}`; the core runs each one in a workspace.
+//!
+//! A plugin that also answers `serve` says so with one more line,
+//! `{"capabilities": ["serve"]}`: each worker then starts `PROGRAM serve`
+//! once and hands it the test ids (the protocol: [`crate::runner::session`]).
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -20,6 +24,8 @@ pub struct ExternalPlugin {
     program: Program,
     /// `[plugin.NAME]` without `command`, passed on as `PARATEST_PLUGIN_SETTINGS`.
     settings: toml::Table,
+    /// Discovery printed `{"capabilities": ["serve"]}`.
+    serves: std::sync::atomic::AtomicBool,
 }
 
 /// How the plugin is started.
@@ -67,6 +73,7 @@ impl ExternalPlugin {
             description: Box::leak(description.into_boxed_str()),
             program,
             settings,
+            serves: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 
@@ -157,7 +164,9 @@ impl Plugin for ExternalPlugin {
         }
         let stdout = String::from_utf8(output.stdout)
             .map_err(|e| fail(format!("printed output that is not UTF-8 ({e})")))?;
-        let tests = parse(&stdout, self.name, ctx.test_args).map_err(&fail)?;
+        let (tests, serves) = parse(&stdout, self.name, ctx.test_args).map_err(&fail)?;
+        self.serves
+            .store(serves, std::sync::atomic::Ordering::Relaxed);
         if tests.is_empty() {
             return Err(fail(
                 "printed no test: it must print one JSON object per test, one per line".into(),
@@ -165,11 +174,31 @@ impl Plugin for ExternalPlugin {
         }
         Ok(tests)
     }
+
+    /// `PROGRAM serve`, when discovery said the plugin serves.
+    fn serve(&self, _tests: &[&TestCase]) -> Option<Invocation> {
+        if !self.serves.load(std::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
+        Some(match &self.program {
+            Program::Executable(path) => Invocation::Argv {
+                program: path.clone(),
+                args: vec!["serve".into()],
+            },
+            Program::Shell(line) => Invocation::Shell(format!("{line} serve")),
+        })
+    }
 }
 
-/// Reads the plugin's answer; errors name the line (1-based).
-fn parse(stdout: &str, plugin: &str, test_args: &[String]) -> Result<Vec<TestCase>, String> {
+/// Reads the plugin's answer: the tests, and whether a capabilities line
+/// said the plugin serves. Errors name the line (1-based).
+fn parse(
+    stdout: &str,
+    plugin: &str,
+    test_args: &[String],
+) -> Result<(Vec<TestCase>, bool), String> {
     let mut tests = Vec::new();
+    let mut serves = false;
     let mut seen: HashMap<String, usize> = HashMap::new();
     for (index, text) in stdout.lines().enumerate() {
         let number = index + 1;
@@ -182,6 +211,10 @@ fn parse(stdout: &str, plugin: &str, test_args: &[String]) -> Result<Vec<TestCas
                 super::capture::excerpt(text.as_bytes(), "").trim_end()
             )
         };
+        if let Some(capabilities) = capabilities(text).map_err(at)? {
+            serves |= capabilities.iter().any(|c| c == "serve");
+            continue;
+        }
         let test = parse_line(text, plugin, test_args).map_err(at)?;
         if let Some(first) = seen.insert(test.id.clone(), number) {
             return Err(at(format!(
@@ -191,7 +224,29 @@ fn parse(stdout: &str, plugin: &str, test_args: &[String]) -> Result<Vec<TestCas
         }
         tests.push(test);
     }
-    Ok(tests)
+    Ok((tests, serves))
+}
+
+/// The capabilities of a `{"capabilities": [...]}` line; `None` for a test's line.
+fn capabilities(text: &str) -> Result<Option<Vec<String>>, String> {
+    let Ok(serde_json::Value::Object(object)) = serde_json::from_str(text) else {
+        return Ok(None);
+    };
+    let Some(list) = object.get("capabilities") else {
+        return Ok(None);
+    };
+    if object.len() != 1 {
+        return Err("a `capabilities` line has no other key".into());
+    }
+    list.as_array()
+        .and_then(|items| {
+            items
+                .iter()
+                .map(|c| c.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()
+        })
+        .map(Some)
+        .ok_or_else(|| "`capabilities` must be an array of strings".to_string())
 }
 
 fn parse_line(text: &str, plugin: &str, test_args: &[String]) -> Result<TestCase, String> {
@@ -274,8 +329,19 @@ mod tests {
     }
 
     #[test]
+    fn a_capabilities_line_says_the_plugin_serves() {
+        let ok = "{\"id\": \"a\", \"argv\": [\"true\"]}\n";
+        let (tests, serves) = parse(ok, "x", &[]).unwrap();
+        assert_eq!((tests.len(), serves), (1, false));
+        let with = format!("{{\"capabilities\": [\"serve\", \"later\"]}}\n{ok}");
+        let (tests, serves) = parse(&with, "x", &[]).unwrap();
+        assert_eq!((tests.len(), serves), (1, true));
+        assert!(error(&format!("{ok}{{\"capabilities\": \"serve\"}}")).contains("array"));
+    }
+
+    #[test]
     fn reads_argv_and_shell_lines_and_skips_blank_ones() {
-        let tests = parse(
+        let (tests, _) = parse(
             "{\"id\": \"a\", \"argv\": [\"sh\", \"a.sh\"]}\n\n  \n{\"id\": \"b\", \"group\": \"g\", \"shell\": \"exit 0\"}\n",
             "x",
             &["--v".to_string()],

@@ -140,6 +140,32 @@ pub trait Plugin: Sync {
         tests[0].invocation.clone()
     }
 
+    /// Whether this plugin serves, and how: the command of one long-lived
+    /// process per worker that reads test ids and writes one JSON result
+    /// per test (the protocol: [`crate::runner::session`]). `tests` are the
+    /// run's whole selection. `None` (the default): a process per test or batch.
+    fn serve(&self, _tests: &[&TestCase]) -> Option<Invocation> {
+        None
+    }
+
+    /// A served test's verdict, from the answer its server wrote and the
+    /// other lines it wrote during the test (`progress`). By default the
+    /// answer's own fields: `status`, `message`, `duration`.
+    fn served(&self, _test: &TestCase, answer: &str, _progress: &[String]) -> Verdict {
+        crate::runner::session::verdict_of(answer)
+    }
+
+    /// What a server reported of a test before it died or was killed at
+    /// its time limit (`timed_out`): kept as the failed attempt's cases.
+    fn served_cases(
+        &self,
+        _test: &TestCase,
+        _progress: &[String],
+        _ended: &pytest_results::Ended,
+    ) -> Vec<CaseResult> {
+        Vec::new()
+    }
+
     /// One verdict per test of the finished process, in order. By default
     /// exit 0 passes them all.
     fn judge(&self, tests: &[&TestCase], finished: &Finished<'_>) -> Vec<Verdict> {

@@ -42,7 +42,14 @@ struct Settings {
     /// Reuse the last collection while no file of the source changed.
     #[serde(default = "yes")]
     cache_collection: bool,
+    /// One long-lived pytest process per worker that collects once and
+    /// runs the tests as they come (`false`: a process per file or batch).
+    #[serde(default = "yes")]
+    persistent: bool,
 }
+
+/// `persistent` of this run's `[plugin.pytest]`, as discovery read it.
+static PERSISTENT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
 
 fn yes() -> bool {
     true
@@ -78,7 +85,7 @@ impl Plugin for PytestPlugin {
     }
 
     fn description(&self) -> &'static str {
-        "Python tests with pytest: a file per process (or one test), pytest's own verdicts per test"
+        "Python tests with pytest: one persistent pytest per worker running files (or tests), pytest's own verdicts per test"
     }
 
     fn detects(&self, source: &Path) -> bool {
@@ -87,6 +94,7 @@ impl Plugin for PytestPlugin {
 
     fn discover(&self, ctx: &DiscoverContext<'_>) -> Result<Vec<TestCase>> {
         let settings = settings(ctx.settings)?;
+        PERSISTENT.store(settings.persistent, std::sync::atomic::Ordering::Relaxed);
         let python = python(&settings);
         let node_ids = collect(ctx, &settings, &python)?;
         let node_ids = node_ids
@@ -135,6 +143,51 @@ impl Plugin for PytestPlugin {
             program: program.clone(),
             args,
         }
+    }
+
+    /// One pytest per worker: the reporter's `serve` mode, collecting the
+    /// files of the selection once (session fixtures then run once per worker).
+    fn serve(&self, tests: &[&TestCase]) -> Option<Invocation> {
+        if !PERSISTENT.load(std::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
+        let Invocation::Argv { program, args } = &tests.first()?.invocation else {
+            return None;
+        };
+        // The discovered argv: `-c REPORTER run RESULTS -q ARGS... ID`.
+        let mut args: Vec<OsString> = args[..args.len() - 1].to_vec();
+        args.remove(RESULTS_ARG);
+        args[2] = "serve".into();
+        let mut files = std::collections::HashSet::new();
+        for test in tests {
+            if files.insert(test.group.as_str()) {
+                args.push(test.group.clone().into());
+            }
+        }
+        Some(Invocation::Argv {
+            program: program.clone(),
+            args,
+        })
+    }
+
+    fn served(&self, _test: &TestCase, answer: &str, progress: &[String]) -> Verdict {
+        use std::os::unix::process::ExitStatusExt;
+        let ended = Ended::Exited("the pytest server went on".into());
+        let cases = super::pytest_results::read_lines(progress.iter().map(String::as_str), &ended);
+        if cases.is_empty() {
+            // No node for this id (a file that failed to collect): the answer says why.
+            return crate::runner::session::verdict_of(answer);
+        }
+        verdict(cases, std::process::ExitStatus::from_raw(0))
+    }
+
+    fn served_cases(
+        &self,
+        _test: &TestCase,
+        progress: &[String],
+        ended: &Ended,
+    ) -> Vec<CaseResult> {
+        super::pytest_results::read_lines(progress.iter().map(String::as_str), ended)
     }
 
     fn judge(&self, tests: &[&TestCase], finished: &Finished<'_>) -> Vec<Verdict> {

@@ -15,12 +15,16 @@ attributes pytest's own --junitxml writes (`file` and `line` only under
 "failed_at": {"file", "line"}, relative to the rootdir, 1-based: the
 deepest traceback line in the test's own file, else the test's definition
 (for GitHub annotations).
+
+`serve ARGS...`: one long-lived process per worker (see `Serve`): the same
+lines, on the results fd, each request's followed by its answer.
 """
 
 import json
 import os
 import re
 import sys
+import time
 
 import pytest
 
@@ -141,9 +145,116 @@ def message(report, xfail):
     return crash.message if crash is not None else str(report.longrepr)
 
 
+class KeepSession:
+    """The `nextitem` of a request's last test: its teardown keeps what the
+    session holds (session-scoped fixtures) and tears down the rest, as
+    under pytest-xdist, whose workers never know their last test either."""
+
+    def __init__(self, session):
+        self._session = session
+
+    def listchain(self):
+        return [self._session]
+
+    def __getattr__(self, name):
+        return getattr(self._session, name)
+
+
+class Serve(Results):
+    """`serve ARGS...`: collects once, then runs the tests whose ids come on
+    stdin, one JSON request a line, and answers each on the results fd
+    (PARATEST_SERVE_FD): the `run` mode's lines for its nodes as they
+    come, then the answer {"id", "status", "duration"}."""
+
+    def __init__(self):
+        # Private copies: a test that reads stdin or closes fd 3 cannot touch them.
+        results_fd = int(os.environ.get("PARATEST_SERVE_FD", "3"))
+        self.requests = os.fdopen(os.dup(0), "r", encoding="utf-8")
+        self.out = os.fdopen(os.dup(results_fd), "w", encoding="utf-8")
+        os.close(results_fd)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
+        self.prefix = None
+        self.locations = False
+        self.reports = None
+        self.by_id = {}
+        self.collect_errors = {}
+
+    def write(self, event):
+        if self.reports is None:
+            return
+        if event.get("event") == "report":
+            self.reports.append((event["node"], event["outcome"]))
+        Results.write(self, event)
+
+    def answer(self, answer):
+        self.out.write(json.dumps(answer) + "\n")
+        self.out.flush()
+
+    def pytest_collectreport(self, report):
+        if report.failed:
+            self.collect_errors[report.nodeid] = report.longreprtext
+
+    def pytest_collection_finish(self, session):
+        for item in session.items:
+            self.by_id.setdefault(item.nodeid, []).append(item)
+            self.by_id.setdefault(item.nodeid.split("::")[0], []).append(item)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session):
+        keep = KeepSession(session)
+        for line in self.requests:
+            try:
+                request = json.loads(line)
+            except ValueError:
+                continue
+            if request.get("shutdown"):
+                break
+            self.run(session, request, keep)
+            if session.shouldstop or session.shouldfail:
+                break
+        try:
+            session._setupstate.teardown_exact(None)
+        except BaseException as error:  # nothing is left to report it on
+            print("paratest: session teardown failed: %r" % (error,), file=sys.stderr)
+        return True
+
+    def run(self, session, request, keep):
+        test_id = request.get("id", "")
+        items = self.by_id.get(test_id)
+        if not items:
+            error = self.collect_errors.get(test_id.split("::")[0])
+            message = "ERROR collecting %s" % test_id if error else "pytest collected no test for this id"
+            self.answer({"id": test_id, "status": "failed" if error else "skipped",
+                         "message": message, "stderr": error})
+            return
+        os.environ["PARATEST_TEST"] = test_id
+        os.environ["PARATEST_ATTEMPT"] = str(request.get("attempt", 1))
+        self.reports = []
+        nodes = [self.node(item.nodeid, item.location) for item in items]
+        self.write({"event": "collected", "nodes": nodes})
+        started = time.perf_counter()
+        for i, item in enumerate(items):
+            item._report_sections = []
+            nextitem = items[i + 1] if i + 1 < len(items) else keep
+            item.ihook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+            if session.shouldstop or session.shouldfail:
+                break
+        reports, self.reports = self.reports, None
+        skipped = {node for node, outcome in reports if outcome == "skipped"}
+        if not reports or any(outcome == "failed" for _, outcome in reports):
+            status = "failed"
+        else:
+            status = "skipped" if len(skipped) == len(items) else "passed"
+        self.answer({"id": test_id, "status": status, "duration": time.perf_counter() - started})
+
+
 def main(argv):
     if argv[0] == "collect":
         return pytest.main(argv[1:], plugins=[Collect()])
+    if argv[0] == "serve":
+        return pytest.main(argv[1:], plugins=[Serve()])
     return pytest.main(argv[2:], plugins=[Results(argv[1])])
 
 

@@ -167,28 +167,53 @@ impl State {
 /// `Err` when the file is missing (the process never got as far as writing it).
 pub fn read(path: &Path, ended: &Ended) -> std::io::Result<Vec<CaseResult>> {
     let file = std::fs::File::open(path)?;
-    let mut order: Vec<State> = Vec::new();
-    let mut index: HashMap<String, usize> = HashMap::new();
-    let mut slot = |order: &mut Vec<State>, node: Node| -> usize {
-        match index.get(&node.node) {
-            Some(&i) => i,
-            None => {
-                index.insert(node.node.clone(), order.len());
-                order.push(State::new(node));
-                order.len() - 1
-            }
-        }
-    };
+    let mut cases = Cases::default();
     for line in std::io::BufReader::new(file).lines() {
         let line = line?;
         // A line cut short by a killed process ends the results, it is not an error.
-        let Ok(parsed) = serde_json::from_str::<Line>(&line) else {
-            continue;
-        };
-        match parsed {
+        if let Ok(parsed) = serde_json::from_str::<Line>(&line) {
+            cases.add(parsed);
+        }
+    }
+    Ok(cases.finish(ended))
+}
+
+/// The cases of `lines` (a pytest server's lines for one test, see
+/// `pytest_reporter.py`'s `serve`): [`read`] of lines already read.
+pub fn read_lines<'l>(lines: impl Iterator<Item = &'l str>, ended: &Ended) -> Vec<CaseResult> {
+    let mut cases = Cases::default();
+    for line in lines {
+        if let Ok(parsed) = serde_json::from_str::<Line>(line) {
+            cases.add(parsed);
+        }
+    }
+    cases.finish(ended)
+}
+
+/// The nodes seen so far, in collection order, with a map to find each.
+#[derive(Default)]
+struct Cases {
+    order: Vec<State>,
+    index: HashMap<String, usize>,
+}
+
+impl Cases {
+    fn slot(&mut self, node: Node) -> usize {
+        match self.index.get(&node.node) {
+            Some(&i) => i,
+            None => {
+                self.index.insert(node.node.clone(), self.order.len());
+                self.order.push(State::new(node));
+                self.order.len() - 1
+            }
+        }
+    }
+
+    fn add(&mut self, line: Line) {
+        match line {
             Line::Collected { nodes } => {
                 for node in nodes {
-                    slot(&mut order, node);
+                    self.slot(node);
                 }
             }
             Line::Report(phase) => {
@@ -204,8 +229,8 @@ pub fn read(path: &Path, ended: &Ended) -> std::io::Result<Vec<CaseResult>> {
                     stdout,
                     stderr,
                 } = *phase;
-                let at = slot(&mut order, node);
-                let state = &mut order[at];
+                let at = self.slot(node);
+                let state = &mut self.order[at];
                 state.duration += duration;
                 state.started = true;
                 match outcome.as_str() {
@@ -224,7 +249,13 @@ pub fn read(path: &Path, ended: &Ended) -> std::io::Result<Vec<CaseResult>> {
             }
         }
     }
-    Ok(order.into_iter().map(|state| state.case(ended)).collect())
+
+    fn finish(self, ended: &Ended) -> Vec<CaseResult> {
+        self.order
+            .into_iter()
+            .map(|state| state.case(ended))
+            .collect()
+    }
 }
 
 #[cfg(test)]
