@@ -14,13 +14,13 @@ use crate::cli::RunArgs;
 use crate::config::{Hooks, Isolation, MessageFormat};
 use crate::error::{Error, Result, exit};
 use crate::events::Event;
+use crate::exec::Runner;
 use crate::hooks::{Hook, RunContext, Scope, run_hook};
 use crate::model::TestCase;
 use crate::overrides;
 use crate::process::Watchdog;
 use crate::report::console::{Console, StatusLevel};
 use crate::report::{Counts, json};
-use crate::runner::Runner;
 use crate::runs::paratest_dir;
 use crate::schedule;
 use crate::schedule::partition::Partition;
@@ -186,7 +186,7 @@ fn run_setup(
     let Some(setup) = hooks.get(Hook::Setup) else {
         return ControlFlow::Continue(None);
     };
-    let log = crate::runner::hook_log_path(&context.output, "setup", None);
+    let log = crate::exec::hook_log_path(&context.output, "setup", None);
     match run_hook(
         watchdog,
         Hook::Setup,
@@ -279,7 +279,7 @@ fn run_teardown(
     format: MessageFormat,
 ) {
     if let Some(teardown) = hooks.get(Hook::Teardown) {
-        let log = crate::runner::hook_log_path(&context.output, "teardown", None);
+        let log = crate::exec::hook_log_path(&context.output, "teardown", None);
         if let Err(e) = run_hook(
             watchdog,
             Hook::Teardown,
@@ -403,7 +403,7 @@ fn run_tests(
         batching: prepared.plugin.batches()
             && hooks.setup_test.is_none()
             && hooks.teardown_test.is_none(),
-        source: remote.as_ref().map(|q| q as &dyn crate::runner::JobSource),
+        source: remote.as_ref().map(|q| q as &dyn crate::exec::JobSource),
     };
     let run_started = Instant::now();
     let stats = run_workers(&runner, &mut pipeline, remote.as_ref(), watchdog);
@@ -525,7 +525,7 @@ fn run_workers(
     pipeline: &mut crate::report::Pipeline<'_>,
     remote: Option<&crate::queue::RedisQueue>,
     watchdog: &Watchdog,
-) -> std::io::Result<crate::runner::RunStats> {
+) -> std::io::Result<crate::exec::RunStats> {
     let (sender, receiver) = crossbeam_channel::unbounded::<Event>();
     std::thread::scope(|scope| {
         std::thread::Builder::new()
