@@ -186,7 +186,7 @@ fn run_setup(
     let Some(setup) = hooks.get(Hook::Setup) else {
         return ControlFlow::Continue(None);
     };
-    let log = crate::exec::hook_log_path(&context.output, "setup", None);
+    let log = crate::exec::logs::hook_log_path(&context.output, "setup", None);
     match run_hook(
         watchdog,
         Hook::Setup,
@@ -279,7 +279,7 @@ fn run_teardown(
     format: MessageFormat,
 ) {
     if let Some(teardown) = hooks.get(Hook::Teardown) {
-        let log = crate::exec::hook_log_path(&context.output, "teardown", None);
+        let log = crate::exec::logs::hook_log_path(&context.output, "teardown", None);
         if let Err(e) = run_hook(
             watchdog,
             Hook::Teardown,

@@ -35,7 +35,9 @@ use command_fds::{CommandFdExt, FdMapping};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use serde::Deserialize;
 
-use super::{INTERRUPTED, Job, Runner, in_workspace, log_paths};
+use super::attempt::in_workspace;
+use super::logs::log_paths;
+use super::{INTERRUPTED, Job, Runner};
 use crate::events::Event;
 use crate::hooks::{Hook, Scope, run_hook};
 use crate::model::{Attempt, AttemptStatus, EnvValue, Invocation, TestCase};

@@ -231,7 +231,7 @@ fn judge_batch(tests: &[&TestCase], finished: &Finished<'_>) -> Vec<Verdict> {
                     )),
                 ),
                 Outcome::Failed => {
-                    let (stdout, stderr) = crate::exec::log_paths(output, &test.id, 1);
+                    let (stdout, stderr) = crate::exec::logs::log_paths(output, &test.id, 1);
                     let (stdout, stderr) = (
                         crate::libtest::read_log(&stdout),
                         crate::libtest::read_log(&stderr),

@@ -55,7 +55,7 @@ pub enum Outcome {
 
 /// The driver's command for `tests` (all with `template`'s program and
 /// arguments but the name), each test's output going to its own
-/// [`crate::exec::log_paths`] next to `report`.
+/// [`crate::exec::logs::log_paths`] next to `report`.
 pub fn invocation(
     driver: &Path,
     program: &Path,
@@ -67,7 +67,7 @@ pub fn invocation(
     let mut args: Vec<OsString> =
         vec![DRIVER.into(), report.into(), tests.len().to_string().into()];
     for test in tests {
-        let (stdout, stderr) = crate::exec::log_paths(output, &test.id, 1);
+        let (stdout, stderr) = crate::exec::logs::log_paths(output, &test.id, 1);
         args.extend([test.name.clone().into(), stdout.into(), stderr.into()]);
     }
     args.extend(["--".into(), program.into(), "--exact".into()]);

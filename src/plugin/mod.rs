@@ -127,7 +127,7 @@ pub trait Plugin: Sync {
     }
 
     /// Whether a batch wrote each test's output to its own files (those of
-    /// [`crate::exec::log_paths`] for the test's id and attempt), which
+    /// [`crate::exec::logs::log_paths`] for the test's id and attempt), which
     /// its attempts then point at; otherwise they share the batch's log.
     fn splits_batch_output(&self) -> bool {
         false

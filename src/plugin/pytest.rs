@@ -6,7 +6,7 @@
 //!
 //! A pytest process costs about half a second before its first test, so
 //! this plugin batches: the runner hands one process several short files
-//! (see `exec::Queue::next`), and long ones run alone.
+//! (see `exec::queue::Queue::next`), and long ones run alone.
 
 use serde::Deserialize;
 use std::collections::HashMap;
