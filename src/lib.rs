@@ -3,9 +3,10 @@
 //!
 //! The data flows one way:
 //! `cli` -> `config` -> `plugin` (discover) -> `schedule` -> `workspace` ->
-//! `runner` (with `process` and `hooks`) -> `events` -> `report` (console,
-//! JUnit, JSON) and the timings store. `commands` strings the stages
-//! together, one file per command.
+//! `exec` (queue, workers, workspaces, attempts; with `process` and `hooks`)
+//! -> `events` -> `report` (console, JUnit, JSON) and the timings store.
+//! `commands` strings the stages together, one file per command; `verdict`
+//! is a run's exit code.
 
 #![forbid(unsafe_code)]
 

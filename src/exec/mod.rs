@@ -26,6 +26,7 @@ pub mod logs;
 mod queue;
 pub mod session;
 mod worker;
+mod workspace;
 
 use queue::{BatchClass, Queue};
 

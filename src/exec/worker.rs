@@ -1,19 +1,18 @@
 //! One worker: its workspace made and set up, the loop that takes jobs
 //! and settles their attempts, the reset after a failure, and the teardown.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use crossbeam_channel::Sender;
 
 use super::logs::hook_log_path;
 use super::queue::Queue;
+use super::workspace::Workspace;
 use super::{Job, Runner, session};
 use crate::config::Isolation;
 use crate::events::{Event, WorkerStats};
-use crate::hooks::{Hook, Scope, run_hook};
 use crate::model::{AttemptStatus, TestResult};
-use crate::supervisor::{Message, tell};
 
 impl Runner<'_> {
     pub(super) fn worker(
@@ -25,19 +24,17 @@ impl Runner<'_> {
     ) {
         let mut stats = WorkerStats::default();
         let setup_started = Instant::now();
-        let workspace = self.layout.path(worker);
-        let scope = Scope::worker(&self.context, worker, &workspace);
-        let mut services = None;
-        let ready = self.prepare(worker, scope, &mut services);
+        let mut workspace = Workspace::new(self, worker);
+        let ready = workspace.prepare();
         stats.setup = setup_started.elapsed();
         match ready {
             Ok(()) => {
                 let _ = events.send(Event::WorkspaceReady {
                     worker,
-                    path: workspace.clone(),
+                    path: workspace.path().to_path_buf(),
                     took: stats.setup,
                 });
-                self.work(worker, &workspace, queue, events, &mut stats, &mut services);
+                self.work(&mut workspace, queue, events, &mut stats);
             }
             Err(message) => {
                 queue.lose_worker();
@@ -47,7 +44,7 @@ impl Runner<'_> {
                 }
             }
         }
-        if let Err(message) = self.finish(worker, scope, &mut services) {
+        if let Err(message) = workspace.finish() {
             let _ = events.send(Event::Warning(message));
         }
         stats.idle = run_started
@@ -58,14 +55,14 @@ impl Runner<'_> {
 
     fn work(
         &self,
-        worker: usize,
-        workspace: &Path,
+        guard: &mut Workspace<'_, '_>,
         queue: &Queue,
         events: &Sender<Event>,
         stats: &mut WorkerStats,
-        services: &mut Option<u32>,
     ) {
-        let scope = Scope::worker(&self.context, worker, workspace);
+        let worker = guard.worker();
+        let path = guard.path().to_path_buf();
+        let workspace = path.as_path();
         // A plugin that serves runs every test on one long-lived process (see `session`).
         let mut served = session::Served::new(self, worker, workspace);
         let batch_workers = (self.batching && served.is_none()).then_some(self.context.workers);
@@ -144,11 +141,10 @@ impl Runner<'_> {
                     self.tests[jobs[0].index].id
                 )));
                 // The old workspace's services go first: the new one starts its own.
-                self.stop_services(worker, services);
-                self.prepare(worker, scope, services)
+                guard.stop_services();
+                guard.prepare()
             } else if any_failed && !interrupted && any_reset {
-                self.finish(worker, scope, services)
-                    .and_then(|()| self.prepare(worker, scope, services))
+                guard.finish().and_then(|()| guard.prepare())
             } else {
                 Ok(())
             };
@@ -190,88 +186,7 @@ impl Runner<'_> {
         }
     }
 
-    /// Makes the workspace and runs `--setup-workspace` in it; what that
-    /// hook leaves running is kept in `services` until [`Runner::finish`].
-    fn prepare(
-        &self,
-        worker: usize,
-        scope: Scope<'_>,
-        services: &mut Option<u32>,
-    ) -> Result<(), String> {
-        self.layout.create(worker).map_err(|e| {
-            format!(
-                "worker {worker}: cannot make its workspace {}: {e}",
-                self.layout.path(worker).display()
-            )
-        })?;
-        if !self.keep_workspaces && self.layout.isolation != Isolation::None {
-            tell(Message::Workspace(&self.layout.path(worker)));
-        }
-        if let Some(hook) = &self.hooks.setup_workspace {
-            let log = self.hook_log("setup-workspace", worker);
-            *services = run_hook(
-                &self.watchdog,
-                Hook::SetupWorkspace,
-                hook,
-                scope,
-                &log,
-                None,
-            )
-            .map_err(|e| format!("worker {worker}: {e}"))?;
-        }
-        Ok(())
-    }
-
-    /// Runs `--teardown-workspace`, stops what `--setup-workspace` left
-    /// running, and removes the workspace unless kept.
-    fn finish(
-        &self,
-        worker: usize,
-        scope: Scope<'_>,
-        services: &mut Option<u32>,
-    ) -> Result<(), String> {
-        let mut problems = Vec::new();
-        if let Some(hook) = &self.hooks.teardown_workspace {
-            let log = self.hook_log("teardown-workspace", worker);
-            if let Err(e) = run_hook(
-                &self.watchdog,
-                Hook::TeardownWorkspace,
-                hook,
-                scope,
-                &log,
-                None,
-            ) {
-                problems.push(format!("worker {worker}: {e}"));
-            }
-        }
-        self.stop_services(worker, services);
-        let removed = if self.keep_workspaces {
-            self.layout.remove_temp(worker)
-        } else {
-            self.layout
-                .remove(worker)
-                .map(|()| tell(Message::WorkspaceGone(&self.layout.path(worker))))
-        };
-        if let Err(e) = removed {
-            problems.push(format!("worker {worker}: cannot remove its workspace: {e}"));
-        }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(problems.join("\n"))
-        }
-    }
-
     pub(super) fn hook_log(&self, hook: &str, worker: usize) -> PathBuf {
         hook_log_path(&self.context.output, hook, Some(worker))
-    }
-
-    /// Stops what `--setup-workspace` left running and every other process
-    /// of this worker that is still alive.
-    pub(super) fn stop_services(&self, worker: usize, services: &mut Option<u32>) {
-        if let Some(group) = services.take() {
-            crate::process::stop_group(group);
-        }
-        self.watchdog.sweep(&self.sweep(worker, None), true);
     }
 }
