@@ -13,7 +13,7 @@ use crate::schedule::groups::GroupLimits;
 /// The most tests one batch runs (a crash reruns what is left one by one).
 const MAX_BATCH_TESTS: usize = 256;
 
-/// Which tests may share a process, for the queue (see [`Runner::batch_classes`]).
+/// Which tests may share a process, for the queue (see [`super::Runner::batch_classes`]).
 #[derive(Debug, Clone)]
 pub(super) struct BatchClass {
     pub(super) key: String,
@@ -92,7 +92,7 @@ impl Queue {
         }
     }
 
-    /// Batches only join tests of one class (see [`Runner::batch_classes`]).
+    /// Batches only join tests of one class (see [`super::Runner::batch_classes`]).
     pub(super) fn with_batches(mut self, classes: Vec<Option<BatchClass>>) -> Queue {
         self.classes = classes;
         self

@@ -159,7 +159,7 @@ impl Runner<'_> {
         }
     }
 
-    /// The next attempts: from the [`JobSource`] when there is one, else
+    /// The next attempts: from the [`super::JobSource`] when there is one, else
     /// from this run's own queue.
     fn next_jobs(
         &self,
