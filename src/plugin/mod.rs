@@ -9,6 +9,7 @@
 pub mod capture;
 pub mod cargo;
 pub mod cargo_batch;
+mod cargo_build;
 pub mod command;
 pub mod external;
 pub mod pytest;
