@@ -8,7 +8,7 @@
 //! it ends, so the driver knows which test runs at every moment: it splits
 //! the output into each test's own log files, times each test from its
 //! start line to its result, stops a test that runs past its own time limit
-//! ([`crate::runner::BATCH_TIMEOUT_VAR`]); a test's own log has its stdout
+//! ([`crate::exec::BATCH_TIMEOUT_VAR`]); a test's own log has its stdout
 //! and stderr together, in the order written and writes one JSON line per
 //! finished test to the attempt's report. A test that libtest did not report
 //! is absent from the report: the runner runs it again alone.
@@ -55,7 +55,7 @@ pub enum Outcome {
 
 /// The driver's command for `tests` (all with `template`'s program and
 /// arguments but the name), each test's output going to its own
-/// [`crate::runner::log_paths`] next to `report`.
+/// [`crate::exec::logs::log_paths`] next to `report`.
 pub fn invocation(
     driver: &Path,
     program: &Path,
@@ -67,7 +67,7 @@ pub fn invocation(
     let mut args: Vec<OsString> =
         vec![DRIVER.into(), report.into(), tests.len().to_string().into()];
     for test in tests {
-        let (stdout, stderr) = crate::runner::log_paths(output, &test.id, 1);
+        let (stdout, stderr) = crate::exec::logs::log_paths(output, &test.id, 1);
         args.extend([test.name.clone().into(), stdout.into(), stderr.into()]);
     }
     args.extend(["--".into(), program.into(), "--exact".into()]);
@@ -150,7 +150,7 @@ struct TestLog {
 }
 
 fn drive(report: &Path, tests: Vec<TestLog>, program: &OsStr, args: &[OsString]) -> io::Result<()> {
-    let limit = std::env::var(crate::runner::BATCH_TIMEOUT_VAR)
+    let limit = std::env::var(crate::exec::BATCH_TIMEOUT_VAR)
         .ok()
         .and_then(|s| s.parse::<f64>().ok())
         .filter(|s| s.is_finite() && *s > 0.0)
@@ -162,7 +162,7 @@ fn drive(report: &Path, tests: Vec<TestLog>, program: &OsStr, args: &[OsString])
     let mut command = Command::new(program);
     command
         .args(args)
-        .env_remove(crate::runner::BATCH_TIMEOUT_VAR)
+        .env_remove(crate::exec::BATCH_TIMEOUT_VAR)
         .stdin(Stdio::null())
         .stdout(writer.try_clone()?)
         .stderr(writer);

@@ -5,7 +5,7 @@
 //!
 //! A plugin that also answers `serve` says so with one more line,
 //! `{"capabilities": ["serve"]}`: each worker then starts `PROGRAM serve`
-//! once and hands it the test ids (the protocol: [`crate::runner::session`]).
+//! once and hands it the test ids (the protocol: [`crate::exec::session`]).
 
 use std::collections::HashMap;
 use std::ffi::OsString;

@@ -9,6 +9,7 @@
 pub mod capture;
 pub mod cargo;
 pub mod cargo_batch;
+mod cargo_build;
 pub mod command;
 pub mod external;
 pub mod pytest;
@@ -127,7 +128,7 @@ pub trait Plugin: Sync {
     }
 
     /// Whether a batch wrote each test's output to its own files (those of
-    /// [`crate::runner::log_paths`] for the test's id and attempt), which
+    /// [`crate::exec::logs::log_paths`] for the test's id and attempt), which
     /// its attempts then point at; otherwise they share the batch's log.
     fn splits_batch_output(&self) -> bool {
         false
@@ -142,7 +143,7 @@ pub trait Plugin: Sync {
 
     /// Whether this plugin serves, and how: the command of one long-lived
     /// process per worker that reads test ids and writes one JSON result
-    /// per test (the protocol: [`crate::runner::session`]). `tests` are the
+    /// per test (the protocol: [`crate::exec::session`]). `tests` are the
     /// run's whole selection. `None` (the default): a process per test or batch.
     fn serve(&self, _tests: &[&TestCase]) -> Option<Invocation> {
         None
@@ -152,7 +153,7 @@ pub trait Plugin: Sync {
     /// other lines it wrote during the test (`progress`). By default the
     /// answer's own fields: `status`, `message`, `duration`.
     fn served(&self, _test: &TestCase, answer: &str, _progress: &[String]) -> Verdict {
-        crate::runner::session::verdict_of(answer)
+        crate::exec::session::verdict_of(answer)
     }
 
     /// What a server reported of a test before it died or was killed at

@@ -6,7 +6,7 @@
 //!
 //! A pytest process costs about half a second before its first test, so
 //! this plugin batches: the runner hands one process several short files
-//! (see `runner::Queue::next`), and long ones run alone.
+//! (see `exec::queue::Queue::next`), and long ones run alone.
 
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -176,7 +176,7 @@ impl Plugin for PytestPlugin {
         let cases = super::pytest_results::read_lines(progress.iter().map(String::as_str), &ended);
         if cases.is_empty() {
             // No node for this id (a file that failed to collect): the answer says why.
-            return crate::runner::session::verdict_of(answer);
+            return crate::exec::session::verdict_of(answer);
         }
         verdict(cases, std::process::ExitStatus::from_raw(0))
     }

@@ -23,9 +23,9 @@ use std::time::{Duration, Instant, SystemTime};
 use redis::{Connection, Script};
 
 use crate::error::{Error, Result};
+use crate::exec::{Job, JobSource};
 use crate::model::{Attempt, TestCase, TestResult};
 use crate::process::Watchdog;
-use crate::runner::{Job, JobSource};
 
 const PRELUDE: &str = include_str!("scripts.lua");
 

@@ -146,7 +146,7 @@ fn parse_result(text: &str) -> Option<TestResult> {
 
 fn attempt_of(id: &str, stored: StoredAttempt, logs: &Path) -> Attempt {
     let status = super::status_named(&stored.status);
-    let (stdout_path, stderr_path) = crate::runner::log_paths(logs, id, stored.number);
+    let (stdout_path, stderr_path) = crate::exec::logs::log_paths(logs, id, stored.number);
     let _ = std::fs::create_dir_all(logs);
     let _ = std::fs::write(&stdout_path, &stored.stdout);
     let _ = std::fs::write(&stderr_path, &stored.stderr);

@@ -1,4 +1,4 @@
-//! Serve sessions: a plugin that serves ([`Plugin::serve`]) gets one
+//! Serve sessions: a plugin that serves ([`crate::plugin::Plugin::serve`]) gets one
 //! long-lived process per worker instead of a process per test, so its
 //! start-up (pytest's import and collection) is paid once per worker.
 //!
@@ -17,13 +17,13 @@
 //!   `{"id": ID, "status": "passed"|"failed"|"skipped"|"error",
 //!   "duration": SECONDS, "message": "...", "stdout": "...", "stderr": "..."}`
 //!   (all but `id` and `status` optional; a plugin may add its own fields,
-//!   as pytest's `events`, and read them in [`Plugin::served`]).
+//!   as pytest's `events`, and read them in [`crate::plugin::Plugin::served`]).
 //!
 //! A server that dies (a segfault, `os._exit`) fails the test in flight
 //! with how it ended and is started again for the next test; one past its
 //! test's `--timeout` is killed with its whole process group, the test
 //! times out, and the next test gets a new server. The server runs under
-//! the run's [`Watchdog`] and supervisor, so Ctrl-C, SIGTERM or the death of
+//! the run's [`crate::process::Watchdog`] and supervisor, so Ctrl-C, SIGTERM or the death of
 //! the run stop it as they stop any test.
 
 use std::io::{BufRead, Seek, Write};
@@ -35,7 +35,9 @@ use command_fds::{CommandFdExt, FdMapping};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use serde::Deserialize;
 
-use super::{INTERRUPTED, Job, Runner, in_workspace, log_paths};
+use super::attempt::in_workspace;
+use super::logs::log_paths;
+use super::{INTERRUPTED, Job, Runner};
 use crate::events::Event;
 use crate::hooks::{Hook, Scope, run_hook};
 use crate::model::{Attempt, AttemptStatus, EnvValue, Invocation, TestCase};
