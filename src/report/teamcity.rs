@@ -312,4 +312,88 @@ mod tests {
              ##teamcity[testSuiteFinished name='group' flowId='w2']\n"
         );
     }
+
+    #[test]
+    fn the_tests_of_a_batch_are_told_one_after_the_other_in_their_flow() {
+        let tests = suite(&["a", "b"]);
+        let buffer = Buffer::default();
+        let mut pipeline = Pipeline::new(
+            &tests,
+            vec![Box::new(TeamCity::new(Box::new(buffer.clone())))],
+        );
+        for index in 0..2 {
+            pipeline.event(&Event::TestStarted {
+                index,
+                worker: 1,
+                attempt: 1,
+            });
+        }
+        for index in 0..2 {
+            pipeline.event(&Event::AttemptFinished {
+                index,
+                attempt: attempt(1, 1, AttemptStatus::Passed, None),
+                result: Some(TestResult::Passed),
+            });
+        }
+        assert_eq!(
+            buffer.text(),
+            "##teamcity[testSuiteStarted name='group' flowId='w1']\n\
+             ##teamcity[testStarted name='a' flowId='w1']\n\
+             ##teamcity[testFinished name='a' duration='1500' flowId='w1']\n\
+             ##teamcity[testStarted name='b' flowId='w1']\n\
+             ##teamcity[testFinished name='b' duration='1500' flowId='w1']\n"
+        );
+    }
+
+    #[test]
+    fn a_file_with_framework_cases_is_one_test_per_case_with_its_own_traceback() {
+        let mut tests = suite(&["test_a.py"]);
+        tests[0].group = "tests/test_a.py".into();
+        let case = |name: &str, status, message: Option<&str>, detail: Option<&str>| {
+            crate::model::CaseResult {
+                id: format!("tests/test_a.py::{name}"),
+                name: name.rsplit("::").next().unwrap().into(),
+                classname: None,
+                status,
+                kind: crate::model::CaseKind::Plain,
+                duration: std::time::Duration::from_millis(7),
+                message: message.map(String::from),
+                detail: detail.map(String::from),
+                file: None,
+                line: None,
+                failed_at: None,
+                stdout: None,
+                stderr: None,
+            }
+        };
+        let buffer = Buffer::default();
+        let mut pipeline = Pipeline::new(
+            &tests,
+            vec![Box::new(TeamCity::new(Box::new(buffer.clone())))],
+        );
+        let mut file = attempt(1, 1, AttemptStatus::Failed, Some("exit status 1"));
+        file.cases = vec![
+            case("T::test_ok", AttemptStatus::Passed, None, None),
+            case(
+                "test_bad",
+                AttemptStatus::Failed,
+                Some("AssertionError"),
+                Some("> assert 1 == 2"),
+            ),
+        ];
+        pipeline.event(&Event::AttemptFinished {
+            index: 0,
+            attempt: file,
+            result: Some(TestResult::Failed),
+        });
+        assert_eq!(
+            buffer.text(),
+            "##teamcity[testSuiteStarted name='tests/test_a.py' flowId='w1']\n\
+             ##teamcity[testStarted name='T::test_ok' flowId='w1']\n\
+             ##teamcity[testFinished name='T::test_ok' duration='7' flowId='w1']\n\
+             ##teamcity[testStarted name='test_bad' flowId='w1']\n\
+             ##teamcity[testFailed name='test_bad' message='AssertionError' details='> assert 1 == 2' flowId='w1']\n\
+             ##teamcity[testFinished name='test_bad' duration='7' flowId='w1']\n"
+        );
+    }
 }
