@@ -256,3 +256,148 @@ fn service_messages_escape_names_pair_tests_per_flow_and_pass_flaky_tests() {
         "output of failures only"
     );
 }
+
+/// Every line of a run's stdout, parsed strictly.
+fn messages_of(run: &common::Run) -> Vec<Message> {
+    run.stdout()
+        .lines()
+        .map(|line| parse(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect()
+}
+
+/// TeamCity reads a flow as sequential: at most one test is open in a flow
+/// at any time, and each test finishes in the flow it started in.
+fn assert_one_open_test_per_flow(messages: &[Message]) {
+    let mut running: BTreeMap<String, String> = BTreeMap::new();
+    for message in messages {
+        match message.name.as_str() {
+            "testStarted" => {
+                let flow = message.get("flowId").to_string();
+                if let Some(open) = running.get(&flow) {
+                    panic!(
+                        "{} started in {flow} while {open} is open: {messages:#?}",
+                        message.get("name")
+                    );
+                }
+                running.insert(flow, message.get("name").to_string());
+            }
+            "testFinished" => {
+                let flow = message.get("flowId");
+                assert_eq!(
+                    running.remove(flow).as_deref(),
+                    Some(message.get("name")),
+                    "finished in {flow}"
+                );
+            }
+            _ => {}
+        }
+    }
+    assert!(running.is_empty(), "left open: {running:?}");
+}
+
+#[test]
+fn the_tests_of_a_cargo_batch_never_overlap_in_their_flow() {
+    let project = Project::copy("cargo-batches");
+    // Timings say the tests are short: the third run batches them (see
+    // tests/batches.rs).
+    for _ in 0..2 {
+        project
+            .paratest()
+            .args(["-j", "1"])
+            .env("RUST_BACKTRACE", "0")
+            .run();
+    }
+    let run = project
+        .paratest()
+        .args(["-j", "1", "--message-format", "teamcity"])
+        .env("RUST_BACKTRACE", "0")
+        .run()
+        .expect(1);
+    let messages = messages_of(&run);
+    assert_one_open_test_per_flow(&messages);
+    let started: Vec<&Message> = messages
+        .iter()
+        .filter(|m| m.name == "testStarted")
+        .collect();
+    assert_eq!(started.len(), 22, "every test once");
+    let failed: Vec<&str> = messages
+        .iter()
+        .filter(|m| m.name == "testFailed")
+        .map(|m| m.get("name"))
+        .collect();
+    assert_eq!(failed, ["tests::panics"]);
+    // Real durations, not the time between two messages told together.
+    assert!(
+        messages
+            .iter()
+            .filter(|m| m.name == "testFinished")
+            .all(|m| m.get("duration").parse::<u64>().is_ok())
+    );
+}
+
+#[test]
+fn a_pytest_file_is_one_teamcity_test_per_pytest_test_with_its_own_traceback() {
+    if !common::have_pytest() {
+        return;
+    }
+    let project = Project::copy("teamcity-pytest");
+    let run = project
+        .paratest()
+        .args(["run", "-j", "2", "--message-format", "teamcity"])
+        .run()
+        .expect(1);
+    let messages = messages_of(&run);
+    assert_one_open_test_per_flow(&messages);
+    let named = |kind: &str| -> Vec<&str> {
+        messages
+            .iter()
+            .filter(|m| m.name == kind)
+            .map(|m| m.get("name"))
+            .collect()
+    };
+    let mut started = named("testStarted");
+    started.sort_unstable();
+    assert_eq!(
+        started,
+        [
+            "TestGroup::test_in_class",
+            "test_fails_deep",
+            "test_passes",
+            "test_skipped"
+        ]
+    );
+    assert_eq!(named("testFailed"), ["test_fails_deep"]);
+    assert_eq!(named("testIgnored"), ["test_skipped"]);
+    let ignored = messages.iter().find(|m| m.name == "testIgnored").unwrap();
+    assert!(
+        ignored.get("message").contains("not on this machine"),
+        "{ignored:?}"
+    );
+    let failed = messages.iter().find(|m| m.name == "testFailed").unwrap();
+    assert!(
+        failed.get("message").contains("the value is not two"),
+        "the case's own message: {failed:?}"
+    );
+    let details = failed.get("details");
+    assert!(
+        details.contains("helper_that_breaks(3)") && details.contains("def helper_that_breaks"),
+        "the traceback, not pytest's progress: {details:?}"
+    );
+    assert!(
+        !details.contains("[100%]") && !details.contains("test_passes"),
+        "nothing of the other tests: {details:?}"
+    );
+    let out = messages
+        .iter()
+        .find(|m| m.name == "testStdOut")
+        .expect("the failing test's output");
+    assert_eq!(out.get("name"), "test_fails_deep");
+    assert_eq!(out.get("out").trim_end(), "printed by test_fails_deep");
+    // Every pytest test is in its file's suite.
+    let suites: std::collections::BTreeSet<&str> = messages
+        .iter()
+        .filter(|m| m.name == "testSuiteStarted")
+        .map(|m| m.get("name"))
+        .collect();
+    assert_eq!(suites.len(), 1, "{suites:?}");
+}

@@ -5,8 +5,10 @@
 //! messages of tests running at the same time. A flow opens the suite of
 //! its test's group (`testSuiteStarted`) and closes it when its next test
 //! is of another group or the worker is done. Every attempt is one
-//! `testStarted` .. `testFinished`; `testRetrySupport` makes TeamCity count
-//! a test that failed and then passed as passed (flaky), as we do.
+//! `testStarted` .. `testFinished`, told together when the attempt is over
+//! (so that the tests of a batch never overlap in their flow), and a pytest
+//! file's attempt one such pair per pytest test; `testRetrySupport` makes
+//! TeamCity count a test that failed and then passed as passed (flaky), as we do.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -14,7 +16,7 @@ use std::io::Write;
 
 use super::{Collector, Reporter, tail_lines};
 use crate::events::Event;
-use crate::model::{Attempt, AttemptStatus, TestCase};
+use crate::model::{Attempt, AttemptStatus, CaseResult, TestCase, TestOutcome, TestResult};
 
 /// Lines of a failed attempt's logs given as `details`, `testStdOut` and `testStdErr`.
 const LOG_LINES: usize = 100;
@@ -98,33 +100,63 @@ impl TeamCity {
         self.send("testIgnored", &[name, ("message", reason), flow[0]]);
     }
 
-    fn started(&mut self, test: &TestCase, worker: usize) {
-        let flow = format!("w{worker}");
-        self.enter(&flow, &test.group);
-        self.send("testStarted", &[("name", &test.name), ("flowId", &flow)]);
-    }
-
+    /// An attempt, told when it is over: `testStarted`, its output and
+    /// verdict, `testFinished` with its real duration, one after the other
+    /// in its worker's flow. Told as it starts, the tests of a batch (one
+    /// process running several) would all be open at once in one flow,
+    /// which TeamCity reads as one test inside another. An attempt whose
+    /// plugin reported framework cases (the tests of a pytest file) is
+    /// told as one test per case.
     fn finished(&mut self, test: &TestCase, attempt: &Attempt) {
         let flow = format!("w{}", attempt.worker);
-        let name = test.name.as_str();
+        self.enter(&flow, &test.group);
+        if attempt.cases.is_empty() {
+            return self.told(&flow, &test.name, attempt, None);
+        }
+        let outcome = TestOutcome {
+            test: test.clone(),
+            result: TestResult::Failed,
+            attempts: vec![attempt.clone()],
+        };
+        for case in super::cases::split(&outcome) {
+            if let Some(last) = case.attempts.last() {
+                let name = case_name(&test.group, &case.test.id);
+                self.told(&flow, name, last, last.cases.first());
+            }
+        }
+    }
+
+    /// One test's messages. `case` is the framework case the attempt is,
+    /// whose own message, traceback and output are told; without it, the
+    /// ends of the attempt's logs.
+    fn told(&mut self, flow: &str, name: &str, attempt: &Attempt, case: Option<&CaseResult>) {
+        self.send("testStarted", &[("name", name), ("flowId", flow)]);
         match attempt.status {
             AttemptStatus::Passed => {}
             AttemptStatus::Skipped => {
                 let reason = attempt.message.as_deref().unwrap_or("skipped");
                 self.send(
                     "testIgnored",
-                    &[("name", name), ("message", reason), ("flowId", &flow)],
+                    &[("name", name), ("message", reason), ("flowId", flow)],
                 );
             }
             AttemptStatus::Failed | AttemptStatus::TimedOut | AttemptStatus::Interrupted => {
-                let stdout = tail_lines(&attempt.stdout_path, LOG_LINES);
-                let stderr = tail_lines(&attempt.stderr_path, LOG_LINES);
+                let (stdout, stderr) = match case {
+                    Some(case) => (
+                        case.stdout.clone().unwrap_or_default(),
+                        case.stderr.clone().unwrap_or_default(),
+                    ),
+                    None => (
+                        tail_lines(&attempt.stdout_path, LOG_LINES),
+                        tail_lines(&attempt.stderr_path, LOG_LINES),
+                    ),
+                };
                 if !stdout.is_empty() {
-                    let attributes = [("name", name), ("out", &stdout), ("flowId", &flow)];
+                    let attributes = [("name", name), ("out", &stdout), ("flowId", flow)];
                     self.send("testStdOut", &attributes);
                 }
                 if !stderr.is_empty() {
-                    let attributes = [("name", name), ("out", &stderr), ("flowId", &flow)];
+                    let attributes = [("name", name), ("out", &stderr), ("flowId", flow)];
                     self.send("testStdErr", &attributes);
                 }
                 let reason = attempt.message.as_deref().unwrap_or(match attempt.status {
@@ -132,14 +164,18 @@ impl TeamCity {
                     AttemptStatus::Interrupted => "interrupted",
                     _ => "failed",
                 });
-                let details = if stderr.is_empty() { &stdout } else { &stderr };
+                let details = match case.and_then(|case| case.detail.as_deref()) {
+                    Some(detail) => detail,
+                    None if stderr.is_empty() => &stdout,
+                    None => &stderr,
+                };
                 self.send(
                     "testFailed",
                     &[
                         ("name", name),
                         ("message", reason),
                         ("details", details),
-                        ("flowId", &flow),
+                        ("flowId", flow),
                     ],
                 );
             }
@@ -147,9 +183,19 @@ impl TeamCity {
         let duration = attempt.duration.as_millis().to_string();
         self.send(
             "testFinished",
-            &[("name", name), ("duration", &duration), ("flowId", &flow)],
+            &[("name", name), ("duration", &duration), ("flowId", flow)],
         );
     }
+}
+
+/// A framework case's name inside its group's suite: its id without the
+/// group (`TestGroup::test_x[1-2]` of `tests/test_a.py::TestGroup::test_x[1-2]`),
+/// else the whole id.
+fn case_name<'a>(group: &str, id: &'a str) -> &'a str {
+    id.strip_prefix(group)
+        .and_then(|rest| rest.strip_prefix("::"))
+        .filter(|rest| !rest.is_empty())
+        .unwrap_or(id)
 }
 
 impl Reporter for TeamCity {
@@ -158,7 +204,6 @@ impl Reporter for TeamCity {
         match event {
             Event::RunStarted(_) => self.send("testRetrySupport", &[("enabled", "true")]),
             Event::TestSkipped { index } => self.skipped(&tests[*index], "ignored"),
-            Event::TestStarted { index, worker, .. } => self.started(&tests[*index], *worker),
             Event::AttemptFinished { index, attempt, .. } => self.finished(&tests[*index], attempt),
             Event::WorkerFinished { worker, .. } => self.leave(&format!("w{worker}")),
             Event::Warning(text) => {
@@ -175,6 +220,7 @@ impl Reporter for TeamCity {
             }
             // A cancelled retry's failure was told with its attempt.
             Event::RetryCancelled { .. }
+            | Event::TestStarted { .. }
             | Event::TestSlow { .. }
             | Event::Output { .. }
             | Event::WorkspaceReady { .. } => {}
@@ -264,6 +310,90 @@ mod tests {
              ##teamcity[testStarted name='flaky' flowId='w2']\n\
              ##teamcity[testFinished name='flaky' duration='1500' flowId='w2']\n\
              ##teamcity[testSuiteFinished name='group' flowId='w2']\n"
+        );
+    }
+
+    #[test]
+    fn the_tests_of_a_batch_are_told_one_after_the_other_in_their_flow() {
+        let tests = suite(&["a", "b"]);
+        let buffer = Buffer::default();
+        let mut pipeline = Pipeline::new(
+            &tests,
+            vec![Box::new(TeamCity::new(Box::new(buffer.clone())))],
+        );
+        for index in 0..2 {
+            pipeline.event(&Event::TestStarted {
+                index,
+                worker: 1,
+                attempt: 1,
+            });
+        }
+        for index in 0..2 {
+            pipeline.event(&Event::AttemptFinished {
+                index,
+                attempt: attempt(1, 1, AttemptStatus::Passed, None),
+                result: Some(TestResult::Passed),
+            });
+        }
+        assert_eq!(
+            buffer.text(),
+            "##teamcity[testSuiteStarted name='group' flowId='w1']\n\
+             ##teamcity[testStarted name='a' flowId='w1']\n\
+             ##teamcity[testFinished name='a' duration='1500' flowId='w1']\n\
+             ##teamcity[testStarted name='b' flowId='w1']\n\
+             ##teamcity[testFinished name='b' duration='1500' flowId='w1']\n"
+        );
+    }
+
+    #[test]
+    fn a_file_with_framework_cases_is_one_test_per_case_with_its_own_traceback() {
+        let mut tests = suite(&["test_a.py"]);
+        tests[0].group = "tests/test_a.py".into();
+        let case = |name: &str, status, message: Option<&str>, detail: Option<&str>| {
+            crate::model::CaseResult {
+                id: format!("tests/test_a.py::{name}"),
+                name: name.rsplit("::").next().unwrap().into(),
+                classname: None,
+                status,
+                kind: crate::model::CaseKind::Plain,
+                duration: std::time::Duration::from_millis(7),
+                message: message.map(String::from),
+                detail: detail.map(String::from),
+                file: None,
+                line: None,
+                failed_at: None,
+                stdout: None,
+                stderr: None,
+            }
+        };
+        let buffer = Buffer::default();
+        let mut pipeline = Pipeline::new(
+            &tests,
+            vec![Box::new(TeamCity::new(Box::new(buffer.clone())))],
+        );
+        let mut file = attempt(1, 1, AttemptStatus::Failed, Some("exit status 1"));
+        file.cases = vec![
+            case("T::test_ok", AttemptStatus::Passed, None, None),
+            case(
+                "test_bad",
+                AttemptStatus::Failed,
+                Some("AssertionError"),
+                Some("> assert 1 == 2"),
+            ),
+        ];
+        pipeline.event(&Event::AttemptFinished {
+            index: 0,
+            attempt: file,
+            result: Some(TestResult::Failed),
+        });
+        assert_eq!(
+            buffer.text(),
+            "##teamcity[testSuiteStarted name='tests/test_a.py' flowId='w1']\n\
+             ##teamcity[testStarted name='T::test_ok' flowId='w1']\n\
+             ##teamcity[testFinished name='T::test_ok' duration='7' flowId='w1']\n\
+             ##teamcity[testStarted name='test_bad' flowId='w1']\n\
+             ##teamcity[testFailed name='test_bad' message='AssertionError' details='> assert 1 == 2' flowId='w1']\n\
+             ##teamcity[testFinished name='test_bad' duration='7' flowId='w1']\n"
         );
     }
 }
