@@ -12,7 +12,10 @@
 //!   runs the test `ID` (the id discovery gave it); `{"shutdown": true}` (or
 //!   the end of stdin) ends the session: the server tears down what it kept
 //!   (pytest's session fixtures) and exits. Several ids may be sent ahead;
-//!   the runner sends the next one once the last is answered.
+//!   the runner sends the next one once the last is answered. The server
+//!   must keep its stdin from its tests (give them `/dev/null`, as the
+//!   pytest server and the example plugin do): a test that read it would
+//!   eat the requests.
 //! - Responses, on fd 3, one per request, in order:
 //!   `{"id": ID, "status": "passed"|"failed"|"skipped"|"error",
 //!   "duration": SECONDS, "message": "...", "stdout": "...", "stderr": "..."}`
