@@ -144,6 +144,15 @@ impl Runner<'_> {
                     exit.duration,
                 );
                 self.keep_reported_cases(&tests, &exit, &template, &report_path, &mut attempts);
+                if jobs.len() > 1 && self.plugin.splits_batch_output() && !exit.interrupted {
+                    rerun = self.keep_reported_verdicts(
+                        &tests,
+                        &exit,
+                        &report_path,
+                        &template,
+                        &mut attempts,
+                    );
+                }
                 attempts
             }
             Ok(exit) => {
@@ -243,6 +252,42 @@ impl Runner<'_> {
                 attempt.cases = verdict.cases;
             }
         }
+    }
+
+    /// A batch killed at the batch's limit (the backstop behind each test's
+    /// own, which the batch process watches): the tests it reported keep
+    /// their verdicts, the first one it did not is the one that ran into the
+    /// limit and stays timed out, and the rest are returned to run again
+    /// alone.
+    fn keep_reported_verdicts(
+        &self,
+        tests: &[&TestCase],
+        exit: &crate::process::Exit,
+        report_path: &Path,
+        template: &Attempt,
+        attempts: &mut [Attempt],
+    ) -> Vec<usize> {
+        let finished = Finished {
+            status: exit.status,
+            timed_out: true,
+            stdout_path: &template.stdout_path,
+            stderr_path: &template.stderr_path,
+            report_path,
+        };
+        let unfinished = self.plugin.unfinished(tests, &finished);
+        let verdicts = self.plugin.judge(tests, &finished);
+        if verdicts.len() == attempts.len() {
+            for (position, verdict) in verdicts.into_iter().enumerate() {
+                if !unfinished.contains(&position) {
+                    let attempt = &mut attempts[position];
+                    attempt.status = verdict.status;
+                    attempt.message = verdict.message;
+                    attempt.duration = verdict.duration.unwrap_or(attempt.duration);
+                    attempt.cases = verdict.cases;
+                }
+            }
+        }
+        unfinished.into_iter().skip(1).collect()
     }
 
     #[allow(clippy::too_many_arguments)]
