@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use common::{Project, read_junit};
 
-const TESTS: usize = 22;
+const TESTS: usize = 29;
 
 /// Runs that record timings, so that the next one knows the tests are
 /// short: the first runs each test alone (no timings yet), the second
@@ -236,4 +236,86 @@ fn batch_false_and_alone_patterns_keep_a_process_per_test() {
     .unwrap();
     let run = project.paratest().run().expect(2);
     assert!(run.stderr().contains("[plugin.cargo]"), "{}", run.stderr());
+}
+
+/// The tests `cargo test` fails with `env` set (the fixture's own verdicts).
+fn failing(env: &str) -> Vec<String> {
+    let mut failing = vec![id("panics")];
+    if env == "BATCH_NOISE" {
+        for name in ["b", "c", "d", "e", "f"] {
+            failing.push(id(&format!("noise_{name}_fails")));
+        }
+    }
+    failing
+}
+
+#[test]
+fn a_noisy_background_thread_does_not_turn_failures_into_passes() {
+    let project = Project::copy("cargo-batches");
+    warm(&project);
+    // `noise_a`'s thread prints `heartbeat ok` lines between libtest's
+    // `FAILED` and the next start line of the failing tests after it.
+    for _ in 0..3 {
+        let run = project
+            .paratest()
+            .args(["-j", "1", "--message-format", "json"])
+            .env("RUST_BACKTRACE", "0")
+            .env("BATCH_NOISE", "1")
+            .run()
+            .expect(1);
+        let results = run.results();
+        assert_eq!(results.len(), TESTS, "{results:?}");
+        let failing = failing("BATCH_NOISE");
+        for (test, result) in &results {
+            let want = if failing.contains(test) {
+                "failed"
+            } else {
+                "passed"
+            };
+            assert_eq!(result, want, "{test}: {results:?}");
+        }
+    }
+}
+
+#[test]
+fn a_test_printing_20_mb_without_a_newline_runs_in_bounded_memory() {
+    let project = Project::copy("cargo-batches");
+    warm(&project);
+    // `long_line` fails when the driver of its batch held its output.
+    let (run, pids) = run_counting(&project, &[("BATCH_LONG", "1")], &[]);
+    let run = run.expect(1);
+    let results = run.results();
+    assert_eq!(results.len(), TESTS, "{results:?}");
+    assert!(shares_a_process(&pids, "long_line"), "{pids:?}");
+    assert_eq!(
+        pids["long_line"].len(),
+        1,
+        "ran once, in its batch: {pids:?}"
+    );
+    let failing = failing("BATCH_LONG");
+    for (test, result) in &results {
+        let want = if failing.contains(test) {
+            "failed"
+        } else {
+            "passed"
+        };
+        assert_eq!(result, want, "{test}: {}", message_of(&run, "long_line"));
+    }
+    // All of it is in its own log.
+    let runs = project.path.join(".paratest/runs");
+    let latest = std::fs::read_dir(&runs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .max()
+        .unwrap();
+    let log = std::fs::read_dir(&latest)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|path| {
+            let name = path.file_name().unwrap().to_string_lossy();
+            name.starts_with("cargo-batches_tests__long_line-") && name.ends_with(".1.stdout")
+        })
+        .expect("long_line's own log");
+    let size = std::fs::metadata(&log).unwrap().len();
+    assert!(size >= 20 * 1024 * 1024, "{size} bytes in {log:?}");
 }

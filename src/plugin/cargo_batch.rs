@@ -250,22 +250,57 @@ fn pump(
     }
 }
 
+/// How much of one line the driver keeps to read libtest's lines from; the
+/// rest of a longer line goes straight to the test's log.
+const LINE_CAP: usize = 64 * 1024;
+
+/// How much of the end of a longer line is kept (libtest's result may follow a test's output).
+const LINE_END: usize = 1024;
+
+/// A test's result as its output suggests, before libtest's summary confirms it.
+struct Pending {
+    index: usize,
+    result: LineResult,
+    seconds: f64,
+    /// Exactly one line since its start line looked like a result, and it
+    /// was exactly libtest's: trusted without a summary.
+    sure: bool,
+}
+
 /// Tells libtest's lines from the tests' output and splits the output by test.
 struct Splitter {
     tests: Vec<TestLog>,
     by_name: HashMap<String, usize>,
+    /// Each test's place in the order libtest runs them (by name).
+    rank: Vec<usize>,
+    /// The rank a start line must reach: libtest runs the tests in order.
+    next_rank: usize,
+    /// The longest start line of the batch.
+    start_max: usize,
     current: Option<usize>,
-    /// The unfinished last line of stdout.
-    tail: Vec<u8>,
-    /// Bytes of `tail` already written to the current test's log (a start line).
-    tail_written: usize,
+    /// The first bytes of the unfinished line, while it may be a start line.
+    head: Vec<u8>,
+    /// The unfinished line's first bytes are decided and written.
+    head_done: bool,
+    /// The unfinished line after its start line: its first [`LINE_CAP`]
+    /// bytes, or of a longer one its last [`LINE_END`].
+    line_text: Vec<u8>,
+    line_long: bool,
+    /// Lines shaped like a result since the current test's start line.
+    results_seen: usize,
     /// The text after the start line, or the last complete line: where libtest's result ends.
     last_line: String,
     /// The line before a blank line: libtest's last result before its summary.
-    before_blank: Option<(String, Instant)>,
+    before_blank: Option<(String, Instant, usize)>,
     /// The result of the last test when libtest ended normally.
-    last_result: Option<(String, Instant)>,
-    summary: bool,
+    last_result: Option<(String, Instant, usize)>,
+    /// libtest's `test result:` counts.
+    summary: Option<crate::libtest::Summary>,
+    /// Names libtest's summary gives as failed (`---- NAME stdout ----` and
+    /// the last `failures:` list).
+    failures: std::collections::HashSet<String>,
+    listed: Vec<String>,
+    pending: Vec<Pending>,
     report: File,
     /// Copy everything to this process's own stdout and stderr (the batch's log).
     echo: bool,
@@ -278,16 +313,36 @@ impl Splitter {
             .enumerate()
             .map(|(i, t)| (t.name.clone(), i))
             .collect();
+        let mut order: Vec<usize> = (0..tests.len()).collect();
+        order.sort_by(|a, b| tests[*a].name.cmp(&tests[*b].name));
+        let mut rank = vec![0; tests.len()];
+        for (place, index) in order.into_iter().enumerate() {
+            rank[index] = place;
+        }
+        let start_max = tests
+            .iter()
+            .map(|t| "test  - should panic ... ".len() + t.name.len())
+            .max()
+            .unwrap_or(0);
         Splitter {
             tests,
             by_name,
+            rank,
+            next_rank: 0,
+            start_max,
             current: None,
-            tail: Vec::new(),
-            tail_written: 0,
+            head: Vec::new(),
+            head_done: false,
+            line_text: Vec::new(),
+            line_long: false,
+            results_seen: 0,
             last_line: String::new(),
             before_blank: None,
             last_result: None,
-            summary: false,
+            summary: None,
+            failures: Default::default(),
+            listed: Vec::new(),
+            pending: Vec::new(),
             report,
             echo: true,
         }
@@ -297,76 +352,129 @@ impl Splitter {
         self.current.and_then(|i| self.tests[i].started)
     }
 
-    /// `test NAME ... ` (or `test NAME - should panic ... `) of a test of the
-    /// batch that has not started: the test and where its start line ends.
+    /// `test NAME ... ` (or `test NAME - should panic ... `) at the start
+    /// of `line`, of a test of the batch that libtest runs after the last
+    /// one started: the test and where its start line ends.
     fn start_line(&self, line: &[u8]) -> Option<(usize, usize)> {
-        let text = std::str::from_utf8(line.strip_prefix(b"test ")?).ok()?;
-        let (name, _) = text.split_once(" ... ")?;
+        let rest = line.strip_prefix(b"test ")?;
+        let dots = memchr::memmem::find(rest, b" ... ")?;
+        let name = std::str::from_utf8(&rest[..dots]).ok()?;
         let name = name.strip_suffix(" - should panic").unwrap_or(name);
         let index = *self.by_name.get(name)?;
         let test = &self.tests[index];
-        (test.started.is_none() && !test.done)
-            .then_some((index, "test ".len() + text.find(" ... ")? + " ... ".len()))
+        (test.started.is_none() && !test.done && self.rank[index] >= self.next_rank)
+            .then_some((index, "test ".len() + dots + " ... ".len()))
     }
 
     fn stdout(&mut self, bytes: &[u8], now: Instant) -> io::Result<()> {
         if self.echo {
             io::stdout().write_all(bytes)?;
         }
-        self.tail.extend_from_slice(bytes);
-        while let Some(end) = memchr::memchr(b'\n', &self.tail) {
-            let line: Vec<u8> = self.tail.drain(..=end).collect();
-            let written = std::mem::take(&mut self.tail_written);
-            let mut after_start = None;
-            if written == 0 {
-                if let Some((index, at)) = self.start_line(&line) {
-                    self.start(index, now)?;
-                    after_start = Some(at);
-                }
-            } else if let Some(at) = self.start_line_len(&line) {
-                after_start = Some(at);
-            }
-            self.write_out(&line[written.min(line.len())..])?;
-            let text = String::from_utf8_lossy(&line[after_start.unwrap_or(0)..]);
-            self.line(text.trim_end().to_string(), now);
-        }
-        if self.tail_written == 0
-            && !self.tail.is_empty()
-            && let Some((index, _)) = self.start_line(&self.tail.clone())
-        {
-            self.start(index, now)?;
-            let tail = std::mem::take(&mut self.tail);
-            self.write_out(&tail)?;
-            self.tail_written = tail.len();
-            self.tail = tail;
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let (piece, complete) = match memchr::memchr(b'\n', rest) {
+                Some(end) => (&rest[..=end], true),
+                None => (rest, false),
+            };
+            rest = &rest[piece.len()..];
+            self.piece(piece, complete, now)?;
         }
         Ok(())
     }
 
-    /// Where the start line of the current test ends in `line`, when it starts with it.
-    fn start_line_len(&self, line: &[u8]) -> Option<usize> {
-        let text = std::str::from_utf8(line.strip_prefix(b"test ")?).ok()?;
-        Some("test ".len() + text.find(" ... ")? + " ... ".len())
+    /// Part of one line (`complete`: up to its newline). Only a line's first
+    /// bytes are held back, until they are known to be a start line or not.
+    fn piece(&mut self, mut piece: &[u8], complete: bool, now: Instant) -> io::Result<()> {
+        if !self.head_done {
+            let take = piece
+                .len()
+                .min(self.start_max.saturating_sub(self.head.len()));
+            self.head.extend_from_slice(&piece[..take]);
+            piece = &piece[take..];
+            let head = std::mem::take(&mut self.head);
+            if let Some((index, at)) = self.start_line(&head) {
+                self.start(index, now)?;
+                self.write_out(&head)?;
+                self.keep(&head[at..]);
+                self.head_done = true;
+            } else if complete
+                || head.len() >= self.start_max
+                || !b"test ".starts_with(&head[..head.len().min(5)])
+            {
+                self.write_out(&head)?;
+                self.keep(&head);
+                self.head_done = true;
+            } else {
+                // Undecided: `piece` is all in `head`.
+                self.head = head;
+                return Ok(());
+            }
+        }
+        self.write_out(piece)?;
+        self.keep(piece);
+        if complete {
+            let text = String::from_utf8_lossy(&self.line_text)
+                .trim_end()
+                .to_string();
+            self.line_text.clear();
+            self.line_long = false;
+            self.head_done = false;
+            self.line(text, now);
+        }
+        Ok(())
+    }
+
+    /// Keeps what libtest's lines are read from, within [`LINE_CAP`].
+    fn keep(&mut self, bytes: &[u8]) {
+        if !self.line_long && self.line_text.len() + bytes.len() <= LINE_CAP {
+            self.line_text.extend_from_slice(bytes);
+            return;
+        }
+        self.line_long = true;
+        let from = bytes.len().saturating_sub(LINE_END);
+        self.line_text.extend_from_slice(&bytes[from..]);
+        let over = self.line_text.len().saturating_sub(LINE_END);
+        self.line_text.drain(..over);
     }
 
     /// One complete line of stdout (after a start line: what follows it).
     fn line(&mut self, text: String, now: Instant) {
-        if self.summary {
+        if self.summary.is_some() {
             return;
         }
         if text.is_empty() {
-            self.before_blank = Some((std::mem::take(&mut self.last_line), now));
+            self.before_blank = Some((std::mem::take(&mut self.last_line), now, self.results_seen));
             return;
+        }
+        if self.current.is_some() && result_of(&text).is_some() {
+            self.results_seen += 1;
         }
         let ends = text == "failures:" || text == "successes:" || text.starts_with("test result: ");
         if ends
-            && let Some((before, at)) = self.before_blank.take()
+            && let Some((before, at, seen)) = self.before_blank.take()
             && result_of(&before).is_some()
         {
-            self.last_result = Some((before, at));
+            self.last_result = Some((before, at, seen));
         }
-        if text.starts_with("test result: ") && crate::libtest::read_run(&text).summary.is_some() {
-            self.summary = true;
+        if text == "failures:" {
+            // The last `failures:` heading is followed by the list of names.
+            self.listed.clear();
+        } else if let Some(name) = text.strip_prefix("    ")
+            && self.by_name.contains_key(name)
+        {
+            self.listed.push(name.to_string());
+        } else if let Some(name) = text
+            .strip_prefix("---- ")
+            .and_then(|t| t.strip_suffix(" stdout ----"))
+            && self.by_name.contains_key(name)
+        {
+            self.failures.insert(name.to_string());
+        }
+        if text.starts_with("test result: ")
+            && let Some(summary) = crate::libtest::read_run(&text).summary
+        {
+            self.summary = Some(summary);
+            self.failures.extend(std::mem::take(&mut self.listed));
         }
         self.before_blank = None;
         self.last_line = text;
@@ -385,7 +493,8 @@ impl Splitter {
     }
 
     fn write_out(&mut self, bytes: &[u8]) -> io::Result<()> {
-        if let Some(index) = self.current
+        if !bytes.is_empty()
+            && let Some(index) = self.current
             && let Some((out, _)) = &mut self.tests[index].files
         {
             out.write_all(bytes)?;
@@ -398,7 +507,8 @@ impl Splitter {
     fn start(&mut self, index: usize, now: Instant) -> io::Result<()> {
         if let Some(previous) = self.current.take() {
             let last = std::mem::take(&mut self.last_line);
-            self.end(previous, &last, now)?;
+            let seen = std::mem::take(&mut self.results_seen);
+            self.end(previous, &last, now, seen);
         }
         let test = &mut self.tests[index];
         test.files = Some((
@@ -407,27 +517,30 @@ impl Splitter {
         ));
         test.started = Some(now);
         self.current = Some(index);
+        self.next_rank = self.rank[index] + 1;
+        self.results_seen = 0;
         self.before_blank = None;
         Ok(())
     }
 
-    /// Reports the test at `index` when `last` ends with libtest's result.
-    fn end(&mut self, index: usize, last: &str, now: Instant) -> io::Result<()> {
+    /// Keeps the result `last` suggests for the test at `index`, until
+    /// libtest's summary confirms it.
+    fn end(&mut self, index: usize, last: &str, now: Instant, seen: usize) {
         let test = &mut self.tests[index];
         test.done = true;
         let Some(result) = result_of(last) else {
-            return Ok(());
+            return;
         };
         let seconds = test
             .started
             .map_or(0.0, |s| now.duration_since(s).as_secs_f64());
-        let result = match result {
-            LineResult::Ok => Outcome::Passed,
-            LineResult::Failed => Outcome::Failed,
-            LineResult::Ignored => Outcome::Ignored,
-        };
-        let name = test.name.clone();
-        self.write_report(name, result, seconds)
+        let exact = matches!(last, "ok" | "FAILED" | "ignored") || last.starts_with("ignored, ");
+        self.pending.push(Pending {
+            index,
+            result,
+            seconds,
+            sure: seen == 1 && exact,
+        });
     }
 
     fn write_report(&mut self, name: String, result: Outcome, seconds: f64) -> io::Result<()> {
@@ -440,9 +553,47 @@ impl Splitter {
         self.report.flush()
     }
 
+    /// Reports the pending results: all when libtest's summary agrees with
+    /// each of them (`confirmed`), else only the sure ones (no summary) or
+    /// none (a summary that disagrees).
+    fn report_pending(&mut self, confirmed: Option<bool>) -> io::Result<()> {
+        for pending in std::mem::take(&mut self.pending) {
+            if !confirmed.unwrap_or(pending.sure) {
+                continue;
+            }
+            let result = match pending.result {
+                LineResult::Ok => Outcome::Passed,
+                LineResult::Failed => Outcome::Failed,
+                LineResult::Ignored => Outcome::Ignored,
+            };
+            let name = self.tests[pending.index].name.clone();
+            self.write_report(name, result, pending.seconds)?;
+        }
+        Ok(())
+    }
+
+    /// Whether libtest's summary agrees with every pending result: the
+    /// failed ones and only those in its failures, and its counts.
+    fn summary_agrees(&self) -> bool {
+        let Some(summary) = self.summary else {
+            return false;
+        };
+        let count = |want: LineResult| self.pending.iter().filter(|p| p.result == want).count();
+        let each = self.pending.iter().all(|p| {
+            self.failures.contains(&self.tests[p.index].name) == (p.result == LineResult::Failed)
+        });
+        each && (summary.passed, summary.failed, summary.ignored)
+            == (
+                count(LineResult::Ok),
+                count(LineResult::Failed),
+                count(LineResult::Ignored),
+            )
+    }
+
     /// The current test ran past `limit`; the binary was killed.
     fn time_out(&mut self, limit: Duration) -> io::Result<()> {
         self.flush_tail()?;
+        self.report_pending(None)?;
         if let Some(index) = self.current.take() {
             self.tests[index].done = true;
             let name = self.tests[index].name.clone();
@@ -452,24 +603,27 @@ impl Splitter {
     }
 
     fn flush_tail(&mut self) -> io::Result<()> {
-        let tail = std::mem::take(&mut self.tail);
-        let written = std::mem::take(&mut self.tail_written);
-        self.write_out(&tail[written.min(tail.len())..])
+        let head = std::mem::take(&mut self.head);
+        self.write_out(&head)
     }
 
     /// The binary exited: the test that was running counts only when
     /// libtest went on to print its summary and exited as libtest does.
+    /// With a summary, every result is reported when it agrees with all
+    /// and none when not (the runner runs them again alone); without one,
+    /// only the sure ones.
     fn finish(mut self, status: ExitStatus) -> io::Result<()> {
         self.flush_tail()?;
         let normal = matches!(status.code(), Some(0 | 101));
         if let Some(index) = self.current.take()
-            && self.summary
+            && self.summary.is_some()
             && normal
-            && let Some((last, at)) = self.last_result.take()
+            && let Some((last, at, seen)) = self.last_result.take()
         {
-            self.end(index, &last, at)?;
+            self.end(index, &last, at, seen);
         }
-        Ok(())
+        let confirmed = (self.summary.is_some() && normal).then(|| self.summary_agrees());
+        self.report_pending(confirmed)
     }
 }
 
@@ -548,5 +702,59 @@ mod tests {
         let report = read_report(&dir.path().join("report"));
         assert_eq!(report["a"].result, Outcome::Passed);
         assert!(!report.contains_key("b"), "{report:?}");
+    }
+
+    #[test]
+    fn output_after_a_result_that_disagrees_with_the_summary_reports_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = splitter(dir.path(), &["a", "b", "c"]);
+        let now = Instant::now();
+        s.stdout(
+            b"\nrunning 3 tests\ntest a ... ok\ntest b ... FAILED\nheartbeat ok\n\
+              test c ... ok\n\nfailures:\n\nfailures:\n    b\n\n\
+              test result: FAILED. 2 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out\n",
+            now,
+        )
+        .unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        s.finish(ExitStatus::from_raw(101 << 8)).unwrap();
+        let report = read_report(&dir.path().join("report"));
+        assert!(report.is_empty(), "{report:?}");
+    }
+
+    #[test]
+    fn start_lines_count_only_in_libtests_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = splitter(dir.path(), &["b", "a"]);
+        let now = Instant::now();
+        s.stdout(b"test b ... test a ... \nok\n", now).unwrap();
+        assert_eq!(s.current, Some(0), "{:?}", s.current);
+        s.stdout(b"test a ... ok\n", now).unwrap();
+        assert_eq!(s.current, Some(0), "a runs before b: {:?}", s.current);
+    }
+
+    #[test]
+    fn a_long_line_is_streamed_not_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = splitter(dir.path(), &["a"]);
+        let now = Instant::now();
+        s.stdout(b"test a ... ", now).unwrap();
+        let chunk = vec![b'x'; 64 * 1024];
+        for _ in 0..64 {
+            s.stdout(&chunk, now).unwrap();
+            assert!(s.line_text.len() <= LINE_CAP + chunk.len());
+        }
+        s.stdout(
+            b"ok\n\ntest result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out\n",
+            now,
+        )
+        .unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        s.finish(ExitStatus::from_raw(0)).unwrap();
+        let report = read_report(&dir.path().join("report"));
+        assert_eq!(report["a"].result, Outcome::Passed);
+        let size = std::fs::metadata(dir.path().join("a.out")).unwrap().len();
+        // Then libtest's summary, as the last test's output.
+        assert!(size as usize > "test a ... ".len() + 64 * chunk.len() + "ok\n".len());
     }
 }
