@@ -5,8 +5,9 @@ behind a mark, and every collection error (only the error, never the
 collection tree) behind another.
 
 `run RESULTS ARGS...`: runs the tests and writes RESULTS, one JSON object a
-line, flushed as each arrives so that a process killed mid-file still leaves
-what it did:
+line, a test's lines flushed together after its teardown, so that a process
+killed mid-file still leaves every test it finished (the one in flight
+leaves none):
   {"event": "collected", "nodes": [NODE, ...]}          once, after collection
   {"event": "report", "when": "setup"|"call"|"teardown", "outcome": ..., ...NODE}
 where NODE is {"node", "classname", "name", "file", "line"}: the testcase
