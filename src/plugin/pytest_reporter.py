@@ -5,8 +5,9 @@ behind a mark, and every collection error (only the error, never the
 collection tree) behind another.
 
 `run RESULTS ARGS...`: runs the tests and writes RESULTS, one JSON object a
-line, flushed as each arrives so that a process killed mid-file still leaves
-what it did:
+line, a test's lines flushed together after its teardown, so that a process
+killed mid-file still leaves every test it finished (the one in flight
+leaves none):
   {"event": "collected", "nodes": [NODE, ...]}          once, after collection
   {"event": "report", "when": "setup"|"call"|"teardown", "outcome": ..., ...NODE}
 where NODE is {"node", "classname", "name", "file", "line"}: the testcase
@@ -61,10 +62,27 @@ class Results:
         self.prefix = None
         self.locations = False
         self.root = "."
+        self.pending = []
+        self.last_node = (None, None, None)
 
     def write(self, event):
-        self.out.write(json.dumps(event) + "\n")
+        """Writes a line; a test's phase lines wait for its teardown and
+        then go out in one write and flush (one per test, not per phase: on
+        a file of short cases the per-line flush, and the reader woken for
+        each line, cost more than pytest itself). A process that dies
+        mid-test loses only the lines of the test it was running."""
+        self.pending.append(json.dumps(event) + "\n")
+        if event.get("event") != "report" or event.get("when") == "teardown":
+            self.flush()
+
+    def flush(self):
+        if self.pending:
+            self.out.write("".join(self.pending))
+            self.pending = []
         self.out.flush()
+
+    def pytest_sessionfinish(self, session):
+        self.flush()
 
     def pytest_configure(self, config):
         self.prefix = config.getoption("junitprefix", None)
@@ -75,6 +93,15 @@ class Results:
             self.locations = False
 
     def node(self, nodeid, location):
+        # The three phases of a test ask for the same node: the last one is kept.
+        last_id, last_location, last = self.last_node
+        if nodeid == last_id and location == last_location:
+            return dict(last)
+        node = self.make_node(nodeid, location)
+        self.last_node = (nodeid, location, node)
+        return dict(node)
+
+    def make_node(self, nodeid, location):
         names = mangle_test_address(nodeid)
         classnames = names[:-1]
         if self.prefix:
@@ -178,6 +205,8 @@ class Serve(Results):
         self.prefix = None
         self.locations = False
         self.reports = None
+        self.pending = []
+        self.last_node = (None, None, None)
         self.by_id = {}
         self.collect_errors = {}
 
@@ -189,8 +218,8 @@ class Serve(Results):
         Results.write(self, event)
 
     def answer(self, answer):
-        self.out.write(json.dumps(answer) + "\n")
-        self.out.flush()
+        self.pending.append(json.dumps(answer) + "\n")
+        self.flush()
 
     def pytest_collectreport(self, report):
         if report.failed:
@@ -258,7 +287,13 @@ def main(argv):
     if argv[0] == "collect":
         return pytest.main(argv[1:], plugins=[Collect()])
     if argv[0] == "serve":
-        return pytest.main(argv[1:], plugins=[Serve()])
+        code = int(pytest.main(argv[1:], plugins=[Serve()]))
+        # The session is over (its fixtures torn down, its summary written):
+        # freeing every collected item one by one, as the interpreter's own
+        # exit does, costs seconds on a large suite and tells nobody anything.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     return pytest.main(argv[2:], plugins=[Results(argv[1])])
 
 

@@ -250,7 +250,15 @@ impl Cases {
         }
     }
 
-    fn finish(self, ended: &Ended) -> Vec<CaseResult> {
+    fn finish(mut self, ended: &Ended) -> Vec<CaseResult> {
+        // The reporter writes a test's lines once it is torn down, so the
+        // test in flight when pytest was stopped has none: it is the first
+        // that never started (tests run in collection order).
+        if !self.order.iter().any(|s| s.started && !s.torn_down)
+            && let Some(in_flight) = self.order.iter_mut().find(|s| !s.started)
+        {
+            in_flight.started = true;
+        }
         self.order
             .into_iter()
             .map(|state| state.case(ended))
@@ -346,5 +354,32 @@ mod tests {
             "d was running"
         );
         assert!(read(&dir.path().join("missing"), &Ended::TimedOut).is_err());
+    }
+
+    #[test]
+    fn the_test_in_flight_at_a_time_limit_is_the_first_never_reported() {
+        // The reporter writes a test's phases after its teardown: the one
+        // running when pytest was killed left no line at all.
+        let collected = r#"{"event": "collected", "nodes": [{"node": "a", "classname": "c", "name": "a"}, {"node": "b", "classname": "c", "name": "b"}, {"node": "c", "classname": "c", "name": "c"}]}"#;
+        let lines = [
+            collected.to_string(),
+            report("a", "setup", "passed", ""),
+            report("a", "call", "passed", ""),
+            report("a", "teardown", "passed", ""),
+        ];
+        let cases = read_lines(lines.iter().map(String::as_str), &Ended::TimedOut);
+        let statuses: Vec<AttemptStatus> = cases.iter().map(|c| c.status).collect();
+        assert_eq!(
+            statuses,
+            [
+                AttemptStatus::Passed,
+                AttemptStatus::TimedOut,
+                AttemptStatus::Failed
+            ]
+        );
+        assert_eq!(
+            cases[2].message.as_deref(),
+            Some("never ran: pytest was stopped at the time limit before it")
+        );
     }
 }
