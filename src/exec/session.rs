@@ -56,6 +56,8 @@ pub const FD_VARIABLE: &str = "PARATEST_SERVE_FD";
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How often a wait for a result looks at the server and the clock.
 const TICK: Duration = Duration::from_millis(50);
+/// How long a server that exited may take to have its last lines read.
+const EXIT_GRACE: Duration = Duration::from_secs(1);
 
 /// The protocol's own fields of a response.
 #[derive(Debug, Deserialize)]
@@ -156,13 +158,18 @@ impl Session {
                 Err(RecvTimeoutError::Timeout) => {}
             }
             if self.watched.exited() {
-                // A child of the server may still hold the pipe: what the
-                // server wrote before it died is read, then it is over.
-                while let Ok(line) = self.lines.try_recv() {
-                    if answers(&line, id) {
-                        return Outcome::Answered(line);
+                // What the server wrote before it exited may still be in the
+                // pipe or on its way through the reader thread: read on until
+                // the pipe closes, or for a short grace (a child of the
+                // server may hold the pipe open), then it is over.
+                let grace = Instant::now() + EXIT_GRACE;
+                loop {
+                    let left = grace.saturating_duration_since(Instant::now());
+                    match self.lines.recv_timeout(left) {
+                        Ok(line) if answers(&line, id) => return Outcome::Answered(line),
+                        Ok(line) => progress.push(line),
+                        Err(_) => break,
                     }
-                    progress.push(line);
                 }
                 return self.died(id, runner);
             }
