@@ -59,10 +59,13 @@ fn masked_events(run: &Run) -> String {
 /// Cargo's build lines, durations (`1.234s`, libtest's `0.00s`), thread
 /// ids, the makespan ratio and absolute paths; the slowest tests by name.
 fn masked_console(text: &str) -> String {
-    let kept: Vec<&str> = text
-        .lines()
-        .filter(|line| !line.starts_with("   Compiling") && !line.starts_with("    Finished"))
-        .collect();
+    // Cargo's own build lines are not ours (and vary: "Blocking waiting for
+    // file lock" when another test builds at the same time).
+    let cargo = regex::Regex::new(
+        r"^\s+(Compiling|Finished|Blocking|Downloading|Downloaded|Locking|Updating|Adding|Checking)\b",
+    )
+    .unwrap();
+    let kept: Vec<&str> = text.lines().filter(|line| !cargo.is_match(line)).collect();
     let mut text = kept.join("\n");
     for (pattern, with) in [
         (r"\d+\.\d{2,3}s", "<secs>"),
