@@ -302,29 +302,9 @@ impl Runner<'_> {
         events: &Sender<Event>,
     ) -> std::io::Result<crate::process::Exit> {
         let test = tests[0];
-        let mut command = match self.plugin.invocation(tests, report_path) {
-            Invocation::Argv { program, args } => {
-                let mut command = Command::new(program);
-                command.args(args);
-                command
-            }
-            Invocation::Shell(line) => {
-                let mut command = Command::new("sh");
-                command.arg("-c").arg(line);
-                command
-            }
-        };
-        command
-            .current_dir(in_workspace(workspace, &test.cwd))
-            .envs(scope.env())
-            .stdin(Stdio::null());
-        for (name, value) in &test.env {
-            let value: OsString = match value {
-                EnvValue::Literal(value) => value.clone(),
-                EnvValue::InWorkspace(path) => in_workspace(workspace, path).into(),
-            };
-            command.env(name, value);
-        }
+        let invocation = self.plugin.invocation(tests, report_path);
+        let mut command = test_command(&invocation, test, workspace, scope);
+        command.stdin(Stdio::null());
         if let Some(dir) = attempt.stdout_path.parent() {
             std::fs::create_dir_all(dir)?;
         }
@@ -379,6 +359,40 @@ fn is_resource_error(e: &std::io::Error) -> bool {
         [Errno::EAGAIN, Errno::ENOMEM, Errno::EMFILE, Errno::ENFILE]
             .contains(&Errno::from_raw(code))
     })
+}
+
+/// The process of a test as every test gets it, in a process of its own or
+/// a serve session's: the invocation, cwd in the workspace, the worker's
+/// `PARATEST_*` environment and the test's own variables.
+pub(super) fn test_command(
+    invocation: &Invocation,
+    test: &TestCase,
+    workspace: &Path,
+    scope: Scope<'_>,
+) -> Command {
+    let mut command = match invocation {
+        Invocation::Argv { program, args } => {
+            let mut command = Command::new(program);
+            command.args(args);
+            command
+        }
+        Invocation::Shell(line) => {
+            let mut command = Command::new("sh");
+            command.arg("-c").arg(line);
+            command
+        }
+    };
+    command
+        .current_dir(in_workspace(workspace, &test.cwd))
+        .envs(scope.env());
+    for (name, value) in &test.env {
+        let value: OsString = match value {
+            EnvValue::Literal(value) => value.clone(),
+            EnvValue::InWorkspace(path) => in_workspace(workspace, path).into(),
+        };
+        command.env(name, value);
+    }
+    command
 }
 
 /// `relative` inside `workspace`; an empty `relative` is the workspace itself

@@ -31,19 +31,19 @@
 
 use std::io::{BufRead, Seek, Write};
 use std::path::{Path, PathBuf};
-use std::process::{ChildStdin, Command, Stdio};
+use std::process::{ChildStdin, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use command_fds::{CommandFdExt, FdMapping};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use serde::Deserialize;
 
-use super::attempt::in_workspace;
+use super::attempt::test_command;
 use super::logs::log_paths;
 use super::{INTERRUPTED, Job, Runner};
 use crate::events::Event;
 use crate::hooks::{Hook, Scope, run_hook};
-use crate::model::{Attempt, AttemptStatus, EnvValue, Invocation, TestCase};
+use crate::model::{Attempt, AttemptStatus, Invocation, TestCase};
 use crate::plugin::Verdict;
 use crate::plugin::pytest_results::Ended;
 use crate::process::{Limits, Watched};
@@ -309,33 +309,13 @@ impl<'r, 'a> Served<'r, 'a> {
             path
         });
         let (reader, writer) = std::io::pipe()?;
-        let mut command = match &self.invocation {
-            Invocation::Argv { program, args } => {
-                let mut command = Command::new(program);
-                command.args(args);
-                command
-            }
-            Invocation::Shell(line) => {
-                let mut command = Command::new("sh");
-                command.arg("-c").arg(line);
-                command
-            }
-        };
         let scope = Scope::worker(&runner.context, self.worker, &self.workspace);
+        let mut command = test_command(&self.invocation, self.first, &self.workspace, scope);
         command
-            .current_dir(in_workspace(&self.workspace, &self.first.cwd))
-            .envs(scope.env())
             .env(FD_VARIABLE, RESULTS_FD.to_string())
             .stdin(Stdio::piped())
             .stdout(std::fs::File::create(&stdout_log)?)
             .stderr(std::fs::File::create(&stderr_log)?);
-        for (name, value) in &self.first.env {
-            let value: std::ffi::OsString = match value {
-                EnvValue::Literal(value) => value.clone(),
-                EnvValue::InWorkspace(path) => in_workspace(&self.workspace, path).into(),
-            };
-            command.env(name, value);
-        }
         command
             .fd_mappings(vec![FdMapping {
                 parent_fd: writer.into(),
