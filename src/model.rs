@@ -149,6 +149,25 @@ pub struct Attempt {
 }
 
 impl Attempt {
+    /// An attempt starting now, failed until its verdict says otherwise.
+    pub fn starting(
+        number: u32,
+        worker: usize,
+        (stdout_path, stderr_path): (PathBuf, PathBuf),
+    ) -> Attempt {
+        Attempt {
+            number,
+            worker,
+            status: AttemptStatus::Failed,
+            started: SystemTime::now(),
+            duration: Duration::ZERO,
+            message: None,
+            stdout_path,
+            stderr_path,
+            cases: Vec::new(),
+        }
+    }
+
     /// A copy without its framework cases, which can be many.
     pub fn clone_without_cases(&self) -> Attempt {
         Attempt {

@@ -6,7 +6,7 @@ use std::ffi::OsString;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
@@ -50,17 +50,7 @@ impl Runner<'_> {
         let report_path = stdout_path.with_extension("report");
         let _ = std::fs::remove_file(&report_path);
         let clock = Instant::now();
-        let template = Attempt {
-            number,
-            worker,
-            status: AttemptStatus::Failed,
-            started: SystemTime::now(),
-            duration: Duration::ZERO,
-            message: None,
-            stdout_path,
-            stderr_path,
-            cases: Vec::new(),
-        };
+        let template = Attempt::starting(number, worker, (stdout_path, stderr_path));
         let split = jobs.len() > 1 && self.plugin.splits_batch_output();
         // Each test's attempt, its own log files when the batch split them.
         let own = |job: &Job| -> Attempt {
@@ -143,16 +133,18 @@ impl Runner<'_> {
                     format!("timed out after {limit}"),
                     exit.duration,
                 );
-                self.keep_reported_cases(&tests, &exit, &template, &report_path, &mut attempts);
-                if jobs.len() > 1 && self.plugin.splits_batch_output() && !exit.interrupted {
-                    rerun = self.keep_reported_verdicts(
-                        &tests,
-                        &exit,
-                        &report_path,
-                        &template,
-                        &mut attempts,
-                    );
-                }
+                // A batch split per test (Cargo's) also keeps the verdicts its
+                // tests reported, and what it did not finish runs again alone.
+                let batch =
+                    jobs.len() > 1 && self.plugin.splits_batch_output() && !exit.interrupted;
+                rerun = self.keep_reported(
+                    &tests,
+                    &exit,
+                    &template,
+                    &report_path,
+                    &mut attempts,
+                    batch,
+                );
                 attempts
             }
             Ok(exit) => {
@@ -230,42 +222,20 @@ impl Runner<'_> {
 
     /// A process killed at its time limit stays timed out, but the cases
     /// its framework reported before (pytest: the tests of a file that ran
-    /// before one hung) are kept on its attempts.
-    fn keep_reported_cases(
+    /// before one hung) are kept on its attempts. For a `batch` split per
+    /// test, killed at the batch's limit (the backstop behind each test's
+    /// own, which the batch process watches), the tests it reported also
+    /// keep their verdicts, the first one it did not is the one that ran
+    /// into the limit and stays timed out, and the rest are returned, to
+    /// run again alone.
+    fn keep_reported(
         &self,
         tests: &[&TestCase],
         exit: &crate::process::Exit,
         template: &Attempt,
         report_path: &Path,
         attempts: &mut [Attempt],
-    ) {
-        let finished = Finished {
-            status: exit.status,
-            timed_out: true,
-            stdout_path: &template.stdout_path,
-            stderr_path: &template.stderr_path,
-            report_path,
-        };
-        let verdicts = self.plugin.judge(tests, &finished);
-        if verdicts.len() == attempts.len() {
-            for (attempt, verdict) in attempts.iter_mut().zip(verdicts) {
-                attempt.cases = verdict.cases;
-            }
-        }
-    }
-
-    /// A batch killed at the batch's limit (the backstop behind each test's
-    /// own, which the batch process watches): the tests it reported keep
-    /// their verdicts, the first one it did not is the one that ran into the
-    /// limit and stays timed out, and the rest are returned to run again
-    /// alone.
-    fn keep_reported_verdicts(
-        &self,
-        tests: &[&TestCase],
-        exit: &crate::process::Exit,
-        report_path: &Path,
-        template: &Attempt,
-        attempts: &mut [Attempt],
+        batch: bool,
     ) -> Vec<usize> {
         let finished = Finished {
             status: exit.status,
@@ -274,17 +244,20 @@ impl Runner<'_> {
             stderr_path: &template.stderr_path,
             report_path,
         };
-        let unfinished = self.plugin.unfinished(tests, &finished);
+        let unfinished = if batch {
+            self.plugin.unfinished(tests, &finished)
+        } else {
+            Vec::new()
+        };
         let verdicts = self.plugin.judge(tests, &finished);
         if verdicts.len() == attempts.len() {
-            for (position, verdict) in verdicts.into_iter().enumerate() {
-                if !unfinished.contains(&position) {
-                    let attempt = &mut attempts[position];
+            for (position, (attempt, verdict)) in attempts.iter_mut().zip(verdicts).enumerate() {
+                if batch && !unfinished.contains(&position) {
                     attempt.status = verdict.status;
                     attempt.message = verdict.message;
                     attempt.duration = verdict.duration.unwrap_or(attempt.duration);
-                    attempt.cases = verdict.cases;
                 }
+                attempt.cases = verdict.cases;
             }
         }
         unfinished.into_iter().skip(1).collect()

@@ -32,7 +32,7 @@
 use std::io::{BufRead, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use command_fds::{CommandFdExt, FdMapping};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
@@ -367,17 +367,7 @@ impl<'r, 'a> Served<'r, 'a> {
         let scope = Scope::worker(&runner.context, self.worker, &workspace).test(&test.id, number);
         let (stdout_path, stderr_path) = log_paths(&runner.context.output, &test.id, number);
         let clock = Instant::now();
-        let mut attempt = Attempt {
-            number,
-            worker: self.worker,
-            status: AttemptStatus::Failed,
-            started: SystemTime::now(),
-            duration: Duration::ZERO,
-            message: None,
-            stdout_path,
-            stderr_path,
-            cases: Vec::new(),
-        };
+        let mut attempt = Attempt::starting(number, self.worker, (stdout_path, stderr_path));
         let hook_log = runner.hook_log("test", self.worker);
         if let Some(hook) = &runner.hooks.setup_test
             && let Err(e) = run_hook(
