@@ -217,19 +217,39 @@ fn walk_dir(
 }
 
 /// Adds the path, size and modification time of every file the walk sees
-/// to `hasher`: any edit, new or deleted file changes the hash.
+/// to `hasher`: any edit, new or deleted file changes the hash. A directory
+/// that git-ignores all of itself (its `.gitignore` is `*`) is a tool's
+/// state, not source, and is left out: Hypothesis rewrites
+/// `.hypothesis/` on every run, virtualenv and uv write such a `.venv`.
 pub fn hash_source(source: &Path, excluded: &[PathBuf], hasher: &mut impl std::hash::Hasher) {
     use std::hash::Hash;
+    let mut tool_state: Vec<PathBuf> = Vec::new();
     let _ = walk_source(source, excluded, &mut |relative, entry, kind| {
-        if !kind.is_dir()
-            && let Ok(metadata) = entry.metadata()
-        {
+        if tool_state.iter().any(|dir| relative.starts_with(dir)) {
+            return Ok(());
+        }
+        if kind.is_dir() {
+            if ignores_itself(&entry.path()) {
+                tool_state.push(relative.to_path_buf());
+            }
+        } else if let Ok(metadata) = entry.metadata() {
             relative.hash(hasher);
             metadata.len().hash(hasher);
             metadata.modified().ok().hash(hasher);
         }
         Ok(())
     });
+}
+
+/// Whether `dir/.gitignore` ignores everything in `dir` (one pattern, `*`).
+fn ignores_itself(dir: &Path) -> bool {
+    fs::read_to_string(dir.join(".gitignore")).is_ok_and(|text| {
+        let mut patterns = text
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty() && !line.starts_with('#'));
+        patterns.next() == Some("*") && patterns.next().is_none()
+    })
 }
 
 /// Copying runs on its own pool: the worker threads are busy waiting on
@@ -335,6 +355,35 @@ pub fn copy_tree(from: &Path, to: &Path, excluded: &[PathBuf]) -> io::Result<()>
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_source_hash_sees_every_edit_but_not_a_tools_own_state() {
+        use std::hash::Hasher;
+        let source = tempfile::tempdir().unwrap();
+        let s = source.path();
+        let hash = || {
+            let mut hasher = std::hash::DefaultHasher::new();
+            hash_source(s, &[], &mut hasher);
+            hasher.finish()
+        };
+        fs::create_dir_all(s.join(".hypothesis/examples")).unwrap();
+        fs::create_dir_all(s.join("data")).unwrap();
+        fs::write(s.join(".hypothesis/.gitignore"), "# tool state\n*\n").unwrap();
+        fs::write(s.join("data/.gitignore"), "*\n!cases.json\n").unwrap();
+        fs::write(s.join("test_a.py"), "def test_a(): pass\n").unwrap();
+        let before = hash();
+        fs::write(s.join(".hypothesis/examples/e1"), "replayed example").unwrap();
+        assert_eq!(
+            hash(),
+            before,
+            "a directory that ignores itself is left out"
+        );
+        fs::write(s.join("data/cases.json"), "[1, 2]").unwrap();
+        let with_data = hash();
+        assert_ne!(with_data, before, "a partly ignored directory counts");
+        fs::write(s.join("test_a.py"), "def test_a(): assert 1\n").unwrap();
+        assert_ne!(hash(), with_data, "an edit changes the hash");
+    }
 
     #[test]
     fn copy_skips_build_state_and_keeps_modes_and_links() {

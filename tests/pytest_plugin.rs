@@ -313,6 +313,17 @@ fn collection_is_reused_until_a_file_changes() {
         ids(&first).len() - 1,
         "the cached collection was used"
     );
+    // A tool's own state (Hypothesis rewrites its database on every run)
+    // is not source: the cache still holds.
+    std::fs::create_dir_all(project.path.join(".hypothesis/examples")).unwrap();
+    std::fs::write(project.path.join(".hypothesis/.gitignore"), "*\n").unwrap();
+    std::fs::write(project.path.join(".hypothesis/examples/e1"), "x").unwrap();
+    let still = project.paratest().args(args).run().expect(1);
+    assert_eq!(
+        ids(&still),
+        ids(&cached),
+        "a .hypothesis write kept the cache"
+    );
     // A new test file invalidates it.
     std::fs::write(
         project.path.join("tests/test_new.py"),
