@@ -204,6 +204,13 @@ pub fn find_source(
     }
     let has_manifest = manifest_path.is_some() || nearest.is_some();
     if has_manifest && plugin.is_none_or(|p| p == "cargo") {
+        let manifest = match manifest_path {
+            Some(manifest) => cwd.join(manifest),
+            None => nearest.expect("has a manifest").join("Cargo.toml"),
+        };
+        if let Some(root) = certain_workspace_root(&manifest) {
+            return Ok(root);
+        }
         let mut command = crate::plugin::cargo::cargo();
         command.args(["locate-project", "--workspace", "--message-format", "plain"]);
         if let Some(manifest) = manifest_path {
@@ -221,10 +228,77 @@ pub fn find_source(
     Ok(cwd.to_path_buf())
 }
 
+/// The workspace root of `manifest` where it is certain without asking
+/// Cargo (`cargo locate-project` costs 30 ms of every run): a manifest with
+/// a `[workspace]` table is the root of its own workspace, and so is one
+/// with no `Cargo.toml` in any directory above it. Else `None`: a
+/// `package.workspace` key, or a workspace above that may or may not list
+/// this package, is Cargo's to decide.
+fn certain_workspace_root(manifest: &Path) -> Option<PathBuf> {
+    let dir = manifest.parent()?;
+    let table: toml::Table = std::fs::read_to_string(manifest).ok()?.parse().ok()?;
+    let points_elsewhere = table
+        .get("package")
+        .is_some_and(|package| package.get("workspace").is_some());
+    let own_root = table.contains_key("workspace")
+        || (!points_elsewhere
+            && !dir
+                .ancestors()
+                .skip(1)
+                .any(|d| d.join("Cargo.toml").exists()));
+    own_root.then(|| dir.to_path_buf())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::HumanDuration;
+
+    #[test]
+    fn a_workspace_root_is_found_without_cargo_only_where_it_is_certain() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |path: &str, text: &str| {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        let package = "[package]\nname = \"a\"\nversion = \"0.1.0\"\n";
+        write("ws/Cargo.toml", "[workspace]\nmembers = [\"member\"]\n");
+        write("ws/member/Cargo.toml", package);
+        write("ws/member/inner/Cargo.toml", "[workspace]\n");
+        let root = |path: &str| certain_workspace_root(&dir.path().join(path));
+        assert_eq!(root("ws/Cargo.toml"), Some(dir.path().join("ws")));
+        assert_eq!(
+            root("ws/member/inner/Cargo.toml"),
+            Some(dir.path().join("ws/member/inner"))
+        );
+        assert_eq!(
+            root("ws/member/Cargo.toml"),
+            None,
+            "a workspace above: Cargo decides"
+        );
+        write("alone/Cargo.toml", package);
+        let alone = root("alone/Cargo.toml");
+        // Only certain when no directory above the temporary one has a Cargo.toml.
+        if !dir
+            .path()
+            .ancestors()
+            .any(|d| d.join("Cargo.toml").exists())
+        {
+            assert_eq!(alone, Some(dir.path().join("alone")));
+        }
+        write(
+            "pointer/Cargo.toml",
+            &format!("{package}workspace = \"..\"\n"),
+        );
+        assert_eq!(
+            root("pointer/Cargo.toml"),
+            None,
+            "package.workspace: Cargo decides"
+        );
+        write("broken/Cargo.toml", "[package\n");
+        assert_eq!(root("broken/Cargo.toml"), None);
+    }
 
     /// A source directory with this `paratest.toml`, resolved with these
     /// variables and this command line.

@@ -55,8 +55,48 @@ pub(crate) fn metadata_command(source: &Path, manifest_path: Option<&Path>) -> C
     command
 }
 
-/// Runs `cargo test --no-run` with the user's Cargo options and returns the test binaries.
+/// Runs `cargo test --no-run` with the user's Cargo options and returns the
+/// test binaries, each with its package's run-time environment.
 pub(super) fn build(ctx: &DiscoverContext<'_>) -> Result<Vec<(TestBinary, PackageEnv)>> {
+    std::thread::scope(|scope| {
+        // `cargo metadata --no-deps` needs nothing the build makes: it runs
+        // while Cargo builds (or finds everything fresh) instead of after.
+        let metadata = scope.spawn(|| {
+            let mut command = metadata_command(ctx.source, ctx.cargo.manifest_path.as_deref());
+            command.args(&ctx.cargo.global_flags);
+            ctx.watchdog.capture(command, false)
+        });
+        let built = compile(ctx)?;
+        let metadata = metadata
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("`cargo metadata` panicked")));
+        let packages = package_env(metadata, &built.bins, &built.linked)?;
+        Ok(built
+            .binaries
+            .into_iter()
+            .map(|binary| {
+                let mut env = packages
+                    .get(&binary.package_id)
+                    .cloned()
+                    .unwrap_or_default();
+                env.out_dir = built.out_dirs.get(&binary.package_id).cloned();
+                (binary, env)
+            })
+            .collect())
+    })
+}
+
+/// What `cargo test --no-run` built: the test binaries, the packages'
+/// executables (package id, target name, path), build scripts' link
+/// directories and each package's `OUT_DIR`.
+struct Built {
+    binaries: Vec<TestBinary>,
+    bins: Vec<(String, String, PathBuf)>,
+    linked: Vec<PathBuf>,
+    out_dirs: std::collections::HashMap<String, PathBuf>,
+}
+
+fn compile(ctx: &DiscoverContext<'_>) -> Result<Built> {
     let build_command = || {
         let mut command = cargo();
         // Plain `json`: the compiler's messages come on stdout, rendered, so
@@ -177,18 +217,12 @@ pub(super) fn build(ctx: &DiscoverContext<'_>) -> Result<Vec<(TestBinary, Packag
         eprint!("{diagnostics}");
     }
     binaries.sort_by(|a, b| a.id.cmp(&b.id));
-    let packages = package_env(ctx, &bins, &linked)?;
-    Ok(binaries
-        .into_iter()
-        .map(|binary| {
-            let mut env = packages
-                .get(&binary.package_id)
-                .cloned()
-                .unwrap_or_default();
-            env.out_dir = out_dirs.get(&binary.package_id).cloned();
-            (binary, env)
-        })
-        .collect())
+    Ok(Built {
+        binaries,
+        bins,
+        linked,
+        out_dirs,
+    })
 }
 
 /// The executable of a package's binary target, built for its integration
@@ -206,15 +240,11 @@ fn package_binary(artifact: &Artifact) -> Option<PathBuf> {
 /// package id, from `cargo metadata` (its values as the manifest writes them:
 /// `rust-version = "1.70"` stays `1.70`).
 fn package_env(
-    ctx: &DiscoverContext<'_>,
+    metadata: std::io::Result<std::process::Output>,
     bins: &[(String, String, PathBuf)],
     linked: &[PathBuf],
 ) -> Result<std::collections::HashMap<String, PackageEnv>> {
-    let mut command = metadata_command(ctx.source, ctx.cargo.manifest_path.as_deref());
-    command.args(&ctx.cargo.global_flags);
-    let output = ctx
-        .watchdog
-        .capture(command, false)
+    let output = metadata
         .map_err(|e| Error::with_cause(Kind::CannotRun, "cannot run `cargo metadata`", e))?;
     if !output.status.success() {
         return Err(Error::cannot_run(format!(
