@@ -343,3 +343,49 @@ fn collection_is_reused_until_a_file_changes() {
     project.paratest().args(args).run().expect(1);
     assert_eq!(std::fs::read_to_string(&cache_path).unwrap(), "{}");
 }
+
+#[test]
+fn discovery_collects_in_parallel_in_pytests_own_order() {
+    if !common::have_pytest() {
+        return;
+    }
+    // Discovery shares collection among one pytest per core (at most 4),
+    // each importing some of the files; the node ids come back in the
+    // order of pytest's own collection of the whole suite.
+    let project = Project::copy("pytest-project");
+    std::fs::write(
+        project.path.join("paratest.toml"),
+        "[plugin.pytest]\ngranularity = \"test\"\n",
+    )
+    .unwrap();
+    project
+        .paratest()
+        .args(["list", "--plugin", "pytest"])
+        .run()
+        .expect(0);
+    let cache: serde_json::Value =
+        serde_json::from_str(&project.read(".paratest/pytest-collection.json")).unwrap();
+    let ours: Vec<&str> = cache["node_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|id| id.as_str().unwrap())
+        .collect();
+    let plain = std::process::Command::new("python3")
+        .args([
+            "-m",
+            "pytest",
+            "--collect-only",
+            "-q",
+            "--rootdir=.",
+            "-p",
+            "no:cacheprovider",
+        ])
+        .current_dir(&project.path)
+        .output()
+        .unwrap();
+    let plain = String::from_utf8_lossy(&plain.stdout);
+    let theirs: Vec<&str> = plain.lines().filter(|l| l.contains("::")).collect();
+    assert_eq!(ours.len(), 15);
+    assert_eq!(ours, theirs);
+}

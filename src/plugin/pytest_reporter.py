@@ -1,8 +1,9 @@
 """cargo-paratest's side of a pytest process, run as `python -c THIS MODE ...`.
 
-`collect ARGS...`: pytest's own collection; prints every collected node id
-behind a mark, and every collection error (only the error, never the
-collection tree) behind another.
+`collect K/N ARGS...`: pytest's own collection of shard K of N (see
+`CollectShard`); prints every collected node id behind a mark, every
+collection error (only the error, never the collection tree) behind
+another, and with N > 1 each file's place in pytest's order behind a third.
 
 `run RESULTS ARGS...`: runs the tests and writes RESULTS, one JSON object a
 line, a test's lines flushed together after its teardown, so that a process
@@ -45,15 +46,55 @@ NODE_MARK = "paratest-node "
 COLLECT_ERROR_MARK = "paratest-collect-error "
 
 
+FILE_MARK = "paratest-file "
+
+
 class Collect:
     def pytest_collection_finish(self, session):
         for item in session.items:
             print(NODE_MARK + item.nodeid)
 
-    def pytest_collectreport(self, report):
-        if report.failed:
-            error = {"node": report.nodeid, "detail": report.longreprtext}
-            print(COLLECT_ERROR_MARK + json.dumps(error), flush=True)
+
+class CollectShard(Collect):
+    """Collects only the files of shard K of N, so that N processes import
+    a large suite's modules in parallel: each file pytest would collect
+    goes to the shard with the fewest bytes of such files so far. Every
+    shard sees the same files in the same order, so all agree. Prints each
+    of its files' place in that order, by which the runner merges the
+    shards in pytest's own order."""
+
+    def __init__(self, shard, shards):
+        self.shard, self.shards = shard, shards
+        self.files = 0
+        self.loads = [0] * shards
+        self.mine = []  # (place, path relative to the rootdir)
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_collect_file(self, file_path, parent):
+        outcome = yield
+        if not outcome.get_result():
+            return
+        place = self.files
+        self.files += 1
+        try:
+            size = file_path.stat().st_size
+        except OSError:
+            size = 0
+        owner = self.loads.index(min(self.loads))
+        self.loads[owner] += size + 1
+        if owner != self.shard:
+            outcome.force_result([])
+            return
+        try:
+            relative = file_path.relative_to(parent.config.rootpath).as_posix()
+        except ValueError:
+            relative = str(file_path)
+        self.mine.append((place, relative))
+
+    def pytest_collection_finish(self, session):
+        for place, relative in self.mine:
+            print(FILE_MARK + "%d %s" % (place, relative))
+        Collect.pytest_collection_finish(self, session)
 
 
 class Results:
@@ -285,7 +326,12 @@ class Serve(Results):
 
 def main(argv):
     if argv[0] == "collect":
-        return pytest.main(argv[1:], plugins=[Collect()])
+        # `collect K/N ARGS...`: shard K of N; every file when N is 1, or
+        # in shard 0 of a pytest too old for the hook's `file_path` (before 7).
+        shard, shards = (int(n) for n in argv[1].split("/"))
+        if shards == 1 or getattr(pytest, "version_tuple", (0,)) < (7,):
+            return pytest.main(argv[2:], plugins=[Collect()]) if shard == 0 else 5
+        return pytest.main(argv[2:], plugins=[CollectShard(shard, shards)])
     if argv[0] == "serve":
         code = int(pytest.main(argv[1:], plugins=[Serve()]))
         # The session is over (its fixtures torn down, its summary written):
