@@ -358,6 +358,14 @@ fn discovery_collects_in_parallel_in_pytests_own_order() {
         "[plugin.pytest]\ngranularity = \"test\"\n",
     )
     .unwrap();
+    // pytest asks for a directory's files before its subdirectories' but
+    // collects them in name order: `sub/` comes before `test_basic.py`.
+    std::fs::create_dir(project.path.join("tests/sub")).unwrap();
+    std::fs::write(
+        project.path.join("tests/sub/test_deep.py"),
+        "def test_deep():\n    pass\n",
+    )
+    .unwrap();
     project
         .paratest()
         .args(["list", "--plugin", "pytest"])
@@ -386,6 +394,6 @@ fn discovery_collects_in_parallel_in_pytests_own_order() {
         .unwrap();
     let plain = String::from_utf8_lossy(&plain.stdout);
     let theirs: Vec<&str> = plain.lines().filter(|l| l.contains("::")).collect();
-    assert_eq!(ours.len(), 15);
+    assert_eq!(ours.len(), 16);
     assert_eq!(ours, theirs);
 }

@@ -429,6 +429,11 @@ fn a_collection_error_shows_the_error_not_the_collection_tree() {
         !stderr.contains("<Module") && !stderr.contains("<Function"),
         "the collection tree is not shown: {stderr}"
     );
+    // The reporter's own error, not the end of pytest's output.
+    assert!(
+        !stderr.contains("short test summary info") && !stderr.contains("Interrupted:"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -90,6 +90,8 @@ def venv_env(venv):
 
 
 LABELS = {
+    "fresh": "cargo paratest -j 2, fresh (no timings, no collection cache: a CI clone)",
+    "ci": "cargo paratest -j 2, timings, no collection cache (CI, timings restored)",
     "cold": "cargo paratest -j 2, cold (no timings.json)",
     "warm": "cargo paratest -j 2, warm",
     "test": 'cargo paratest -j 2, warm, granularity = "test"',
@@ -98,6 +100,11 @@ LABELS = {
     "xd": "pytest -n 2 (pytest-xdist, PYTHONHASHSEED=0)",
     "ser": "pytest (plain, serial)",
 }
+
+
+# Paratest runs that hand each other their files, run in this order as one
+# block: fresh writes timings for ci, ci a collection for cold, cold timings for warm.
+PAIRED = ("fresh", "ci", "cold", "warm")
 
 
 class PytestBench:
@@ -116,7 +123,7 @@ class PytestBench:
         self.base = [self.vpy, "-m", "pytest", "-q", "-p", "no:cacheprovider", *pytest_args]
         self.keys = keys
         self.verdicts = {}  # key -> [(passing ids, counts)] per run
-        self.procs = {}  # key -> [pytest processes] per run (logs under .paratest/logs)
+        self.procs = {}  # key -> [stdout logs under .paratest/logs] per run
         self.versions = run([self.vpy, "-c", "import sys, pytest, xdist; print(sys.version.split()[0], "
                              "pytest.__version__, xdist.__version__)"], proj, env=self.env, check=True).out.split()
 
@@ -140,8 +147,11 @@ class PytestBench:
         c = m.Cmd(name, pt(binary) + args, self.proj, env=self.env, timeout=OPTS.timeout)
 
         def before():
-            if key == "cold":
+            if key in ("cold", "fresh"):
                 (self.dot / "timings.json").unlink(missing_ok=True)
+            if key in ("ci", "fresh"):
+                # A fresh clone's files are all new: the collection cache never matches there.
+                (self.dot / "pytest-collection.json").unlink(missing_ok=True)
             if key == "test":
                 self.toml.write_text('[plugin.pytest]\ngranularity = "test"\n')
             shutil.rmtree(self.dot / "logs", ignore_errors=True)
@@ -159,11 +169,11 @@ class PytestBench:
         for label, binary in binaries():
             if label == "old" and not ({"cold", "warm"} & set(self.keys)):
                 continue
-            pair = [self.cmd(k, label, binary) for k in ("cold", "warm") if k in self.keys]
+            pair = [self.cmd(k, label, binary) for k in PAIRED if k in self.keys]
             if pair:
                 out.append(pair)
             if label == "new":
-                out += [self.cmd(k) for k in self.keys if k not in ("cold", "warm")]
+                out += [self.cmd(k) for k in self.keys if k not in PAIRED]
         return out
 
     def measure(self, reps):
@@ -214,7 +224,7 @@ class PytestBench:
             rows.append([label, reports.fmt_counts(self.verdicts[k][-1][1]), same, fmt_s(m.med(ws)), fmt_runs(ws),
                          fmt_s(m.med(cs)), " ".join(map(str, procs)) or "-"])
         table(["command", "counts (last run)", "passing ids and counts vs pytest", "median wall s", "runs wall s",
-               "median CPU s", "pytest process logs"], rows)
+               "median CPU s", "stdout logs (one per file or batch)"], rows)
         print()
         return bad
 
@@ -228,8 +238,9 @@ def pytest_counts_ok(bench, keys):
 
 
 def baseline_line(bench):
-    if "warm-old" in bench.got:
-        print(m.ratio_text("warm new / old (--baseline)", bench.walls("warm"), bench.walls("warm-old")))
+    for key in PAIRED:
+        if f"{key}-old" in bench.got:
+            print(m.ratio_text(f"{key} new / old (--baseline)", bench.walls(key), bench.walls(f"{key}-old")))
 
 
 # ---------------------------------------------------------------- pytest (issue 5) and pytest-real (issue 12)
@@ -271,7 +282,7 @@ def pytest_issue5(args):
 def pytest_real(args):
     """Issue 12: attrs (or --pysuite), warm <= 0.8 x xdist -n 2, cold <= 1.0 x."""
     name, version, proj, venv = pysuite(args)
-    b = PytestBench("pytest-real", proj, venv, ["cold", "warm", "xd", "ser"])
+    b = PytestBench("pytest-real", proj, venv, ["fresh", "ci", "cold", "warm", "xd", "ser"])
     b.measure(OPTS.reps)
     n = b.verdicts["ser"][-1][1].get("tests", 0)
     b.table(f"PyPI sdist `{name}` {version}, its own pytest suite ({n} tests), -j 2", OPTS.reps)
@@ -279,8 +290,11 @@ def pytest_real(args):
     print(f"{m.ratio_text('warm / xdist', b.walls('warm'), b.walls('xd'))}; "
           f"{m.ratio_text('cold / xdist', b.walls('cold'), b.walls('xd'))}; warm / plain pytest = {W / S:.2f}; "
           f"xdist / plain = {X / S:.2f}")
+    print(f"without the collection cache, as in a CI clone: "
+          f"{m.ratio_text('timings restored / xdist', b.walls('ci'), b.walls('xd'))}; "
+          f"{m.ratio_text('fresh / xdist', b.walls('fresh'), b.walls('xd'))}")
     baseline_line(b)
-    same = pytest_counts_ok(b, ["cold", "warm", "xd"])
+    same = pytest_counts_ok(b, ["fresh", "ci", "cold", "warm", "xd"])
     verdict("pytest-real", same and W / X <= 0.8 and C / X <= 1.0,
             f"{name} {version}, {n} tests; warm/xdist = {W / X:.2f} (goal <= 0.8), cold/xdist = {C / X:.2f} "
             f"(goal <= 1.0); verdicts {'identical to' if same else 'DIFFER from'} plain pytest's")

@@ -54,46 +54,64 @@ class Collect:
         for item in session.items:
             print(NODE_MARK + item.nodeid)
 
+    def pytest_collectreport(self, report):
+        if report.failed:
+            error = {"node": report.nodeid, "detail": report.longreprtext}
+            print(COLLECT_ERROR_MARK + json.dumps(error), flush=True)
+
+
+class Elsewhere(pytest.File):
+    """A file another collection shard imports: it stays in this shard's
+    collection tree, in its place, with nothing in it."""
+
+    def collect(self):
+        return []
+
 
 class CollectShard(Collect):
-    """Collects only the files of shard K of N, so that N processes import
+    """Collects the items of shard K of N only, so that N processes import
     a large suite's modules in parallel: each file pytest would collect
-    goes to the shard with the fewest bytes of such files so far. Every
-    shard sees the same files in the same order, so all agree. Prints each
-    of its files' place in that order, by which the runner merges the
-    shards in pytest's own order."""
+    goes to the shard with the fewest bytes of such files so far, and the
+    others' files become `Elsewhere`. Every shard sees the same files in the
+    same order, so all agree, and has the same collection tree: a file's
+    place among the files of that tree, in the order pytest collects them,
+    is the same in every shard. Prints its own files' places, by which the
+    runner merges the shards in pytest's own order."""
 
     def __init__(self, shard, shards):
         self.shard, self.shards = shard, shards
-        self.files = 0
         self.loads = [0] * shards
-        self.mine = []  # (place, path relative to the rootdir)
+        self.mine = set()
+        self.places = {}  # path -> place, in collection order
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_collect_file(self, file_path, parent):
         outcome = yield
         if not outcome.get_result():
             return
-        place = self.files
-        self.files += 1
         try:
             size = file_path.stat().st_size
         except OSError:
             size = 0
         owner = self.loads.index(min(self.loads))
         self.loads[owner] += size + 1
-        if owner != self.shard:
-            outcome.force_result([])
-            return
-        try:
-            relative = file_path.relative_to(parent.config.rootpath).as_posix()
-        except ValueError:
-            relative = str(file_path)
-        self.mine.append((place, relative))
+        if owner == self.shard:
+            self.mine.add(file_path)
+        else:
+            outcome.force_result([Elsewhere.from_parent(parent, path=file_path)])
+
+    def pytest_collectstart(self, collector):
+        if isinstance(collector, pytest.File):
+            self.places.setdefault(collector.path, len(self.places))
 
     def pytest_collection_finish(self, session):
-        for place, relative in self.mine:
-            print(FILE_MARK + "%d %s" % (place, relative))
+        for path, place in self.places.items():
+            if path in self.mine:
+                try:
+                    relative = path.relative_to(session.config.rootpath).as_posix()
+                except ValueError:
+                    relative = str(path)
+                print(FILE_MARK + "%d %s" % (place, relative))
         Collect.pytest_collection_finish(self, session)
 
 
@@ -327,9 +345,9 @@ class Serve(Results):
 def main(argv):
     if argv[0] == "collect":
         # `collect K/N ARGS...`: shard K of N; every file when N is 1, or
-        # in shard 0 of a pytest too old for the hook's `file_path` (before 7).
+        # in shard 0 under a pytest before 8 (whose packages are files).
         shard, shards = (int(n) for n in argv[1].split("/"))
-        if shards == 1 or getattr(pytest, "version_tuple", (0,)) < (7,):
+        if shards == 1 or getattr(pytest, "version_tuple", (0,)) < (8,):
             return pytest.main(argv[2:], plugins=[Collect()]) if shard == 0 else 5
         return pytest.main(argv[2:], plugins=[CollectShard(shard, shards)])
     if argv[0] == "serve":
