@@ -69,6 +69,13 @@ enum Granularity {
 /// has `-q` too (pytest then prints per-file counts, and nothing would run).
 const REPORTER: &str = include_str!("pytest_reporter.py");
 
+/// Where a run's argv holds the reporter's source. Each discovered test's
+/// argv has [`REPORTER_PLACE`] there, and the argv of a process the
+/// reporter itself: a copy of its 15 kB in every test of a 100,000-case
+/// suite (and in each of its cases' report outcomes) cost gigabytes.
+const REPORTER_ARG: usize = 1;
+const REPORTER_PLACE: &str = "(the reporter)";
+
 /// What the reporter prints before each collected node id.
 const NODE_MARK: &str = "paratest-node ";
 /// What it prints before each collection error (a JSON object).
@@ -139,6 +146,7 @@ impl Plugin for PytestPlugin {
         };
         // The discovered argv ends with the test's own id; swap in the batch's.
         let mut args: Vec<OsString> = args[..args.len() - 1].to_vec();
+        args[REPORTER_ARG] = REPORTER.into();
         args[RESULTS_ARG] = report_path.into();
         args.extend(tests.iter().map(|t| OsString::from(&t.id)));
         Invocation::Argv {
@@ -158,6 +166,7 @@ impl Plugin for PytestPlugin {
         };
         // The discovered argv: `-c REPORTER run RESULTS -q ARGS... ID`.
         let mut args: Vec<OsString> = args[..args.len() - 1].to_vec();
+        args[REPORTER_ARG] = REPORTER.into();
         args.remove(RESULTS_ARG);
         args[2] = "serve".into();
         let mut files = std::collections::HashSet::new();
@@ -472,10 +481,11 @@ fn common_args(settings: &Settings) -> Vec<String> {
     args
 }
 
-/// A run's argv after the program: the reporter, the results file
+/// A run's argv after the program: the reporter ([`REPORTER_ARG`], put in
+/// by [`Plugin::invocation`] and [`Plugin::serve`]), the results file
 /// ([`RESULTS_ARG`], set per attempt), pytest's arguments, the test ids last.
 fn run_args(settings: &Settings, ids: &[&str]) -> Vec<OsString> {
-    let mut args: Vec<OsString> = ["-c", REPORTER, "run", "", "-q"]
+    let mut args: Vec<OsString> = ["-c", REPORTER_PLACE, "run", "", "-q"]
         .map(OsString::from)
         .to_vec();
     args.extend(common_args(settings).into_iter().map(OsString::from));
@@ -542,6 +552,41 @@ mod tests {
             classname: Some(classname.into()),
             file: Some(file.into()),
             ..ReadCase::default()
+        }
+    }
+
+    #[test]
+    fn only_a_process_argv_holds_the_reporter_not_every_discovered_test() {
+        let settings = settings(None).unwrap();
+        let test = TestCase::new(
+            "tests/test_a.py",
+            "tests/test_a.py",
+            "tests/test_a.py",
+            Invocation::Argv {
+                program: "python3".into(),
+                args: run_args(&settings, &["tests/test_a.py"]),
+            },
+        );
+        let Invocation::Argv { args, .. } = &test.invocation else {
+            unreachable!()
+        };
+        assert!(
+            args.iter().map(|a| a.len()).sum::<usize>() < 200,
+            "{args:?}"
+        );
+        let Invocation::Argv { args, .. } =
+            PytestPlugin.invocation(&[&test], Path::new("/r/results.jsonl"))
+        else {
+            unreachable!()
+        };
+        assert_eq!(args[REPORTER_ARG], REPORTER);
+        assert_eq!(args[RESULTS_ARG], "/r/results.jsonl");
+        assert_eq!(args.last().unwrap(), "tests/test_a.py");
+        if let Some(Invocation::Argv { args, .. }) = PytestPlugin.serve(&[&test]) {
+            assert_eq!(
+                (args[REPORTER_ARG].to_str(), args[2].to_str()),
+                (Some(REPORTER), Some("serve"))
+            );
         }
     }
 

@@ -64,10 +64,16 @@ pub fn split(outcome: &TestOutcome) -> Vec<TestOutcome> {
         .into_iter()
         .zip(per_case)
         .map(|(case, attempts)| TestOutcome {
+            // What the test ran is the whole test's, not the case's: a
+            // copy per case (the reporter's source, on pytest) costs gigabytes.
             test: crate::model::TestCase {
                 id: case.id.clone(),
+                group: outcome.test.group.clone(),
                 name: case.name.clone(),
-                ..outcome.test.clone()
+                invocation: crate::model::Invocation::Shell(String::new()),
+                cwd: outcome.test.cwd.clone(),
+                env: Vec::new(),
+                ignored: outcome.test.ignored,
             },
             result: result(&attempts),
             attempts,
@@ -133,6 +139,39 @@ mod tests {
             stderr_path: "err".into(),
             cases,
         }
+    }
+
+    #[test]
+    fn a_case_carries_its_tests_place_but_not_what_the_test_ran() {
+        let mut file = TestCase::new(
+            "tests/test_a.py",
+            "tests/test_a.py",
+            "tests/test_a.py",
+            Invocation::Argv {
+                program: "python3".into(),
+                args: vec!["-c".into(), "x".repeat(15_000).into()],
+            },
+        );
+        file.cwd = "sub".into();
+        file.env = vec![("A".into(), crate::model::EnvValue::Literal("1".into()))];
+        let outcome = TestOutcome {
+            test: file,
+            result: TestResult::Passed,
+            attempts: vec![attempt(
+                1,
+                AttemptStatus::Passed,
+                vec![case("tests/test_a.py::ok", AttemptStatus::Passed)],
+            )],
+        };
+        let [case] = &split(&outcome)[..] else {
+            panic!("one case")
+        };
+        assert_eq!(
+            (case.test.group.as_str(), case.test.cwd.to_str()),
+            ("tests/test_a.py", Some("sub"))
+        );
+        assert_eq!(case.test.invocation, Invocation::Shell(String::new()));
+        assert!(case.test.env.is_empty());
     }
 
     #[test]
