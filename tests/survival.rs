@@ -219,6 +219,68 @@ fn a_pytest_child_in_its_own_session_dies() {
 }
 
 #[test]
+fn a_daemon_of_a_served_pytest_test_dies_before_the_next_test() {
+    if !common::have_pytest() {
+        return;
+    }
+    // One worker's server runs test_a, whose daemon leaves its session and
+    // is adopted by cargo-paratest, then test_b, which waits for it to be
+    // gone: only the sweep after test_a can have killed it by then.
+    let project = Project::copy("escapers");
+    let probe = project.scratch("probe");
+    let tests = project.path.join("pytest/tests");
+    std::fs::remove_file(tests.join("test_escape.py")).unwrap();
+    std::fs::write(
+        tests.join("test_a_daemon.py"),
+        r#"import os, subprocess, time
+
+def test_a_daemon():
+    pid_file = os.path.join(os.environ["PROBE_DIR"], "daemon.pid")
+    script = 'setsid sh -c \'sleep 300 & echo $! > "$1.tmp" && mv "$1.tmp" "$1"\' sh "$0" </dev/null >/dev/null 2>&1 &'
+    subprocess.run(["sh", "-c", script, pid_file], check=True)
+    deadline = time.monotonic() + 10
+    while not os.path.exists(pid_file):
+        assert time.monotonic() < deadline, "the daemon never wrote its pid"
+        time.sleep(0.01)
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        tests.join("test_b_after.py"),
+        r#"import os, time
+
+def gone(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+def test_b_after():
+    pid_file = os.path.join(os.environ["PROBE_DIR"], "daemon.pid")
+    assert os.path.exists(pid_file), "test_a_daemon did not run first"
+    pid = int(open(pid_file).read())
+    deadline = time.monotonic() + 5
+    while not gone(pid):
+        assert time.monotonic() < deadline, "test_a_daemon's daemon %d is still running" % pid
+        time.sleep(0.01)
+"#,
+    )
+    .unwrap();
+    let run = common::Paratest::new(&project.path.join("pytest"))
+        .args(["-j", "1", "--message-format", "json"])
+        .env("PROBE_DIR", &probe)
+        .run();
+    let results = run.results();
+    assert_eq!(results.len(), 2, "{}", run.stdout());
+    assert!(
+        results.values().all(|r| r == "passed"),
+        "{results:?}\n{}",
+        run.stderr()
+    );
+}
+
+#[test]
 fn services_of_the_setup_hooks_that_left_their_group_are_stopped() {
     let project = Project::copy("escapers");
     let probe = project.scratch("probe");
