@@ -217,22 +217,20 @@ fn walk_dir(
 }
 
 /// Adds the path, size and modification time of every file the walk sees
-/// to `hasher`: any edit, new or deleted file changes the hash. A directory
-/// that git-ignores all of itself (its `.gitignore` is `*`) is a tool's
-/// state, not source, and is left out: Hypothesis rewrites
-/// `.hypothesis/` on every run, virtualenv and uv write such a `.venv`.
+/// to `hasher`: any edit, new or deleted file changes the hash. Left out:
+/// [`TOOL_STATE`], what a tool rewrites on every run and no collection reads.
 pub fn hash_source(source: &Path, excluded: &[PathBuf], hasher: &mut impl std::hash::Hasher) {
     use std::hash::Hash;
-    let mut tool_state: Vec<PathBuf> = Vec::new();
     let _ = walk_source(source, excluded, &mut |relative, entry, kind| {
-        if tool_state.iter().any(|dir| relative.starts_with(dir)) {
+        if relative
+            .iter()
+            .any(|part| TOOL_STATE.iter().any(|n| part == *n))
+        {
             return Ok(());
         }
-        if kind.is_dir() {
-            if ignores_itself(&entry.path()) {
-                tool_state.push(relative.to_path_buf());
-            }
-        } else if let Ok(metadata) = entry.metadata() {
+        if !kind.is_dir()
+            && let Ok(metadata) = entry.metadata()
+        {
             relative.hash(hasher);
             metadata.len().hash(hasher);
             metadata.modified().ok().hash(hasher);
@@ -241,16 +239,11 @@ pub fn hash_source(source: &Path, excluded: &[PathBuf], hasher: &mut impl std::h
     });
 }
 
-/// Whether `dir/.gitignore` ignores everything in `dir` (one pattern, `*`).
-fn ignores_itself(dir: &Path) -> bool {
-    fs::read_to_string(dir.join(".gitignore")).is_ok_and(|text| {
-        let mut patterns = text
-            .lines()
-            .map(str::trim)
-            .filter(|line| !line.is_empty() && !line.starts_with('#'));
-        patterns.next() == Some("*") && patterns.next().is_none()
-    })
-}
+/// Directories that [`hash_source`] leaves out, at any depth: Hypothesis's
+/// example database, which every run of a Hypothesis test rewrites (a
+/// plain `pytest` in the source then cost the next run its cached
+/// collection). Copies keep them: the examples are the tests' own.
+const TOOL_STATE: &[&str] = &[".hypothesis"];
 
 /// Copying runs on its own pool: the worker threads are busy waiting on
 /// tests. `None` when no thread could be had: files are then copied one by one.
@@ -357,7 +350,7 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     #[test]
-    fn the_source_hash_sees_every_edit_but_not_a_tools_own_state() {
+    fn the_source_hash_sees_every_edit_but_not_the_hypothesis_database() {
         use std::hash::Hasher;
         let source = tempfile::tempdir().unwrap();
         let s = source.path();
@@ -366,23 +359,19 @@ mod tests {
             hash_source(s, &[], &mut hasher);
             hasher.finish()
         };
-        fs::create_dir_all(s.join(".hypothesis/examples")).unwrap();
-        fs::create_dir_all(s.join("data")).unwrap();
-        fs::write(s.join(".hypothesis/.gitignore"), "# tool state\n*\n").unwrap();
-        fs::write(s.join("data/.gitignore"), "*\n!cases.json\n").unwrap();
+        fs::create_dir_all(s.join("sub/.hypothesis/examples")).unwrap();
+        fs::create_dir_all(s.join("gen")).unwrap();
+        // A directory git ignores may still hold tests or their data.
+        fs::write(s.join("gen/.gitignore"), "*\n").unwrap();
         fs::write(s.join("test_a.py"), "def test_a(): pass\n").unwrap();
         let before = hash();
-        fs::write(s.join(".hypothesis/examples/e1"), "replayed example").unwrap();
-        assert_eq!(
-            hash(),
-            before,
-            "a directory that ignores itself is left out"
-        );
-        fs::write(s.join("data/cases.json"), "[1, 2]").unwrap();
-        let with_data = hash();
-        assert_ne!(with_data, before, "a partly ignored directory counts");
+        fs::write(s.join("sub/.hypothesis/examples/e1"), "replayed example").unwrap();
+        assert_eq!(hash(), before, "the Hypothesis database is left out");
+        fs::write(s.join("gen/test_g.py"), "def test_g(): pass\n").unwrap();
+        let with_gen = hash();
+        assert_ne!(with_gen, before, "an ignored directory's files count");
         fs::write(s.join("test_a.py"), "def test_a(): assert 1\n").unwrap();
-        assert_ne!(hash(), with_data, "an edit changes the hash");
+        assert_ne!(hash(), with_gen, "an edit changes the hash");
     }
 
     #[test]

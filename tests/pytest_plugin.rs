@@ -313,10 +313,8 @@ fn collection_is_reused_until_a_file_changes() {
         ids(&first).len() - 1,
         "the cached collection was used"
     );
-    // A tool's own state (Hypothesis rewrites its database on every run)
-    // is not source: the cache still holds.
+    // Hypothesis rewrites its database on every run: not source, the cache holds.
     std::fs::create_dir_all(project.path.join(".hypothesis/examples")).unwrap();
-    std::fs::write(project.path.join(".hypothesis/.gitignore"), "*\n").unwrap();
     std::fs::write(project.path.join(".hypothesis/examples/e1"), "x").unwrap();
     let still = project.paratest().args(args).run().expect(1);
     assert_eq!(
@@ -345,13 +343,11 @@ fn collection_is_reused_until_a_file_changes() {
 }
 
 #[test]
-fn discovery_collects_in_parallel_in_pytests_own_order() {
+fn discovery_lists_in_pytests_own_order() {
     if !common::have_pytest() {
         return;
     }
-    // Discovery shares collection among one pytest per core (at most 4),
-    // each importing some of the files; the node ids come back in the
-    // order of pytest's own collection of the whole suite.
+    // Discovery lists the node ids in the order of pytest's own collection.
     let project = Project::copy("pytest-project");
     std::fs::write(
         project.path.join("paratest.toml"),
@@ -379,6 +375,41 @@ fn discovery_collects_in_parallel_in_pytests_own_order() {
         .iter()
         .map(|id| id.as_str().unwrap())
         .collect();
+    let theirs = plain_collection(&project);
+    assert_eq!(ours.len(), 16);
+    assert_eq!(ours, theirs);
+}
+
+#[test]
+fn a_hook_over_all_items_selects_as_under_pytest() {
+    if !common::have_pytest() {
+        return;
+    }
+    // Discovery is one pytest collection of the whole suite, so that a hook
+    // that looks at every item (deselecting, as pytest-split's) selects
+    // what pytest would.
+    let project = Project::copy("pytest-project");
+    std::fs::write(
+        project.path.join("conftest.py"),
+        "def pytest_collection_modifyitems(config, items):\n    \
+         keep, drop = items[:3], items[3:]\n    \
+         config.hook.pytest_deselected(items=drop)\n    \
+         items[:] = keep\n",
+    )
+    .unwrap();
+    let mut theirs = plain_collection(&project);
+    theirs.sort();
+    let run = project
+        .paratest()
+        .args(["--plugin", "pytest", "--message-format", "json"])
+        .run();
+    let ours: Vec<String> = run.results().into_keys().collect();
+    assert_eq!(ours, theirs, "{}", run.stderr());
+    assert_eq!(ours.len(), 3);
+}
+
+/// The node ids plain pytest collects in `project`, in its order.
+fn plain_collection(project: &Project) -> Vec<String> {
     let plain = std::process::Command::new("python3")
         .args([
             "-m",
@@ -392,8 +423,9 @@ fn discovery_collects_in_parallel_in_pytests_own_order() {
         .current_dir(&project.path)
         .output()
         .unwrap();
-    let plain = String::from_utf8_lossy(&plain.stdout);
-    let theirs: Vec<&str> = plain.lines().filter(|l| l.contains("::")).collect();
-    assert_eq!(ours.len(), 16);
-    assert_eq!(ours, theirs);
+    String::from_utf8_lossy(&plain.stdout)
+        .lines()
+        .filter(|l| l.contains("::"))
+        .map(str::to_string)
+        .collect()
 }

@@ -80,8 +80,6 @@ const REPORTER_PLACE: &str = "(the reporter)";
 const NODE_MARK: &str = "paratest-node ";
 /// What it prints before each collection error (a JSON object).
 const COLLECT_ERROR_MARK: &str = "paratest-collect-error ";
-/// What a collection shard prints before each of its files: `PLACE PATH`.
-const FILE_MARK: &str = "paratest-file ";
 /// Where a run's argv holds the path of its results file, set per attempt.
 const RESULTS_ARG: usize = 3;
 
@@ -290,52 +288,34 @@ fn collect(ctx: &DiscoverContext<'_>, settings: &Settings, python: &str) -> Resu
     {
         return Ok(cached);
     }
-    let shards = collection_shards();
-    let outputs: Vec<std::io::Result<std::process::Output>> = std::thread::scope(|scope| {
-        let runs: Vec<_> = (0..shards)
-            .map(|shard| {
-                let mut command = Command::new(python);
-                command
-                    .args(["-c", REPORTER, "collect", &format!("{shard}/{shards}")])
-                    .arg("--collect-only")
-                    .args(common_args(settings))
-                    .current_dir(ctx.source);
-                scope.spawn(move || super::capture::capture(ctx, command))
-            })
-            .collect();
-        runs.into_iter()
-            .map(|run| {
-                run.join()
-                    .unwrap_or_else(|_| Err(std::io::Error::other("collection panicked")))
-            })
-            .collect()
-    });
-    let mut collected = Vec::new();
-    let mut errors = Vec::new();
-    for output in outputs {
-        let output = output.map_err(|e| {
-            Error::with_cause(
-                Kind::CannotRun,
-                format!("cannot run `{python} -m pytest`"),
-                e,
-            )
-        })?;
-        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        match output.status.code() {
-            Some(0) => collected.push(stdout),
-            Some(NO_TESTS_COLLECTED) => {}
-            _ => errors.push(format!(
+    let mut command = Command::new(python);
+    command
+        .args(["-c", REPORTER, "collect", "--collect-only"])
+        .args(common_args(settings))
+        .current_dir(ctx.source);
+    let output = super::capture::capture(ctx, command).map_err(|e| {
+        Error::with_cause(
+            Kind::CannotRun,
+            format!("cannot run `{python} -m pytest`"),
+            e,
+        )
+    })?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let node_ids: Vec<String> = match output.status.code() {
+        Some(0) => stdout
+            .lines()
+            .filter_map(|line| line.strip_prefix(NODE_MARK))
+            .map(str::to_string)
+            .collect(),
+        Some(NO_TESTS_COLLECTED) => Vec::new(),
+        _ => {
+            return Err(Error::cannot_run(format!(
                 "`{python} -m pytest --collect-only` failed ({}):\n{}",
                 output.status,
                 collection_errors(&stdout, &String::from_utf8_lossy(&output.stderr))
-            )),
+            )));
         }
-    }
-    if !errors.is_empty() {
-        errors.dedup();
-        return Err(Error::cannot_run(errors.join("\n\n")));
-    }
-    let node_ids = merge_shards(&collected);
+    };
     if let Some(fingerprint) = fingerprint {
         let cache = serde_json::json!({"fingerprint": fingerprint, "node_ids": node_ids});
         // A cache that cannot be written only costs the next run its collection.
@@ -344,47 +324,6 @@ fn collect(ctx: &DiscoverContext<'_>, settings: &Settings, python: &str) -> Resu
         });
     }
     Ok(node_ids)
-}
-
-/// How many pytest processes share discovery's collection (see the
-/// reporter's `CollectShard`): one per core, at most [`MAX_COLLECTION_SHARDS`].
-/// Importing the test modules is most of a large suite's collection, and
-/// nothing else runs meanwhile.
-fn collection_shards() -> usize {
-    std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(MAX_COLLECTION_SHARDS)
-}
-
-/// Beyond this, each shard's own start-up (Python, pytest, its plugins and
-/// the `conftest.py` files) outweighs its share of the modules.
-const MAX_COLLECTION_SHARDS: usize = 4;
-
-/// The node ids of every shard's stdout, in pytest's own order: by the
-/// place of their file among all files collected (the reporter prints each
-/// shard's files' places), then as the shard listed them.
-fn merge_shards(outputs: &[String]) -> Vec<String> {
-    let mut places: HashMap<&str, usize> = HashMap::new();
-    for stdout in outputs {
-        for line in stdout.lines().filter_map(|l| l.strip_prefix(FILE_MARK)) {
-            if let Some((place, file)) = line.split_once(' ')
-                && let Ok(place) = place.parse()
-            {
-                places.insert(file, place);
-            }
-        }
-    }
-    let mut ids: Vec<(usize, usize, usize, &str)> = Vec::new();
-    for (shard, stdout) in outputs.iter().enumerate() {
-        let listed = stdout.lines().filter_map(|l| l.strip_prefix(NODE_MARK));
-        for (i, id) in listed.enumerate() {
-            let file = id.split_once("::").map_or(id, |(file, _)| file);
-            let place = places.get(file).copied().unwrap_or(usize::MAX);
-            ids.push((place, shard, i, id));
-        }
-    }
-    ids.sort_unstable();
-    ids.into_iter().map(|(.., id)| id.to_string()).collect()
 }
 
 /// What to show of a failed collection: each collection error pytest
@@ -588,29 +527,6 @@ mod tests {
                 (Some(REPORTER), Some("serve"))
             );
         }
-    }
-
-    #[test]
-    fn collection_shards_merge_in_the_order_of_their_files() {
-        // Shard 0 collected files 0 and 2, shard 1 file 1; an id of no
-        // listed file (a plugin's own item) goes last.
-        let zero = "paratest-file 0 a.py\nparatest-file 2 c.py\n\
-                    paratest-node a.py::t2\npaatest-noise\nparatest-node a.py::t1\n\
-                    paratest-node c.py::t\n";
-        let one =
-            "paratest-file 1 b/b.py\nparatest-node elsewhere\nparatest-node b/b.py::T::t[1]\n";
-        assert_eq!(
-            merge_shards(&[zero.to_string(), one.to_string()]),
-            [
-                "a.py::t2",
-                "a.py::t1",
-                "b/b.py::T::t[1]",
-                "c.py::t",
-                "elsewhere"
-            ]
-        );
-        let alone = "paratest-node z.py::t\nparatest-node a.py::t\n";
-        assert_eq!(merge_shards(&[alone.to_string()]), ["z.py::t", "a.py::t"]);
     }
 
     #[test]

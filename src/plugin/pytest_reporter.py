@@ -1,9 +1,8 @@
 """cargo-paratest's side of a pytest process, run as `python -c THIS MODE ...`.
 
-`collect K/N ARGS...`: pytest's own collection of shard K of N (see
-`CollectShard`); prints every collected node id behind a mark, every
-collection error (only the error, never the collection tree) behind
-another, and with N > 1 each file's place in pytest's order behind a third.
+`collect ARGS...`: pytest's own collection; prints every collected node id
+behind a mark, and every collection error (only the error, never the
+collection tree) behind another.
 
 `run RESULTS ARGS...`: runs the tests and writes RESULTS, one JSON object a
 line, a test's lines flushed together after its teardown, so that a process
@@ -46,9 +45,6 @@ NODE_MARK = "paratest-node "
 COLLECT_ERROR_MARK = "paratest-collect-error "
 
 
-FILE_MARK = "paratest-file "
-
-
 class Collect:
     def pytest_collection_finish(self, session):
         for item in session.items:
@@ -58,61 +54,6 @@ class Collect:
         if report.failed:
             error = {"node": report.nodeid, "detail": report.longreprtext}
             print(COLLECT_ERROR_MARK + json.dumps(error), flush=True)
-
-
-class Elsewhere(pytest.File):
-    """A file another collection shard imports: it stays in this shard's
-    collection tree, in its place, with nothing in it."""
-
-    def collect(self):
-        return []
-
-
-class CollectShard(Collect):
-    """Collects the items of shard K of N only, so that N processes import
-    a large suite's modules in parallel: each file pytest would collect
-    goes to the shard with the fewest bytes of such files so far, and the
-    others' files become `Elsewhere`. Every shard sees the same files in the
-    same order, so all agree, and has the same collection tree: a file's
-    place among the files of that tree, in the order pytest collects them,
-    is the same in every shard. Prints its own files' places, by which the
-    runner merges the shards in pytest's own order."""
-
-    def __init__(self, shard, shards):
-        self.shard, self.shards = shard, shards
-        self.loads = [0] * shards
-        self.mine = set()
-        self.places = {}  # path -> place, in collection order
-
-    @pytest.hookimpl(hookwrapper=True)
-    def pytest_collect_file(self, file_path, parent):
-        outcome = yield
-        if not outcome.get_result():
-            return
-        try:
-            size = file_path.stat().st_size
-        except OSError:
-            size = 0
-        owner = self.loads.index(min(self.loads))
-        self.loads[owner] += size + 1
-        if owner == self.shard:
-            self.mine.add(file_path)
-        else:
-            outcome.force_result([Elsewhere.from_parent(parent, path=file_path)])
-
-    def pytest_collectstart(self, collector):
-        if isinstance(collector, pytest.File):
-            self.places.setdefault(collector.path, len(self.places))
-
-    def pytest_collection_finish(self, session):
-        for path, place in self.places.items():
-            if path in self.mine:
-                try:
-                    relative = path.relative_to(session.config.rootpath).as_posix()
-                except ValueError:
-                    relative = str(path)
-                print(FILE_MARK + "%d %s" % (place, relative))
-        Collect.pytest_collection_finish(self, session)
 
 
 class Results:
@@ -344,12 +285,7 @@ class Serve(Results):
 
 def main(argv):
     if argv[0] == "collect":
-        # `collect K/N ARGS...`: shard K of N; every file when N is 1, or
-        # in shard 0 under a pytest before 8 (whose packages are files).
-        shard, shards = (int(n) for n in argv[1].split("/"))
-        if shards == 1 or getattr(pytest, "version_tuple", (0,)) < (8,):
-            return pytest.main(argv[2:], plugins=[Collect()]) if shard == 0 else 5
-        return pytest.main(argv[2:], plugins=[CollectShard(shard, shards)])
+        return pytest.main(argv[1:], plugins=[Collect()])
     if argv[0] == "serve":
         code = int(pytest.main(argv[1:], plugins=[Serve()]))
         # The session is over (its fixtures torn down, its summary written):
