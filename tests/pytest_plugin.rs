@@ -429,3 +429,54 @@ fn plain_collection(project: &Project) -> Vec<String> {
         .map(str::to_string)
         .collect()
 }
+
+#[test]
+fn paths_and_node_ids_in_pytests_configuration_run_what_discovery_listed_or_are_refused() {
+    if !common::have_pytest() {
+        return;
+    }
+    let project = Project::copy("pytest-project");
+    let run_with = |toml: &str| {
+        std::fs::write(project.path.join("paratest.toml"), toml).unwrap();
+        project
+            .paratest()
+            .args(["--plugin", "pytest", "--message-format", "json"])
+            .run()
+    };
+    let ids = |run: &common::Run| run.results().into_keys().collect::<Vec<_>>();
+    let params: Vec<String> = ["1-1", "2-4", "3-9", "-4-16"]
+        .iter()
+        .map(|p| format!("tests/test_param.py::test_square[{p}]"))
+        .collect();
+    // A served worker runs a file's request alone: a path selects as under pytest.
+    let path = run_with("[plugin.pytest]\nargs = [\"tests/test_param.py\"]\n").expect(0);
+    let mut want = params.clone();
+    want.sort();
+    assert_eq!(ids(&path), want);
+    // A node id, with a test per node id, too.
+    let node =
+        "[plugin.pytest]\nargs = [\"tests/test_basic.py::test_adds\", \"tests/test_param.py\"]\n";
+    let by_test = run_with(&format!("{node}granularity = \"test\"\n")).expect(0);
+    want.push("tests/test_basic.py::test_adds".to_string());
+    want.sort();
+    assert_eq!(ids(&by_test), want);
+    // A file is one test: its process would run test_fails, which the node id leaves out.
+    let refused = run_with(node).expect(2);
+    assert!(
+        refused
+            .stderr()
+            .contains("selects the node id `tests/test_basic.py::test_adds`"),
+        "{}",
+        refused.stderr()
+    );
+    assert!(refused.results().is_empty());
+    // A process per file or batch would run the path beside its own ids.
+    let refused =
+        run_with("[plugin.pytest]\nargs = [\"tests/test_param.py\"]\npersistent = false\n")
+            .expect(2);
+    assert!(
+        refused.stderr().contains("with persistent = false"),
+        "{}",
+        refused.stderr()
+    );
+}

@@ -78,6 +78,9 @@ const REPORTER_PLACE: &str = "(the reporter)";
 
 /// What the reporter prints before each collected node id.
 const NODE_MARK: &str = "paratest-node ";
+/// What it prints before the paths and node ids pytest's configuration
+/// selected (a JSON list), when it had any.
+const ARGS_MARK: &str = "paratest-args ";
 /// What it prints before each collection error (a JSON object).
 const COLLECT_ERROR_MARK: &str = "paratest-collect-error ";
 /// Where a run's argv holds the path of its results file, set per attempt.
@@ -103,7 +106,11 @@ impl Plugin for PytestPlugin {
         let settings = settings(ctx.settings)?;
         PERSISTENT.store(settings.persistent, std::sync::atomic::Ordering::Relaxed);
         let python = python(&settings);
-        let node_ids = collect(ctx, &settings, &python)?;
+        let Collection {
+            node_ids,
+            selecting_args,
+        } = collect(ctx, &settings, &python)?;
+        check_selecting_args(&selecting_args, &settings)?;
         let node_ids = node_ids
             .iter()
             .map(String::as_str)
@@ -278,7 +285,15 @@ fn configured(source: &Path) -> bool {
 /// The node ids pytest collects, from the cache when nothing in the source
 /// changed since it was written (collection imports every test module,
 /// which on a large suite costs seconds before any test can start).
-fn collect(ctx: &DiscoverContext<'_>, settings: &Settings, python: &str) -> Result<Vec<String>> {
+/// What discovery's collection found: the node ids, and the paths or node
+/// ids that `args`, `addopts` or `PYTEST_ADDOPTS` selected them with.
+#[derive(Debug, Default, PartialEq)]
+struct Collection {
+    node_ids: Vec<String>,
+    selecting_args: Vec<String>,
+}
+
+fn collect(ctx: &DiscoverContext<'_>, settings: &Settings, python: &str) -> Result<Collection> {
     let cache_path = ctx.source.join(".paratest").join(COLLECTION_CACHE);
     let fingerprint = settings
         .cache_collection
@@ -301,13 +316,19 @@ fn collect(ctx: &DiscoverContext<'_>, settings: &Settings, python: &str) -> Resu
         )
     })?;
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let node_ids: Vec<String> = match output.status.code() {
-        Some(0) => stdout
-            .lines()
-            .filter_map(|line| line.strip_prefix(NODE_MARK))
-            .map(str::to_string)
-            .collect(),
-        Some(NO_TESTS_COLLECTED) => Vec::new(),
+    let collection = match output.status.code() {
+        Some(0) | Some(NO_TESTS_COLLECTED) => Collection {
+            node_ids: stdout
+                .lines()
+                .filter_map(|line| line.strip_prefix(NODE_MARK))
+                .map(str::to_string)
+                .collect(),
+            selecting_args: stdout
+                .lines()
+                .filter_map(|line| line.strip_prefix(ARGS_MARK))
+                .find_map(|json| serde_json::from_str(json).ok())
+                .unwrap_or_default(),
+        },
         _ => {
             return Err(Error::cannot_run(format!(
                 "`{python} -m pytest --collect-only` failed ({}):\n{}",
@@ -317,13 +338,17 @@ fn collect(ctx: &DiscoverContext<'_>, settings: &Settings, python: &str) -> Resu
         }
     };
     if let Some(fingerprint) = fingerprint {
-        let cache = serde_json::json!({"fingerprint": fingerprint, "node_ids": node_ids});
+        let cache = serde_json::json!({
+            "fingerprint": fingerprint,
+            "node_ids": collection.node_ids,
+            "selecting_args": collection.selecting_args,
+        });
         // A cache that cannot be written only costs the next run its collection.
         let _ = crate::atomic::write(&cache_path, |w| {
             serde_json::to_writer(w, &cache).map_err(std::io::Error::from)
         });
     }
-    Ok(node_ids)
+    Ok(collection)
 }
 
 /// What to show of a failed collection: each collection error pytest
@@ -357,16 +382,55 @@ const COLLECTION_TAIL_LINES: usize = 20;
 /// Where [`collect`] keeps the last collection, in the source's `.paratest/`.
 const COLLECTION_CACHE: &str = "pytest-collection.json";
 
-fn read_cache(path: &Path, fingerprint: &str) -> Option<Vec<String>> {
+fn read_cache(path: &Path, fingerprint: &str) -> Option<Collection> {
     let cache: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
     if cache["fingerprint"].as_str()? != fingerprint {
         return None;
     }
-    cache["node_ids"]
-        .as_array()?
-        .iter()
-        .map(|id| id.as_str().map(str::to_string))
-        .collect()
+    let strings = |key: &str| -> Option<Vec<String>> {
+        cache[key]
+            .as_array()?
+            .iter()
+            .map(|id| id.as_str().map(str::to_string))
+            .collect()
+    };
+    Some(Collection {
+        node_ids: strings("node_ids")?,
+        // A cache from before this key was written selected nothing it knew of.
+        selecting_args: strings("selecting_args").unwrap_or_default(),
+    })
+}
+
+/// Paths and node ids in pytest's configuration select at discovery, and
+/// are passed to every run too, beside the runner's own ids: pytest then
+/// runs their union. That is what discovery listed only for a served
+/// (persistent) worker, which runs a request's items alone, and for file
+/// ids only without a node id among them (a file's request runs the whole
+/// file). Anything else would run tests discovery left out, so it is
+/// refused, with what to write instead.
+fn check_selecting_args(selecting: &[String], settings: &Settings) -> Result<()> {
+    let Some(first) = selecting.first() else {
+        return Ok(());
+    };
+    let fix = "select tests with paratest's filters (`cargo paratest run tests/unit`, -E) \
+               or pytest's -k/-m, and keep paths out of `args`, `addopts` and PYTEST_ADDOPTS";
+    if !settings.persistent {
+        return Err(Error::usage(format!(
+            "pytest's configuration selects `{first}` (a path or node id from [plugin.pytest] \
+             args, addopts or PYTEST_ADDOPTS): with persistent = false every process would run \
+             it beside its own tests; {fix}"
+        )));
+    }
+    if settings.granularity == Granularity::File
+        && let Some(node) = selecting.iter().find(|arg| arg.contains("::"))
+    {
+        return Err(Error::usage(format!(
+            "pytest's configuration selects the node id `{node}` (from [plugin.pytest] args, \
+             addopts or PYTEST_ADDOPTS): a file is one test here and runs whole, so the tests \
+             of its file that it leaves out would run too; {fix}, or set granularity = \"test\""
+        )));
+    }
+    Ok(())
 }
 
 /// What collection depends on, as a hash: the size, modification time and

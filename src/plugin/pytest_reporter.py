@@ -43,10 +43,17 @@ except ImportError:  # pytest moved it: the same rule, copied
 
 NODE_MARK = "paratest-node "
 COLLECT_ERROR_MARK = "paratest-collect-error "
+ARGS_MARK = "paratest-args "
 
 
 class Collect:
     def pytest_collection_finish(self, session):
+        # Paths or node ids that `addopts`, PYTEST_ADDOPTS or the plugin's
+        # `args` gave (discovery itself gives none): the runner must know,
+        # since they would be added to every run's own ids.
+        source = getattr(session.config, "args_source", None)
+        if getattr(source, "name", None) == "ARGS":
+            print(ARGS_MARK + json.dumps([str(arg) for arg in session.config.args]))
         for item in session.items:
             print(NODE_MARK + item.nodeid)
 
