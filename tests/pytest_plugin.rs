@@ -431,52 +431,47 @@ fn plain_collection(project: &Project) -> Vec<String> {
 }
 
 #[test]
-fn paths_and_node_ids_in_pytests_configuration_run_what_discovery_listed_or_are_refused() {
+fn paths_and_node_ids_in_pytests_configuration_are_refused_not_run_beside_every_test() {
     if !common::have_pytest() {
         return;
     }
+    // Every run adds pytest's configured paths and node ids to its own ids,
+    // and pytest runs the union: `tests/test_basic.py::test_adds` would have
+    // the file's process run test_fails too, which it leaves out.
     let project = Project::copy("pytest-project");
-    let run_with = |toml: &str| {
+    let refused = |toml: &str, env: Option<&str>| {
         std::fs::write(project.path.join("paratest.toml"), toml).unwrap();
-        project
-            .paratest()
-            .args(["--plugin", "pytest", "--message-format", "json"])
-            .run()
+        let mut paratest =
+            project
+                .paratest()
+                .args(["--plugin", "pytest", "--message-format", "json"]);
+        if let Some(addopts) = env {
+            paratest = paratest.env("PYTEST_ADDOPTS", addopts);
+        }
+        let run = paratest.run().expect(2);
+        assert!(run.results().is_empty(), "{}", run.stdout());
+        run.stderr()
     };
-    let ids = |run: &common::Run| run.results().into_keys().collect::<Vec<_>>();
-    let params: Vec<String> = ["1-1", "2-4", "3-9", "-4-16"]
-        .iter()
-        .map(|p| format!("tests/test_param.py::test_square[{p}]"))
-        .collect();
-    // A served worker runs a file's request alone: a path selects as under pytest.
-    let path = run_with("[plugin.pytest]\nargs = [\"tests/test_param.py\"]\n").expect(0);
-    let mut want = params.clone();
-    want.sort();
-    assert_eq!(ids(&path), want);
-    // A node id, with a test per node id, too.
-    let node =
-        "[plugin.pytest]\nargs = [\"tests/test_basic.py::test_adds\", \"tests/test_param.py\"]\n";
-    let by_test = run_with(&format!("{node}granularity = \"test\"\n")).expect(0);
-    want.push("tests/test_basic.py::test_adds".to_string());
-    want.sort();
-    assert_eq!(ids(&by_test), want);
-    // A file is one test: its process would run test_fails, which the node id leaves out.
-    let refused = run_with(node).expect(2);
+    let node = "[plugin.pytest]\nargs = [\"tests/test_basic.py::test_adds\"]\n";
+    let stderr = refused(node, None);
     assert!(
-        refused
-            .stderr()
-            .contains("selects the node id `tests/test_basic.py::test_adds`"),
-        "{}",
-        refused.stderr()
+        stderr.contains("selects `tests/test_basic.py::test_adds`") && stderr.contains("-k/-m"),
+        "{stderr}"
     );
-    assert!(refused.results().is_empty());
-    // A process per file or batch would run the path beside its own ids.
-    let refused =
-        run_with("[plugin.pytest]\nargs = [\"tests/test_param.py\"]\npersistent = false\n")
-            .expect(2);
-    assert!(
-        refused.stderr().contains("with persistent = false"),
-        "{}",
-        refused.stderr()
-    );
+    refused(&format!("{node}granularity = \"test\"\n"), None);
+    refused("[plugin.pytest]\nargs = [\"tests/test_param.py\"]\n", None);
+    let stderr = refused("", Some("tests/test_param.py"));
+    assert!(stderr.contains("selects `tests/test_param.py`"), "{stderr}");
+    // Options, and pytest.ini's testpaths, select nothing by themselves.
+    std::fs::write(
+        project.path.join("paratest.toml"),
+        "[plugin.pytest]\nargs = [\"-k\", \"square\"]\n",
+    )
+    .unwrap();
+    let run = project
+        .paratest()
+        .args(["--plugin", "pytest", "--message-format", "json"])
+        .run()
+        .expect(0);
+    assert_eq!(run.results().len(), 4, "{:?}", run.results());
 }

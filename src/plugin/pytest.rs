@@ -110,7 +110,7 @@ impl Plugin for PytestPlugin {
             node_ids,
             selecting_args,
         } = collect(ctx, &settings, &python)?;
-        check_selecting_args(&selecting_args, &settings)?;
+        check_selecting_args(&selecting_args)?;
         let node_ids = node_ids
             .iter()
             .map(String::as_str)
@@ -282,17 +282,17 @@ fn configured(source: &Path) -> bool {
         || has_section("setup.cfg", "[tool:pytest]")
 }
 
-/// The node ids pytest collects, from the cache when nothing in the source
-/// changed since it was written (collection imports every test module,
-/// which on a large suite costs seconds before any test can start).
 /// What discovery's collection found: the node ids, and the paths or node
 /// ids that `args`, `addopts` or `PYTEST_ADDOPTS` selected them with.
-#[derive(Debug, Default, PartialEq)]
+#[derive(Debug)]
 struct Collection {
     node_ids: Vec<String>,
     selecting_args: Vec<String>,
 }
 
+/// The node ids pytest collects, from the cache when nothing in the source
+/// changed since it was written (collection imports every test module,
+/// which on a large suite costs seconds before any test can start).
 fn collect(ctx: &DiscoverContext<'_>, settings: &Settings, python: &str) -> Result<Collection> {
     let cache_path = ctx.source.join(".paratest").join(COLLECTION_CACHE);
     let fingerprint = settings
@@ -401,36 +401,23 @@ fn read_cache(path: &Path, fingerprint: &str) -> Option<Collection> {
     })
 }
 
-/// Paths and node ids in pytest's configuration select at discovery, and
-/// are passed to every run too, beside the runner's own ids: pytest then
-/// runs their union. That is what discovery listed only for a served
-/// (persistent) worker, which runs a request's items alone, and for file
-/// ids only without a node id among them (a file's request runs the whole
-/// file). Anything else would run tests discovery left out, so it is
-/// refused, with what to write instead.
-fn check_selecting_args(selecting: &[String], settings: &Settings) -> Result<()> {
-    let Some(first) = selecting.first() else {
-        return Ok(());
-    };
-    let fix = "select tests with paratest's filters (`cargo paratest run tests/unit`, -E) \
-               or pytest's -k/-m, and keep paths out of `args`, `addopts` and PYTEST_ADDOPTS";
-    if !settings.persistent {
-        return Err(Error::usage(format!(
-            "pytest's configuration selects `{first}` (a path or node id from [plugin.pytest] \
-             args, addopts or PYTEST_ADDOPTS): with persistent = false every process would run \
-             it beside its own tests; {fix}"
-        )));
+/// Paths and node ids in pytest's configuration select at discovery, but
+/// they would be passed to every run too, beside the runner's own ids, and
+/// pytest runs the union: a file's process would run tests of the file that
+/// a node id left out, and a process per file or batch (`persistent =
+/// false`, `--no-capture`) every configured path. So they are refused, with
+/// what to write instead (`testpaths` is not affected: pytest uses it only
+/// when no path is given).
+fn check_selecting_args(selecting: &[String]) -> Result<()> {
+    match selecting.first() {
+        None => Ok(()),
+        Some(first) => Err(Error::usage(format!(
+            "pytest's configuration selects `{first}` (a path or node id in [plugin.pytest] \
+             args, addopts or PYTEST_ADDOPTS), which every run would add to its own tests; \
+             select with paratest's filters (`cargo paratest run tests/unit`, -E), pytest's \
+             -k/-m, or `testpaths` in pytest's configuration"
+        ))),
     }
-    if settings.granularity == Granularity::File
-        && let Some(node) = selecting.iter().find(|arg| arg.contains("::"))
-    {
-        return Err(Error::usage(format!(
-            "pytest's configuration selects the node id `{node}` (from [plugin.pytest] args, \
-             addopts or PYTEST_ADDOPTS): a file is one test here and runs whole, so the tests \
-             of its file that it leaves out would run too; {fix}, or set granularity = \"test\""
-        )));
-    }
-    Ok(())
 }
 
 /// What collection depends on, as a hash: the size, modification time and
