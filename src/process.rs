@@ -504,7 +504,6 @@ impl ProcessTable {
     }
 }
 
-/// Whether a process exists and is not a zombie.
 /// The last process id the kernel handed out in this pid namespace (the
 /// last field of `/proc/loadavg`), where the system says: equal before and
 /// after a test, no process was started meanwhile.
@@ -513,6 +512,7 @@ pub fn last_pid() -> Option<u32> {
     text.split_whitespace().nth(4)?.parse().ok()
 }
 
+/// Whether a process exists and is not a zombie.
 pub fn process_alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
         let state = stat

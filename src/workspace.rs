@@ -240,9 +240,9 @@ pub fn hash_source(source: &Path, excluded: &[PathBuf], hasher: &mut impl std::h
 }
 
 /// Directories that [`hash_source`] leaves out, at any depth: Hypothesis's
-/// example database, which every run of a Hypothesis test rewrites (a
-/// plain `pytest` in the source then cost the next run its cached
-/// collection). Copies keep them: the examples are the tests' own.
+/// example database, which Hypothesis rewrites whenever pytest starts with
+/// it, discovery's own collection included (the cache never held on such a
+/// suite). pytest never collects from it; copies keep it, for the tests.
 const TOOL_STATE: &[&str] = &[".hypothesis"];
 
 /// Copying runs on its own pool: the worker threads are busy waiting on
