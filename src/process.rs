@@ -506,10 +506,15 @@ impl ProcessTable {
 
 /// The last process id the kernel handed out in this pid namespace (the
 /// last field of `/proc/loadavg`), where the system says: equal before and
-/// after a test, no process was started meanwhile.
+/// after a test, no process was started meanwhile. A sandbox that shows 0
+/// there says nothing.
 pub fn last_pid() -> Option<u32> {
     let text = std::fs::read_to_string("/proc/loadavg").ok()?;
-    text.split_whitespace().nth(4)?.parse().ok()
+    text.split_whitespace()
+        .nth(4)?
+        .parse()
+        .ok()
+        .filter(|&pid| pid != 0)
 }
 
 /// Whether a process exists and is not a zombie.
@@ -667,6 +672,16 @@ mod tests {
         watchdog.run(sh("sleep 0.3"), limits).unwrap();
         assert!(rx.try_recv().unwrap() >= Duration::from_millis(50));
         assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn the_last_pid_moves_when_a_process_starts() {
+        let Some(before) = last_pid() else {
+            return; // no /proc/loadavg here: every sweep scans
+        };
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        child.wait().unwrap();
+        assert_ne!(last_pid(), Some(before));
     }
 
     #[test]
