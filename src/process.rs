@@ -507,8 +507,21 @@ impl ProcessTable {
 /// The last process id the kernel handed out in this pid namespace (the
 /// last field of `/proc/loadavg`), where the system says: equal before and
 /// after a test, no process was started meanwhile. A sandbox that shows 0
-/// there says nothing.
+/// there, or a `/proc/loadavg` mounted over the kernel's, says nothing.
 pub fn last_pid() -> Option<u32> {
+    // LXCFS (`lxcfs -l`) mounts its own `/proc/loadavg`, whose last field is
+    // the container's largest pid of up to 5 s ago: no answer at all.
+    static VIRTUAL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let virtual_loadavg = *VIRTUAL.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/mountinfo").map_or(true, |mounts| {
+            mounts
+                .lines()
+                .any(|line| line.split_whitespace().nth(4) == Some("/proc/loadavg"))
+        })
+    });
+    if virtual_loadavg {
+        return None;
+    }
     let text = std::fs::read_to_string("/proc/loadavg").ok()?;
     text.split_whitespace()
         .nth(4)?

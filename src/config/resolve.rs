@@ -235,8 +235,17 @@ pub fn find_source(
 /// `package.workspace` key, or a workspace above that may or may not list
 /// this package, is Cargo's to decide.
 fn certain_workspace_root(manifest: &Path) -> Option<PathBuf> {
+    // Cargo resolves `..` by the letter, the filesystem through symbolic
+    // links: a path with `..` is Cargo's to decide. `.` parts are dropped.
+    if manifest
+        .components()
+        .any(|c| c == std::path::Component::ParentDir)
+    {
+        return None;
+    }
+    let manifest: PathBuf = manifest.components().collect();
     let dir = manifest.parent()?;
-    let table: toml::Table = std::fs::read_to_string(manifest).ok()?.parse().ok()?;
+    let table: toml::Table = std::fs::read_to_string(&manifest).ok()?.parse().ok()?;
     let points_elsewhere = table
         .get("package")
         .is_some_and(|package| package.get("workspace").is_some());
@@ -298,6 +307,10 @@ mod tests {
         );
         write("broken/Cargo.toml", "[package\n");
         assert_eq!(root("broken/Cargo.toml"), None);
+        // `..` after a symbolic link means one directory to Cargo and another
+        // to the filesystem; `.` means nothing.
+        assert_eq!(root("ws/member/../Cargo.toml"), None);
+        assert_eq!(root("ws/./Cargo.toml"), Some(dir.path().join("ws")));
     }
 
     /// A source directory with this `paratest.toml`, resolved with these

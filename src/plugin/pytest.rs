@@ -422,8 +422,8 @@ fn check_selecting_args(selecting: &[String]) -> Result<()> {
 
 /// What collection depends on, as a hash: the size, modification time and
 /// path of every file of the source (caches, `.git` and `.paratest` aside),
-/// the Python, the plugin's settings and `PYTEST_ADDOPTS`. Any edit, new or
-/// deleted file changes it.
+/// the Python, the plugin's settings, `PYTEST_ADDOPTS` and our reporter. Any
+/// edit, new or deleted file changes it.
 fn fingerprint(source: &Path, python: &str, settings: &Settings) -> String {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::hash::DefaultHasher::new();
@@ -434,6 +434,8 @@ fn fingerprint(source: &Path, python: &str, settings: &Settings) -> String {
     )
         .hash(&mut hasher);
     std::env::var_os("PYTEST_ADDOPTS").hash(&mut hasher);
+    // What the reporter prints (a new version may print more) is the cache's too.
+    REPORTER.hash(&mut hasher);
     crate::workspace::hash_source(source, &[], &mut hasher);
     format!("{:016x}", hasher.finish())
 }
