@@ -439,7 +439,7 @@ fn paths_and_node_ids_in_pytests_configuration_are_refused_not_run_beside_every_
     // and pytest runs the union: `tests/test_basic.py::test_adds` would have
     // the file's process run test_fails too, which it leaves out.
     let project = Project::copy("pytest-project");
-    let refused = |toml: &str, env: Option<&str>| {
+    let run_with = |toml: &str, env: Option<&str>| {
         std::fs::write(project.path.join("paratest.toml"), toml).unwrap();
         let mut paratest =
             project
@@ -448,7 +448,10 @@ fn paths_and_node_ids_in_pytests_configuration_are_refused_not_run_beside_every_
         if let Some(addopts) = env {
             paratest = paratest.env("PYTEST_ADDOPTS", addopts);
         }
-        let run = paratest.run().expect(2);
+        paratest.run()
+    };
+    let refused = |toml: &str, env: Option<&str>| {
+        let run = run_with(toml, env).expect(2);
         assert!(run.results().is_empty(), "{}", run.stdout());
         run.stderr()
     };
@@ -463,15 +466,6 @@ fn paths_and_node_ids_in_pytests_configuration_are_refused_not_run_beside_every_
     let stderr = refused("", Some("tests/test_param.py"));
     assert!(stderr.contains("selects `tests/test_param.py`"), "{stderr}");
     // Options, and pytest.ini's testpaths, select nothing by themselves.
-    std::fs::write(
-        project.path.join("paratest.toml"),
-        "[plugin.pytest]\nargs = [\"-k\", \"square\"]\n",
-    )
-    .unwrap();
-    let run = project
-        .paratest()
-        .args(["--plugin", "pytest", "--message-format", "json"])
-        .run()
-        .expect(0);
+    let run = run_with("[plugin.pytest]\nargs = [\"-k\", \"square\"]\n", None).expect(0);
     assert_eq!(run.results().len(), 4, "{:?}", run.results());
 }
